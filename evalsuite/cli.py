@@ -1,0 +1,177 @@
+"""Command-line interface (click). Parses options into a RunConfig and calls the evaluator; no logic."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from . import __version__
+from .errors import EvalsuiteError
+
+
+def _default_device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _fmt(v) -> str:
+    return "–" if v is None else f"{v:.1f}"
+
+
+def results_table(outcomes) -> str:
+    """Markdown table of measured metrics, one row per protocol."""
+    metrics = []
+    for o in outcomes:
+        metrics += [m for m in o.record["metrics"] if m not in metrics]
+    head = ["protocol", "model", "instances", *metrics]
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+    for o in outcomes:
+        rec = o.record
+        cells = [rec["protocol"]["id"], rec["model"]["name"], str(rec["counts"]["instances"])]
+        cells += [_fmt(rec["metrics"].get(m)) for m in metrics]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="evalsuite")
+@click.option("--debug", is_flag=True, help="Show full tracebacks for errors.")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool) -> None:
+    """Zero-shot evaluation of promptable segmentation models (EfficientSAM Table 4 / 5 protocols)."""
+    ctx.obj = {"debug": debug}
+
+
+@cli.command()
+@click.argument("protocols", nargs=-1, required=True)
+@click.option("--model", "-m", required=True, help="Registered model name (see `evalsuite ls`).")
+@click.option(
+    "--data",
+    type=click.Choice(["real", "sample"]),
+    default="real",
+    show_default=True,
+    help="Real COCO/LVIS, or the small sample bundled with evalsuite.",
+)
+@click.option(
+    "--data-root",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Folder holding annotations/ and the image folders (default: $EVALSUITE_DATA or ./datasets/coco).",
+)
+@click.option(
+    "--ann", type=click.Path(path_type=Path), default=None, help="Annotation file (overrides the default)."
+)
+@click.option("--checkpoint", type=click.Path(path_type=Path), default=None, help="Model checkpoint file.")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=Path("runs"),
+    show_default=True,
+    help="Output folder; each run goes to OUT/MODEL/PROTOCOL/.",
+)
+@click.option("--limit", type=int, default=None, help="Evaluate only the first N images (by id).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random click rule.")
+@click.option("--device", default=None, help="cpu, cuda or cuda:N (default: cuda if available).")
+@click.option(
+    "--set",
+    "sets",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override a protocol option, e.g. click_rule=sam, include_crowd=true, mask_choice=oracle.",
+)
+@click.option("--overwrite", is_flag=True, help="Discard an existing run with different settings in OUT.")
+@click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
+@click.pass_context
+def run(
+    ctx,
+    protocols,
+    model,
+    data,
+    data_root,
+    ann,
+    checkpoint,
+    out,
+    limit,
+    seed,
+    device,
+    sets,
+    overwrite,
+    no_progress,
+):
+    """Evaluate MODEL on one or more PROTOCOLS (e.g. coco-box coco-1click)."""
+    from .evaluator import RunConfig
+    from .evaluator import run as run_eval
+    from .protocols import parse_override
+
+    cfg = RunConfig(
+        protocols=list(protocols),
+        model=model,
+        data=data,
+        data_root=data_root,
+        ann=ann,
+        checkpoint=str(checkpoint) if checkpoint else None,
+        out=out,
+        limit=limit,
+        seed=seed,
+        device=device or _default_device(),
+        overrides=dict(parse_override(s) for s in sets),
+        overwrite=overwrite,
+        progress=not no_progress and sys.stderr.isatty(),
+    )
+    outcomes = run_eval(cfg)
+    click.echo(results_table(outcomes))
+    for o in outcomes:
+        click.echo(f"record: {o.record_path}")
+
+
+@cli.command("ls")
+def ls() -> None:
+    """List protocols (with versions and options) and models."""
+    from .models.registry import get_spec, model_names
+    from .protocols import load_protocols
+
+    click.echo("Protocols:")
+    for p in load_protocols().values():
+        opts = ", ".join(f"{k}={v}" for k, v in p.options.items())
+        click.echo(f"  {p.id:<16} {p.summary}\n  {'':<16} options: {opts}")
+    click.echo("\nModels:")
+    for name in model_names():
+        try:
+            summary = get_spec(name).summary
+        except Exception as e:  # a broken third-party plugin must not hide the others
+            summary = f"(failed to load: {e})"
+        click.echo(f"  {name:<16} {summary}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: user errors become one line and exit status 2 (1 for runtime failures)."""
+    debug = "--debug" in (argv if argv is not None else sys.argv[1:]) or bool(
+        os.environ.get("EVALSUITE_DEBUG")
+    )
+    try:
+        cli.main(args=argv, prog_name="evalsuite", standalone_mode=False)
+    except EvalsuiteError as e:
+        if debug:
+            raise
+        click.echo(f"evalsuite: error: {e}", err=True)
+        return e.exit_code
+    except click.exceptions.Abort:
+        click.echo("evalsuite: aborted", err=True)
+        return 130
+    except click.ClickException as e:
+        e.show()
+        return 2
+    except KeyboardInterrupt:
+        click.echo(
+            "evalsuite: interrupted; finished images are kept, re-run the same command to resume", err=True
+        )
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,174 @@
+"""COCO and LVIS readers built on the official APIs (pycocotools ``COCO``, ``lvis.LVIS``).
+
+A reader yields :class:`Sample` s — image id, image path, size and annotations —
+and knows nothing about prompts, models or metrics.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from pathlib import Path, PurePosixPath
+from urllib.parse import urlparse
+
+from lvis import LVIS
+from pycocotools.coco import COCO
+
+from ..errors import InputError
+from .jsonio import read_json
+from .types import Instance, Sample
+
+_REQUIRED = {
+    "images": ("id", "height", "width"),
+    "annotations": ("id", "image_id", "category_id", "segmentation"),
+}
+
+
+def _check_layout(data: object, path: Path, image_keys: tuple[str, ...]) -> None:
+    """Fail early, naming the file and the first offending entry, on a malformed annotation file."""
+    if not isinstance(data, dict):
+        raise InputError(f"{path}: expected a JSON object with 'images', 'annotations', 'categories'")
+    for section in ("images", "annotations", "categories"):
+        if not isinstance(data.get(section), list):
+            raise InputError(f"{path}: missing or malformed '{section}' list")
+    for section, keys in (
+        ("images", _REQUIRED["images"] + image_keys),
+        ("annotations", _REQUIRED["annotations"]),
+    ):
+        for entry in data[section]:
+            missing = [k for k in keys if k not in entry]
+            if missing:
+                raise InputError(f"{path}: {section[:-1]} {entry.get('id', '?')} lacks {', '.join(missing)}")
+
+
+class DatasetReader(ABC):
+    """Common part of the COCO and LVIS readers."""
+
+    family: str = ""
+
+    def __init__(self, ann_file: Path, image_root: Path) -> None:
+        self.ann_file = Path(ann_file)
+        self.image_root = Path(image_root)
+        self.annotation_sha256 = ""
+        self.categories: dict[int, dict] = {}
+
+    @abstractmethod
+    def image_ids(self) -> list[int]:
+        """Every image id, sorted (the evaluation order)."""
+
+    @abstractmethod
+    def sample(self, image_id: int) -> Sample:
+        """The image's path, size and annotations (sorted by annotation id)."""
+
+    def __iter__(self) -> Iterator[Sample]:
+        for image_id in self.image_ids():
+            yield self.sample(image_id)
+
+    def __len__(self) -> int:
+        return len(self.image_ids())
+
+    @staticmethod
+    def _instance(ann: dict, crowd_key: bool) -> Instance:
+        x, y, w, h = (float(v) for v in ann.get("bbox", (0.0, 0.0, 0.0, 0.0)))
+        return Instance(
+            ann_id=int(ann["id"]),
+            category_id=int(ann["category_id"]),
+            area=float(ann.get("area", 0.0)),
+            bbox=(x, y, w, h),
+            segmentation=ann["segmentation"],
+            iscrowd=bool(ann.get("iscrowd", 0)) if crowd_key else False,
+        )
+
+
+class CocoReader(DatasetReader):
+    """COCO instances file; images at ``<image_root>/val2017/<file_name>`` (or ``image_root`` itself)."""
+
+    family = "coco"
+
+    def __init__(self, ann_file: Path, image_root: Path, image_dir: str = "val2017") -> None:
+        super().__init__(ann_file, image_root)
+        data, self.annotation_sha256 = read_json(self.ann_file)
+        _check_layout(data, self.ann_file, ("file_name",))
+        self.api = COCO()
+        self.api.dataset = data
+        with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints progress
+            self.api.createIndex()
+        self.categories = dict(self.api.cats)
+        self.image_dir = image_dir
+        self._ids = sorted(self.api.imgs)
+
+    def image_ids(self) -> list[int]:
+        return self._ids
+
+    def image_path(self, image: dict) -> Path:
+        return self.image_root / self.image_dir / image["file_name"]
+
+    def sample(self, image_id: int) -> Sample:
+        img = self.api.imgs[image_id]
+        anns = sorted(self.api.imgToAnns.get(image_id, []), key=lambda a: a["id"])
+        return Sample(
+            image_id=int(image_id),
+            path=self.image_path(img),
+            height=int(img["height"]),
+            width=int(img["width"]),
+            instances=tuple(self._instance(a, crowd_key=True) for a in anns),
+        )
+
+
+class _PreloadedLVIS(LVIS):
+    """``lvis.LVIS`` over an already parsed dict (the file is read once, for its hash too)."""
+
+    def __init__(self, dataset: dict) -> None:
+        self._preloaded = dataset
+        super().__init__("<preloaded>")
+
+    def _load_json(self, path: str) -> dict:
+        return self._preloaded
+
+
+def lvis_image_relpath(coco_url: str) -> PurePosixPath:
+    """``<split>/<file>`` of an LVIS image from its ``coco_url``.
+
+    LVIS v1 val draws images from COCO train2017 *and* val2017; only the URL says which.
+    """
+    parts = PurePosixPath(urlparse(coco_url).path).parts
+    if len(parts) < 2:
+        raise ValueError(f"coco_url {coco_url!r} has no '<split>/<file>' path")
+    return PurePosixPath(parts[-2], parts[-1])
+
+
+class LvisReader(DatasetReader):
+    """LVIS v1 file; images at ``<image_root>/<train2017|val2017>/<file>`` from each ``coco_url``."""
+
+    family = "lvis"
+
+    def __init__(self, ann_file: Path, image_root: Path) -> None:
+        super().__init__(ann_file, image_root)
+        data, self.annotation_sha256 = read_json(self.ann_file)
+        _check_layout(data, self.ann_file, ("coco_url",))
+        self.api = _PreloadedLVIS(data)
+        self.categories = dict(self.api.cats)
+        self._ids = sorted(self.api.imgs)
+
+    def image_ids(self) -> list[int]:
+        return self._ids
+
+    def image_path(self, image: dict) -> Path:
+        try:
+            rel = lvis_image_relpath(image["coco_url"])
+        except ValueError as e:
+            raise InputError(f"{self.ann_file}: image {image['id']}: {e}") from None
+        return self.image_root.joinpath(*rel.parts)
+
+    def sample(self, image_id: int) -> Sample:
+        img = self.api.imgs[image_id]
+        anns = sorted(self.api.img_ann_map.get(image_id, []), key=lambda a: a["id"])
+        return Sample(
+            image_id=int(image_id),
+            path=self.image_path(img),
+            height=int(img["height"]),
+            width=int(img["width"]),
+            instances=tuple(self._instance(a, crowd_key=False) for a in anns),
+        )

@@ -1,0 +1,1 @@
+"""Synthetic COCO/LVIS sample data written by evalsuite.data.sample_gen (do not edit)."""

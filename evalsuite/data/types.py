@@ -1,0 +1,34 @@
+"""Plain data records shared by readers, prompts and evaluators."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Instance:
+    """One ground-truth annotation, as stored in the annotation file.
+
+    ``segmentation`` is kept in its original form (polygons, compressed or
+    uncompressed RLE); it is decoded on demand with pycocotools.
+    """
+
+    ann_id: int
+    category_id: int
+    area: float
+    bbox: tuple[float, float, float, float]  # xywh, as in the file
+    segmentation: Any
+    iscrowd: bool = False
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One image with its annotations."""
+
+    image_id: int
+    path: Path
+    height: int
+    width: int
+    instances: tuple[Instance, ...] = field(default_factory=tuple)

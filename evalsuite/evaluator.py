@@ -1,0 +1,262 @@
+"""The evaluation loop: data in, per-instance records and one run record per protocol out.
+
+One ``run`` may hold several protocols: images of a dataset are read and
+embedded once and every protocol that still needs the image is served from
+that embedding. Each (model, protocol) pair has its own run folder with an
+append-only instance log, so an interrupted run resumes where it stopped and
+ends with the same record as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from .data.images import load_rgb
+from .data.locate import DataSource, locate
+from .errors import InputError
+from .metrics.miou import MIoUEvaluator
+from .models import build_model
+from .models.base import Runner
+from .protocols import OPTION_SCHEMA, Protocol, get_protocol
+from .provenance import device_info, software
+from .records import SCHEMA_VERSION, RunFolder
+from .reference import paper_value
+from .tasks.miou import MaskCache, MIoUTask
+
+
+@dataclass
+class RunConfig:
+    """Everything a user chooses for one ``evalsuite run``."""
+
+    protocols: list[str]
+    model: str
+    data: str = "real"  # "real" | "sample"
+    data_root: Path | None = None
+    ann: Path | None = None
+    checkpoint: str | None = None
+    out: Path = Path("runs")
+    limit: int | None = None
+    seed: int = 0
+    device: str = "cpu"
+    overrides: dict[str, Any] = field(default_factory=dict)
+    overwrite: bool = False
+    progress: bool = True
+    prompt_batch: int = 64
+
+
+@dataclass
+class RunOutcome:
+    """What a finished protocol run produced."""
+
+    protocol: Protocol
+    folder: Path
+    record: dict[str, Any]
+
+    @property
+    def record_path(self) -> Path:
+        return self.folder / "record.json"
+
+
+def resolve_protocols(names: list[str], overrides: dict[str, Any]) -> list[Protocol]:
+    """Protocols by name, each with the overrides that concern its prompt kind."""
+    if len(set(names)) != len(names):
+        raise InputError("a protocol is named twice")
+    if "prompt" in overrides:
+        raise InputError(
+            "the prompt kind is what a protocol is; pick another protocol instead of --set prompt="
+        )
+    protocols = [get_protocol(n) for n in names]
+    applied: set[str] = set()
+    out = []
+    for p in protocols:
+        mine = {
+            k: v
+            for k, v in overrides.items()
+            if k in p.options or k not in ("box_source", "click_rule", "clicks")
+        }
+        applied |= set(mine)
+        out.append(p.with_options(mine))
+    if unused := set(overrides) - applied:
+        raise InputError(
+            f"option(s) {', '.join(sorted(unused))} apply to none of the protocols {', '.join(names)}",
+            hint=f"options: {', '.join(OPTION_SCHEMA)}",
+        )
+    return out
+
+
+@dataclass
+class _ProtocolRun:
+    """Live state of one protocol inside a run: task, folder, evaluator, counts."""
+
+    protocol: Protocol
+    task: MIoUTask
+    folder: RunFolder
+    evaluator: MIoUEvaluator
+    done: dict[int, dict]
+    skipped: Counter = field(default_factory=Counter)
+    seconds: float = 0.0
+    images_processed: int = 0
+
+
+def _ids_sha256(ids: list[int]) -> str:
+    return hashlib.sha256(",".join(map(str, ids)).encode()).hexdigest()
+
+
+def _fingerprint(
+    cfg: RunConfig, runner: Runner, proto: Protocol, source: DataSource, ann_sha: str, ids: list[int]
+):
+    """The settings that determine a protocol run's result: resume only continues an identical run."""
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "protocol": proto.id,
+        "options": proto.options,
+        "model": cfg.model,
+        "checkpoint_sha256": runner.checkpoint_sha256,
+        "seed": cfg.seed,
+        "dataset": source.name,
+        "annotation_sha256": ann_sha,
+        "image_ids_sha256": _ids_sha256(ids),
+    }
+
+
+def run(cfg: RunConfig) -> list[RunOutcome]:
+    """Run every protocol of ``cfg`` and return their outcomes (records written to disk)."""
+    if cfg.limit is not None and cfg.limit < 1:
+        raise InputError("--limit must be at least 1")
+    protocols = resolve_protocols(cfg.protocols, cfg.overrides)
+    families = sorted({p.dataset for p in protocols})
+    if cfg.ann is not None and len(families) > 1:
+        raise InputError(
+            "--ann names one annotation file, but the protocols use both COCO and LVIS", hint="run them apart"
+        )
+    tasks = [MIoUTask(p, cfg.seed, cfg.prompt_batch) for p in protocols]
+    sources = {f: locate(f, cfg.data, cfg.data_root, cfg.ann) for f in families}  # fail fast on missing data
+    runner = build_model(cfg.model, checkpoint=cfg.checkpoint, device=cfg.device)
+    for t in tasks:
+        t.check_runner(runner)
+    outcomes: dict[str, RunOutcome] = {}
+    for family in families:
+        group = [t for t in tasks if t.protocol.dataset == family]
+        for o in _run_dataset(cfg, runner, sources[family], group):
+            outcomes[o.protocol.name] = o
+    return [outcomes[p.name] for p in protocols]
+
+
+def _run_dataset(
+    cfg: RunConfig, runner: Runner, source: DataSource, tasks: list[MIoUTask]
+) -> list[RunOutcome]:
+    reader = source.open()
+    ids = reader.image_ids()[: cfg.limit] if cfg.limit else reader.image_ids()
+    runs: list[_ProtocolRun] = []
+    for task in tasks:
+        fp = _fingerprint(cfg, runner, task.protocol, source, reader.annotation_sha256, ids)
+        folder = RunFolder(Path(cfg.out) / cfg.model / task.protocol.name, fp, overwrite=cfg.overwrite)
+        done, records = folder.load_finished()
+        ev = MIoUEvaluator()
+        ev.process(records)
+        skipped = Counter()
+        for row in done.values():
+            skipped.update(row.get("skipped", {}))
+        runs.append(_ProtocolRun(task.protocol, task, folder, ev, done, skipped))
+
+    todo = [i for i in ids if any(i not in r.done for r in runs)]
+    started = time.perf_counter()
+    bar = tqdm(
+        todo, desc=f"{cfg.model} on {source.name}", unit="img", disable=not cfg.progress, dynamic_ncols=True
+    )
+    for image_id in bar:
+        sample = reader.sample(image_id)
+        image = load_rgb(sample.path, (sample.height, sample.width), image_id)
+        runner.set_image(image)
+        cache = MaskCache(sample)
+        for r in runs:
+            if image_id in r.done:
+                continue
+            t0 = time.perf_counter()
+            records, stats = r.task.run_image(runner, cache)
+            r.seconds += time.perf_counter() - t0
+            r.images_processed += 1
+            row = {"image_id": image_id, "instances": len(records), "skipped": dict(sorted(stats.items()))}
+            r.folder.append_image(row, records)
+            r.done[image_id] = row
+            r.evaluator.process(records)
+            r.skipped.update(stats)
+    wall = time.perf_counter() - started
+    return [_finish(cfg, runner, source, reader, ids, r, wall) for r in runs]
+
+
+def _finish(
+    cfg, runner: Runner, source: DataSource, reader, ids: list[int], r: _ProtocolRun, wall: float
+) -> RunOutcome:
+    result = r.evaluator.evaluate()
+    metrics = {k: result["metrics"][f"{k}"] for k in r.protocol.metrics}
+    counts = {
+        "images": len(ids),
+        "instances": result["metrics"]["n"],
+        "instances_by_size": {b: result["metrics"][f"n_{b}"] for b in ("S", "M", "L")},
+        "skipped": dict(sorted(r.skipped.items())),
+    }
+    paper = {}
+    for m in r.protocol.metrics:
+        pv = paper_value(cfg.model, r.protocol.name, m)
+        if pv is not None:
+            paper[m] = {"value": pv.value, "source": pv.source, "row": pv.row}
+    fingerprint = r.folder.config
+    record = {
+        "schema_version": SCHEMA_VERSION,
+        "run_id": f"{cfg.model}__{r.protocol.name}__{_short_hash(fingerprint)}",
+        "protocol": {
+            "name": r.protocol.name,
+            "version": r.protocol.version,
+            "id": r.protocol.id,
+            "task": r.protocol.task,
+            "options": r.protocol.options,
+            "options_hash": r.protocol.options_hash,
+        },
+        "dataset": {
+            "name": source.name,
+            "family": source.family,
+            "annotation_file": str(source.ann_file),
+            "annotation_sha256": reader.annotation_sha256,
+            "image_ids_sha256": _ids_sha256(ids),
+            "limit": cfg.limit,
+        },
+        "counts": counts,
+        "model": {
+            "name": cfg.model,
+            "checkpoint": cfg.checkpoint,
+            "checkpoint_sha256": runner.checkpoint_sha256,
+        },
+        "seed": cfg.seed,
+        "metrics": metrics,
+        "higher_is_better": {m: True for m in metrics},
+        "per_category": {
+            str(k): {"name": reader.categories.get(k, {}).get("name"), **v}
+            for k, v in result["per_category"].items()
+        },
+        "paper": paper,
+        "software": software(),
+        "environment": {**device_info(cfg.device), "world_size": 1},
+        "timing": {
+            "finished_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "wall_s": round(wall, 3),
+            "protocol_s_this_session": round(r.seconds, 3),
+            "images_this_session": r.images_processed,
+        },
+        "files": {"instances": "instances.jsonl", "images": "images.jsonl", "config": "config.json"},
+    }
+    r.folder.write_record(record)
+    return RunOutcome(r.protocol, r.folder.path, record)
+
+
+def _short_hash(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:10]

@@ -1,0 +1,117 @@
+"""Per-instance records and the mIoU aggregations of the Table 4 protocols.
+
+The evaluator keeps small per-instance records; every number is a pure function
+of them, so a run can be re-scored offline and record sets from several
+processes merge by concatenation.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from typing import Any, ClassVar
+
+# COCO's area buckets (by the annotation's `area`), non-overlapping.
+SMALL_MAX = 32**2
+MEDIUM_MAX = 96**2
+BUCKETS = ("S", "M", "L")
+
+
+def size_bucket(area: float) -> str:
+    """'S' (< 32²), 'M' (32²–96²) or 'L' (≥ 96²), as COCO buckets areas."""
+    if area < SMALL_MAX:
+        return "S"
+    return "M" if area < MEDIUM_MAX else "L"
+
+
+@dataclass(frozen=True)
+class InstanceRecord:
+    """The outcome for one instance: ids, size, the exact prompt used, the chosen mask and its IoU."""
+
+    image_id: int
+    ann_id: int
+    category_id: int
+    area: float
+    size: str
+    iou: float
+    prompt: dict[str, Any]  # {"box": [x0,y0,x1,y1]} or {"points": [[x,y],...], "labels": [...]}
+    mask_index: int
+    score: float
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> InstanceRecord:
+        return cls(**data)
+
+    @property
+    def key(self) -> tuple[int, int]:
+        return (self.image_id, self.ann_id)
+
+
+def _mean_pct(values: list[float]) -> float | None:
+    return 100.0 * math.fsum(values) / len(values) if values else None
+
+
+def summarize_miou(records: Iterable[InstanceRecord]) -> dict[str, float | int | None]:
+    """mIoU (percent) over all instances and per size bucket, with counts.
+
+    An empty bucket gives ``None``: there is no honest number for it.
+    """
+    by_bucket: dict[str, list[float]] = defaultdict(list)
+    everything: list[float] = []
+    for r in records:
+        everything.append(r.iou)
+        by_bucket[r.size].append(r.iou)
+    out: dict[str, float | int | None] = {"mIoU": _mean_pct(everything)}
+    for b in BUCKETS:
+        out[f"mIoU_{b}"] = _mean_pct(by_bucket[b])
+    out["n"] = len(everything)
+    for b in BUCKETS:
+        out[f"n_{b}"] = len(by_bucket[b])
+    return out
+
+
+def per_category_miou(records: Iterable[InstanceRecord]) -> dict[int, dict[str, float | int]]:
+    """mIoU (percent) and instance count per category id."""
+    by_cat: dict[int, list[float]] = defaultdict(list)
+    for r in records:
+        by_cat[r.category_id].append(r.iou)
+    return {c: {"mIoU": _mean_pct(v), "n": len(v)} for c, v in sorted(by_cat.items())}
+
+
+class MIoUEvaluator:
+    """detectron2-style evaluator: ``reset() / process(records) / evaluate()``.
+
+    Its state is the list of records, so states from several processes merge by
+    concatenation (``merge``); ``evaluate`` sorts by (image id, annotation id)
+    first, which makes the result independent of processing order.
+    """
+
+    higher_is_better: ClassVar[dict[str, bool]] = dict.fromkeys(("mIoU", "mIoU_S", "mIoU_M", "mIoU_L"), True)
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self._records: list[InstanceRecord] = []
+
+    def process(self, records: Iterable[InstanceRecord]) -> None:
+        self._records.extend(records)
+
+    def merge(self, other: MIoUEvaluator) -> None:
+        self._records.extend(other._records)
+
+    @property
+    def records(self) -> list[InstanceRecord]:
+        return sorted(self._records, key=lambda r: r.key)
+
+    def evaluate(self) -> dict[str, Any]:
+        records = self.records
+        keys = [r.key for r in records]
+        if len(set(keys)) != len(keys):
+            raise RuntimeError("an instance was scored twice; refusing to report a biased mean")
+        return {"metrics": summarize_miou(records), "per_category": per_category_miou(records)}

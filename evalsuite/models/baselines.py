@@ -1,0 +1,97 @@
+"""Weightless baselines that need no checkpoint.
+
+``oracle`` returns the ground-truth mask: every protocol must score 100 with it,
+which proves the data, prompt and metric pipeline end to end. ``box-fill``
+returns the prompt box filled in: a real floor for box protocols.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ..errors import InputError
+from .base import PROMPT_BOX, PROMPT_POINTS, ModelSpec, Prediction, Runner
+
+
+def _no_checkpoint(name: str, checkpoint: str | None) -> None:
+    if checkpoint is not None:
+        raise InputError(f"model {name!r} has no weights; drop --checkpoint")
+
+
+class OracleRunner(Runner):
+    """Returns the ground-truth mask of each prompted instance (score 1)."""
+
+    name = "oracle"
+    prompt_kinds = frozenset({PROMPT_BOX, PROMPT_POINTS})
+    uses_ground_truth = True
+
+    def __init__(self) -> None:
+        self._shape: tuple[int, int] | None = None
+        self._targets: np.ndarray | None = None
+
+    def set_image(self, image: np.ndarray) -> None:
+        self._shape = image.shape[:2]
+        self._targets = None
+
+    def set_targets(self, masks: np.ndarray) -> None:
+        self._targets = np.asarray(masks, dtype=bool)
+
+    def predict(self, boxes=None, points=None, point_labels=None, multimask=True) -> Prediction:
+        if self._targets is None:
+            raise RuntimeError("oracle: set_targets() must be called before predict()")
+        n = len(boxes) if boxes is not None else len(points)
+        if n != len(self._targets):
+            raise RuntimeError(f"oracle: {n} prompts but {len(self._targets)} targets")
+        masks = torch.from_numpy(self._targets)[:, None]
+        return Prediction(masks=masks, iou_predictions=torch.ones(n, 1))
+
+
+class BoxFillRunner(Runner):
+    """Returns the prompt box, filled, as the mask (box prompts only)."""
+
+    name = "box-fill"
+    prompt_kinds = frozenset({PROMPT_BOX})
+
+    def __init__(self) -> None:
+        self._shape: tuple[int, int] | None = None
+
+    def set_image(self, image: np.ndarray) -> None:
+        self._shape = image.shape[:2]
+
+    def predict(self, boxes=None, points=None, point_labels=None, multimask=True) -> Prediction:
+        if boxes is None or points is not None:
+            raise InputError("model 'box-fill' takes box prompts only")
+        h, w = self._shape
+        return Prediction(
+            masks=box_masks(np.asarray(boxes, float), h, w)[:, None],
+            iou_predictions=torch.ones(len(boxes), 1),
+        )
+
+
+def box_masks(boxes: np.ndarray, height: int, width: int) -> torch.Tensor:
+    """N×H×W bool masks of the pixels whose centres lie inside each xyxy box.
+
+    Pixel (r, c) has centre (c + 0.5, r + 0.5); for the integer pixel-edge boxes
+    of the box protocols this is exactly the box's pixels.
+    """
+    b = torch.as_tensor(boxes, dtype=torch.float64).reshape(-1, 4)
+    xs = torch.arange(width, dtype=torch.float64) + 0.5
+    ys = torch.arange(height, dtype=torch.float64) + 0.5
+    inx = (xs[None] >= b[:, 0:1]) & (xs[None] < b[:, 2:3])
+    iny = (ys[None] >= b[:, 1:2]) & (ys[None] < b[:, 3:4])
+    return iny[:, :, None] & inx[:, None, :]
+
+
+def _build_oracle(checkpoint: str | None = None, device: str = "cpu", **_: object) -> Runner:
+    _no_checkpoint("oracle", checkpoint)
+    return OracleRunner()
+
+
+def _build_box_fill(checkpoint: str | None = None, device: str = "cpu", **_: object) -> Runner:
+    _no_checkpoint("box-fill", checkpoint)
+    return BoxFillRunner()
+
+
+ORACLE = ModelSpec("oracle", "ground-truth masks (pipeline check: every protocol scores 100)", _build_oracle)
+BOX_FILL = ModelSpec("box-fill", "the prompt box filled in (a floor for box protocols)", _build_box_fill)

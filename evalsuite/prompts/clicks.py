@@ -1,0 +1,256 @@
+"""Point (click) prompts.
+
+Two rules are implemented:
+
+* :func:`random_clicks` — the EfficientSAM paper's rule: k distinct foreground
+  pixels drawn uniformly at random. The generator is seeded from
+  ``(seed, image_id, ann_id)`` only, so the clicks for an object do not depend on
+  the model, the run, the shard layout or the order objects are visited in, and
+  the k-click set is a prefix of the (k+1)-click set.
+* :func:`sam_click` / :func:`sam_clicks_sequence` — the SAM paper's iterative
+  clicker (RITM style, as used by EfficientViT-SAM's evaluation): each click goes
+  to the interior-most pixel of the larger error region.
+
+Pixel ``(row r, col c)`` is handed to a model as the point ``(x=c, y=r)`` in
+original image coordinates (no +0.5 shift). Points are float64 ``(n, 2)`` arrays
+of ``(x, y)``; labels are int64, 1 for a positive (foreground) click and 0 for a
+negative one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+from numpy.typing import ArrayLike
+from scipy import ndimage
+
+__all__ = [
+    "distance_transform_padded",
+    "random_clicks",
+    "sam_click",
+    "sam_click_center",
+    "sam_clicks_sequence",
+]
+
+# Predictor callback for sam_clicks_sequence: (points (n, 2) xy float64, labels (n,) int64) -> H×W mask.
+PredictFn = Callable[[np.ndarray, np.ndarray], ArrayLike]
+
+
+def _as_mask(mask: ArrayLike, name: str) -> np.ndarray:
+    m = np.asarray(mask)
+    if m.ndim != 2:
+        raise ValueError(f"{name}: expected a 2-D mask, got shape {m.shape}")
+    return np.ascontiguousarray(m, dtype=bool)
+
+
+def _as_seed_int(value: int, name: str) -> int:
+    """Seed material must be a non-negative integer (numpy ints and big ints are fine)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise ValueError(f"random_clicks: {name} must be an integer, got {value!r}")
+    v = int(value)
+    if v < 0:
+        raise ValueError(f"random_clicks: {name} must be non-negative, got {v}")
+    return v
+
+
+# ---------------------------------------------------------------------------
+# Random clicks (EfficientSAM)
+# ---------------------------------------------------------------------------
+
+
+def random_clicks(
+    mask: ArrayLike, k: int, seed: int, image_id: int, ann_id: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """k distinct mask pixels drawn uniformly without replacement, as positive clicks.
+
+    The draw is a fixed sequence: ``rng = np.random.default_rng([seed, image_id, ann_id])``,
+    then ``rng.integers(n)`` repeatedly into ``np.flatnonzero(mask)`` (row-major pixel
+    order, ``n`` pixels), skipping indices already drawn, until k distinct ones are
+    chosen. Since the sequence never depends on k, the clicks are nested (the k-click
+    set is the first k of the (k+1)-click set) and reproducible for any run layout.
+    (Draws are made in vectorised chunks; numpy's ``Generator.integers`` yields the
+    same stream in chunks as one at a time, which the tests check.)
+
+    Returns ``(points, labels)``: float64 ``(k, 2)`` of ``(x, y)`` and int64 ``(k,)`` of ones.
+    Raises ValueError for an empty mask, negative k, or a mask with fewer than k
+    pixels — the caller decides what a too-small object means for its protocol
+    (skip it, or ask for fewer clicks); silently returning fewer clicks would make
+    "k-click" results mix different k.
+    """
+    m = _as_mask(mask, "random_clicks")
+    if isinstance(k, (bool, np.bool_)) or not isinstance(k, (int, np.integer)) or k < 0:
+        raise ValueError(f"random_clicks: k must be a non-negative integer, got {k!r}")
+    k = int(k)
+    material = [
+        _as_seed_int(seed, "seed"),
+        _as_seed_int(image_id, "image_id"),
+        _as_seed_int(ann_id, "ann_id"),
+    ]
+    pixels = np.flatnonzero(m)
+    n = pixels.size
+    if n == 0:
+        raise ValueError("random_clicks: the mask is empty, there is no pixel to click")
+    if k > n:
+        raise ValueError(f"random_clicks: asked for {k} distinct clicks but the mask has only {n} pixel(s)")
+
+    rng = np.random.default_rng(material)
+    seen = np.zeros(n, dtype=bool)
+    chosen: list[np.ndarray] = []
+    need = k
+    while need > 0:
+        # Enough draws to usually finish in one go (coupon-collector margin when k is close to n).
+        chunk = rng.integers(n, size=max(16, 2 * need + (n if 2 * k > n else 0)))
+        # First occurrence of each value within the chunk, kept in draw order.
+        _, first = np.unique(chunk, return_index=True)
+        fresh = chunk[np.sort(first)]
+        fresh = fresh[~seen[fresh]][:need]
+        seen[fresh] = True
+        chosen.append(fresh)
+        need -= fresh.size
+    order = np.concatenate(chosen) if chosen else np.zeros(0, dtype=np.int64)
+    rows, cols = np.divmod(pixels[order], m.shape[1])
+    points = np.stack([cols, rows], axis=1).astype(np.float64).reshape(k, 2)
+    labels = np.ones(k, dtype=np.int64)
+    return points, labels
+
+
+# ---------------------------------------------------------------------------
+# SAM / RITM clicker
+# ---------------------------------------------------------------------------
+
+
+def distance_transform_padded(mask: ArrayLike) -> np.ndarray:
+    """Exact Euclidean distance from each mask pixel to the nearest non-mask pixel, border included.
+
+    The mask is zero-padded by one pixel before ``scipy.ndimage.distance_transform_edt``
+    and the padding is cropped afterwards, so the image border acts as object
+    boundary: a pixel on the edge of the image is at distance 1, as in the RITM
+    clicker. Returns float64 of the mask's shape (0 outside the mask).
+    """
+    m = _as_mask(mask, "distance_transform_padded")
+    padded = np.pad(m, 1, mode="constant", constant_values=False)
+    dt = ndimage.distance_transform_edt(padded)
+    return np.ascontiguousarray(dt[1:-1, 1:-1], dtype=np.float64)
+
+
+# Already-clicked points for sam_click: a sequence of (x, y) pairs or an (n, 2) array.
+Clicked = Sequence[Sequence[float]] | np.ndarray | None
+
+
+def _clicked_to_mask(clicked: Clicked, shape: tuple[int, ...]) -> np.ndarray:
+    out = np.zeros(shape, dtype=bool)
+    if clicked is None:
+        return out
+    pts = np.asarray(clicked, dtype=np.float64)
+    if pts.size == 0:
+        return out
+    if pts.ndim != 2 or pts.shape[1] != 2:
+        raise ValueError(f"sam_click: clicked must be a list of (x, y) points, got shape {pts.shape}")
+    if not np.all(np.isfinite(pts)) or not np.array_equal(pts, np.round(pts)):
+        raise ValueError("sam_click: clicked points must lie on pixel coordinates (integral x, y)")
+    xs = pts[:, 0].astype(np.int64)
+    ys = pts[:, 1].astype(np.int64)
+    h, w = shape
+    if np.any((xs < 0) | (xs >= w) | (ys < 0) | (ys >= h)):
+        raise ValueError(f"sam_click: a clicked point lies outside the {w}x{h} (width x height) image")
+    out[ys, xs] = True
+    return out
+
+
+def sam_click(
+    gt: ArrayLike,
+    pred: ArrayLike | None = None,
+    clicked: Clicked = None,
+) -> tuple[tuple[float, float], int]:
+    """Next click of the SAM/RITM clicker: the interior-most pixel of the larger error region.
+
+    FN = gt & ~pred and FP = ~gt & pred (``pred=None`` means nothing predicted yet,
+    so the first click lands at the object's centre). Each gets
+    :func:`distance_transform_padded`; pixels in ``clicked`` — a sequence of
+    ``(x, y)`` points as previously returned, or an ``(n, 2)`` array — are zeroed in
+    both, so no pixel is clicked twice. The click is positive (label 1) iff
+    ``max(DT_FN) > max(DT_FP)``; a tie is negative (label 0). It is placed at the
+    first pixel in row-major order attaining the chosen maximum.
+
+    Edge case, kept literal rather than special-cased: when both maxima are 0 (a
+    perfect prediction, an empty gt with no prediction, or every error pixel
+    already clicked) the rule yields a negative click at the first pixel of the
+    image, ``(0.0, 0.0)``, whatever lies there. Callers that want to stop instead
+    should check the error regions themselves.
+
+    Returns ``((x, y), label)`` with float x, y and int label.
+    """
+    g = _as_mask(gt, "sam_click")
+    if pred is None:
+        p = np.zeros_like(g)
+    else:
+        p = _as_mask(pred, "sam_click")
+        if p.shape != g.shape:
+            raise ValueError(f"sam_click: pred shape {p.shape} differs from gt shape {g.shape}")
+    done = _clicked_to_mask(clicked, g.shape)
+
+    dt_fn = distance_transform_padded(g & ~p)
+    dt_fp = distance_transform_padded(~g & p)
+    dt_fn[done] = 0.0
+    dt_fp[done] = 0.0
+
+    positive = bool(dt_fn.max() > dt_fp.max())
+    dt = dt_fn if positive else dt_fp
+    # argmax returns the first maximum in row-major (C) order.
+    r, c = np.unravel_index(int(np.argmax(dt)), dt.shape)
+    return (float(c), float(r)), int(positive)
+
+
+def sam_click_center(gt: ArrayLike) -> tuple[float, float]:
+    """First SAM click: ``(x, y)`` of the first row-major pixel maximising the padded EDT of gt.
+
+    Same point as ``sam_click(gt)`` (which is always positive for a non-empty gt),
+    offered on its own for protocols that only need the object's centre click.
+    Raises ValueError for an empty gt, which has no centre.
+    """
+    g = _as_mask(gt, "sam_click_center")
+    if not g.any():
+        raise ValueError("sam_click_center: the gt mask is empty, it has no centre")
+    dt = distance_transform_padded(g)
+    r, c = np.unravel_index(int(np.argmax(dt)), dt.shape)
+    return float(c), float(r)
+
+
+def sam_clicks_sequence(
+    gt: ArrayLike, predict: PredictFn, k: int
+) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+    """Run the SAM clicker for k rounds against a model.
+
+    Click 1 comes from ``pred=None``; after click i the model is asked
+    ``predict(points[:i], labels[:i])`` (all clicks so far, together) and click i+1
+    is chosen from that prediction, never repeating a clicked pixel. ``predict``
+    is called exactly k times, on fresh copies of the arrays.
+
+    Returns ``(points, labels, predictions)``: float64 ``(k, 2)`` ``(x, y)``, int64
+    ``(k,)``, and the k predictions as bool masks (prediction i used clicks 1..i).
+    Raises ValueError for an empty gt or negative k, or if a prediction's shape
+    differs from gt. Pure apart from calling ``predict``.
+    """
+    g = _as_mask(gt, "sam_clicks_sequence")
+    if isinstance(k, (bool, np.bool_)) or not isinstance(k, (int, np.integer)) or k < 0:
+        raise ValueError(f"sam_clicks_sequence: k must be a non-negative integer, got {k!r}")
+    if not g.any():
+        raise ValueError("sam_clicks_sequence: the gt mask is empty, there is nothing to click on")
+    k = int(k)
+    points = np.zeros((k, 2), dtype=np.float64)
+    labels = np.zeros(k, dtype=np.int64)
+    predictions: list[np.ndarray] = []
+    pred: np.ndarray | None = None
+    for i in range(k):
+        (x, y), label = sam_click(g, pred, points[:i])
+        points[i] = (x, y)
+        labels[i] = label
+        out = np.asarray(predict(points[: i + 1].copy(), labels[: i + 1].copy()))
+        if out.shape != g.shape:
+            raise ValueError(
+                f"sam_clicks_sequence: predict returned shape {out.shape}, expected the gt shape {g.shape}"
+            )
+        pred = np.array(out, dtype=bool)
+        predictions.append(pred)
+    return points, labels, predictions

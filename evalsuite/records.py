@@ -1,0 +1,123 @@
+"""Run records and per-instance logs on disk: atomic writes, resumable appends.
+
+A run folder holds ``config.json`` (the settings that determine the result),
+``instances.jsonl`` (one line per scored instance), ``images.jsonl`` (one line
+per finished image, written after its instances) and, once complete,
+``record.json``. An image counts as finished only when its line is in
+``images.jsonl`` and all its instances are present, so a crash at any point
+loses at most the image in flight.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from .errors import EvalsuiteError, ResumeConflictError
+from .metrics.miou import InstanceRecord
+
+SCHEMA_VERSION = 1
+CONFIG_FILE = "config.json"
+INSTANCES_FILE = "instances.jsonl"
+IMAGES_FILE = "images.jsonl"
+RECORD_FILE = "record.json"
+
+
+def write_json_atomic(path: Path, obj: Any) -> None:
+    """Write JSON through a temporary file and a rename, so readers never see half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(obj, f, indent=2, sort_keys=False, allow_nan=False)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    """Parse a JSONL file, tolerating a torn last line (a crash mid-write)."""
+    if not path.is_file():
+        return []
+    lines = path.read_text(encoding="utf-8").split("\n")
+    out = []
+    for i, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            out.append(json.loads(line))
+        except json.JSONDecodeError:
+            if i >= len(lines) - 2:  # only the last (possibly unterminated) line may be torn
+                break
+            raise EvalsuiteError(
+                f"{path}: line {i + 1} is not valid JSON", hint="delete the run folder to start over"
+            ) from None
+    return out
+
+
+def _dump_lines(rows: list[dict]) -> str:
+    return "".join(json.dumps(r, separators=(",", ":"), allow_nan=False) + "\n" for r in rows)
+
+
+class RunFolder:
+    """One (model, protocol) run on disk, with resume."""
+
+    def __init__(self, path: Path, config: dict[str, Any], overwrite: bool = False) -> None:
+        self.path = Path(path)
+        self.config = config
+        self.path.mkdir(parents=True, exist_ok=True)
+        config_path = self.path / CONFIG_FILE
+        if config_path.is_file() and not overwrite:
+            existing = json.loads(config_path.read_text(encoding="utf-8"))
+            if existing != config:
+                diff = sorted(k for k in set(existing) | set(config) if existing.get(k) != config.get(k))
+                raise ResumeConflictError(
+                    f"{self.path} holds a run made with different settings ({', '.join(diff)})",
+                    hint="use another --out, or --overwrite to discard it",
+                )
+        else:
+            for name in (INSTANCES_FILE, IMAGES_FILE, RECORD_FILE):
+                (self.path / name).unlink(missing_ok=True)
+            write_json_atomic(config_path, config)
+
+    @property
+    def record_path(self) -> Path:
+        return self.path / RECORD_FILE
+
+    def load_finished(self) -> tuple[dict[int, dict], list[InstanceRecord]]:
+        """Finished images (id -> their line) and their instance records; rewrites both logs cleanly."""
+        images = {int(row["image_id"]): row for row in read_jsonl(self.path / IMAGES_FILE)}
+        by_image: dict[int, list[dict]] = {}
+        for row in read_jsonl(self.path / INSTANCES_FILE):
+            by_image.setdefault(int(row["image_id"]), []).append(row)
+        finished = {i: row for i, row in images.items() if len(by_image.get(i, [])) == row["instances"]}
+        kept = [r for i in finished for r in by_image.get(i, [])]
+        self._rewrite(INSTANCES_FILE, kept)
+        self._rewrite(IMAGES_FILE, list(finished.values()))
+        return finished, [InstanceRecord.from_json(r) for r in kept]
+
+    def _rewrite(self, name: str, rows: list[dict]) -> None:
+        path = self.path / name
+        tmp = path.with_name(f".{name}.tmp")
+        tmp.write_text(_dump_lines(rows), encoding="utf-8")
+        os.replace(tmp, path)
+
+    def append_image(self, image_row: dict, records: list[InstanceRecord]) -> None:
+        """Log one finished image: its instances first, then its line in images.jsonl."""
+        with open(self.path / INSTANCES_FILE, "a", encoding="utf-8") as f:
+            f.write(_dump_lines([r.to_json() for r in records]))
+            f.flush()
+        with open(self.path / IMAGES_FILE, "a", encoding="utf-8") as f:
+            f.write(_dump_lines([image_row]))
+            f.flush()
+
+    def write_record(self, record: dict) -> None:
+        write_json_atomic(self.record_path, record)

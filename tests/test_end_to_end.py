@@ -1,0 +1,204 @@
+"""The whole pipeline on the bundled sample: CLI, oracle = 100, box-fill vs numpy, resume."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from pycocotools.coco import COCO
+
+from evalsuite import evaluator
+from evalsuite.cli import main
+from evalsuite.data.locate import sample_root
+from evalsuite.evaluator import RunConfig, run
+from evalsuite.models import build_model
+
+MIOU_PROTOCOLS = ["coco-box", "coco-1click", "coco-3click", "lvis-box", "lvis-1click", "lvis-3click"]
+RECORD_FIELDS = {"image_id", "ann_id", "category_id", "area", "size", "iou", "prompt", "mask_index", "score"}
+VOLATILE = ("timing",)  # wall-clock facts; everything else must be reproducible
+
+
+def _stable(record: dict) -> dict:
+    return {k: v for k, v in record.items() if k not in VOLATILE}
+
+
+def test_oracle_scores_100_on_every_protocol_from_the_cli(tmp_path, capsys):
+    rc = main(["run", *MIOU_PROTOCOLS, "--model", "oracle", "--data", "sample", "--out", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    for name in MIOU_PROTOCOLS:
+        record = json.loads((tmp_path / "oracle" / name / "record.json").read_text())
+        assert record["metrics"]["mIoU"] == 100.0, name
+        assert record["counts"]["instances"] > 0
+        assert (
+            f"| {name}@1 | oracle |" in out and f"record: {tmp_path / 'oracle' / name / 'record.json'}" in out
+        )
+    coco = json.loads((tmp_path / "oracle" / "coco-box" / "record.json").read_text())
+    assert (
+        coco["counts"]["skipped"].get("crowd", 0) >= 1 and coco["counts"]["skipped"].get("empty_mask", 0) >= 1
+    )
+    assert coco["dataset"]["annotation_sha256"] and coco["protocol"]["id"] == "coco-box@1"
+    for key in ("software", "environment", "seed", "model", "per_category"):
+        assert key in coco
+
+
+def test_box_fill_equals_an_independent_numpy_computation(tmp_path):
+    (outcome,) = run(RunConfig(["coco-box"], "box-fill", data="sample", out=tmp_path, progress=False))
+    ann_file = sample_root() / "annotations" / "instances_val2017.json"
+    coco = COCO(str(ann_file))
+    rows = [json.loads(line) for line in (outcome.folder / "instances.jsonl").read_text().splitlines()]
+    assert len(rows) == outcome.record["counts"]["instances"] > 100
+    ious = []
+    for row in rows:
+        assert set(row) == RECORD_FIELDS
+        gt = coco.annToMask(coco.anns[row["ann_id"]]).astype(bool)
+        ys, xs = np.nonzero(gt)
+        box = np.zeros_like(gt)
+        box[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1] = True
+        expected = (gt & box).sum() / (gt | box).sum()
+        assert row["iou"] == pytest.approx(expected, abs=1e-12)
+        assert row["prompt"] == {"box": [xs.min(), ys.min(), xs.max() + 1.0, ys.max() + 1.0]}
+        assert row["size"] == {True: "S", False: "M" if row["area"] < 96**2 else "L"}[row["area"] < 32**2]
+        ious.append(expected)
+    assert outcome.record["metrics"]["mIoU"] == pytest.approx(100 * np.mean(ious), abs=1e-9)
+    assert 30 < outcome.record["metrics"]["mIoU"] < 100
+
+
+def test_click_records_hold_the_exact_clicks(tmp_path):
+    (o1,) = run(RunConfig(["coco-1click"], "oracle", data="sample", out=tmp_path, progress=False))
+    (o3,) = run(RunConfig(["coco-3click"], "oracle", data="sample", out=tmp_path, progress=False))
+    r1 = [json.loads(x) for x in (o1.folder / "instances.jsonl").read_text().splitlines()]
+    r3 = [json.loads(x) for x in (o3.folder / "instances.jsonl").read_text().splitlines()]
+    assert [r["ann_id"] for r in r1] == [r["ann_id"] for r in r3]
+    for a, b in zip(r1, r3, strict=True):
+        assert len(b["prompt"]["points"]) == 3 and b["prompt"]["labels"] == [1, 1, 1]
+        assert b["prompt"]["points"][0] == a["prompt"]["points"][0]  # nested click sets
+
+
+class _Interrupting:
+    """Wraps a runner and raises KeyboardInterrupt at the n-th image (a user's Ctrl-C)."""
+
+    def __init__(self, inner, after: int) -> None:
+        self.inner, self.after, self.seen = inner, after, 0
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def set_image(self, image):
+        self.seen += 1
+        if self.seen > self.after:
+            raise KeyboardInterrupt
+        self.inner.set_image(image)
+
+
+def _files(folder: Path) -> dict[str, str]:
+    return {n: (folder / n).read_text() for n in ("instances.jsonl", "images.jsonl")}
+
+
+@pytest.mark.parametrize("after", [1, 7])
+def test_resume_after_interruption_gives_the_same_record(tmp_path, monkeypatch, after):
+    protocols = ["coco-box", "coco-3click"]
+    ref = run(RunConfig(protocols, "oracle", data="sample", out=tmp_path / "ref", progress=False))
+
+    real_build = evaluator.build_model
+    monkeypatch.setattr(evaluator, "build_model", lambda *a, **k: _Interrupting(real_build(*a, **k), after))
+    cfg = RunConfig(protocols, "oracle", data="sample", out=tmp_path / "resumed", progress=False)
+    with pytest.raises(KeyboardInterrupt):
+        run(cfg)
+    partial = (tmp_path / "resumed" / "oracle" / "coco-box" / "images.jsonl").read_text().splitlines()
+    assert len(partial) == after
+    monkeypatch.setattr(evaluator, "build_model", real_build)
+    resumed = run(cfg)
+    for a, b in zip(ref, resumed, strict=True):
+        assert _stable(a.record) == _stable(b.record)
+        assert _files(a.folder) == _files(b.folder)
+    assert resumed[0].record["timing"]["images_this_session"] == ref[0].record["counts"]["images"] - after
+
+
+def test_torn_last_line_and_half_written_image_are_redone(tmp_path):
+    cfg = RunConfig(["lvis-box"], "box-fill", data="sample", out=tmp_path, progress=False)
+    (ref,) = run(cfg)
+    expected = _files(ref.folder)
+    inst = ref.folder / "instances.jsonl"
+    images = ref.folder / "images.jsonl"
+    # simulate a crash: last image's line lost, and the last instance line torn in half
+    img_lines = images.read_text().splitlines(keepends=True)
+    images.write_text("".join(img_lines[:-1]))
+    text = inst.read_text()
+    inst.write_text(text[: len(text) - 40])
+    (ref.record_path).unlink()
+    (again,) = run(cfg)
+    assert _files(again.folder) == expected
+    assert again.record["timing"]["images_this_session"] == 1
+    assert _stable(again.record) == _stable(ref.record)
+
+
+def test_changed_settings_are_not_mixed_into_an_old_run(tmp_path, capsys):
+    args = [
+        "run",
+        "coco-1click",
+        "--model",
+        "oracle",
+        "--data",
+        "sample",
+        "--out",
+        str(tmp_path),
+        "--limit",
+        "2",
+    ]
+    assert main(args) == 0
+    assert main([*args, "--seed", "1"]) == 2
+    assert "different settings (seed)" in capsys.readouterr().err
+    assert main([*args, "--seed", "1", "--overwrite"]) == 0
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["run", "coco-bx", "--model", "oracle", "--data", "sample"], "Did you mean: coco-box"),
+        (["run", "coco-box", "--model", "orcle", "--data", "sample"], "Did you mean: oracle"),
+        (["run", "coco-1click", "--model", "box-fill", "--data", "sample"], "does not take points prompts"),
+        (["run", "coco-box", "--model", "oracle", "--data-root", "/nonexistent"], "--data sample"),
+        (["run", "coco-box", "--model", "oracle", "--data", "sample", "--set", "clicks=3"], "apply to none"),
+    ],
+)
+def test_user_errors_are_one_line_with_exit_status_2(args, message, capsys, tmp_path):
+    assert main([*args, "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("evalsuite: error: ") and message in err and "Traceback" not in err
+
+
+def test_ls_lists_protocols_with_versions_and_models(capsys):
+    assert main(["ls"]) == 0
+    out = capsys.readouterr().out
+    assert "coco-box@1" in out and "lvis-5click@1" in out and "click_rule=random" in out
+    assert "oracle" in out and "box-fill" in out
+
+
+def test_sam_click_rule_runs_iteratively(tmp_path):
+    (o,) = run(
+        RunConfig(
+            ["coco-3click"],
+            "oracle",
+            data="sample",
+            out=tmp_path,
+            progress=False,
+            limit=3,
+            overrides={"click_rule": "sam"},
+        )
+    )
+    assert o.record["protocol"]["options"]["click_rule"] == "sam"
+    assert o.record["metrics"]["mIoU"] == 100.0
+    rows = [json.loads(x) for x in (o.folder / "instances.jsonl").read_text().splitlines()]
+    # with a perfect prediction after click 1, clicks 2 and 3 follow the tie rule (negative)
+    assert all(r["prompt"]["labels"][0] == 1 for r in rows)
+
+
+def test_runner_interface_shapes():
+    r = build_model("box-fill")
+    r.set_image(np.zeros((5, 6, 3), np.uint8))
+    p = r.predict(boxes=np.array([[1, 1, 3, 4]]))
+    assert p.masks.shape == (1, 1, 5, 6) and p.masks.dtype.is_floating_point is False
+    assert int(p.masks.sum()) == 6
