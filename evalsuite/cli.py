@@ -65,7 +65,17 @@ def cli(ctx: click.Context, debug: bool) -> None:
 @click.option(
     "--ann", type=click.Path(path_type=Path), default=None, help="Annotation file (overrides the default)."
 )
-@click.option("--checkpoint", type=click.Path(path_type=Path), default=None, help="Model checkpoint file.")
+@click.option(
+    "--checkpoint",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Model checkpoint file (default: the official file in the cache, see `evalsuite download`).",
+)
+@click.option(
+    "--trust-checkpoint",
+    is_flag=True,
+    help="Allow unpickling a checkpoint whose SHA-256 evalsuite does not know (runs code from the file).",
+)
 @click.option(
     "--out",
     type=click.Path(path_type=Path),
@@ -94,6 +104,7 @@ def run(
     data_root,
     ann,
     checkpoint,
+    trust_checkpoint,
     out,
     limit,
     seed,
@@ -114,6 +125,7 @@ def run(
         data_root=data_root,
         ann=ann,
         checkpoint=str(checkpoint) if checkpoint else None,
+        trust_checkpoint=trust_checkpoint,
         out=out,
         limit=limit,
         seed=seed,
@@ -145,6 +157,25 @@ def ls() -> None:
         except Exception as e:  # a broken third-party plugin must not hide the others
             summary = f"(failed to load: {e})"
         click.echo(f"  {name:<16} {summary}")
+
+
+@cli.group()
+def download() -> None:
+    """Download official files into the cache ($EVALSUITE_HOME, default ~/.cache/evalsuite)."""
+
+
+@download.command("weights")
+@click.argument("models", nargs=-1, required=True)
+@click.option("--dest", type=click.Path(path_type=Path), default=None, help="Folder (default: the cache).")
+def download_weights_cmd(models, dest) -> None:
+    """Official checkpoints of MODELS (resumable, SHA-256 checked)."""
+    from .models.checkpoints import download_weights
+    from .models.registry import get_spec
+
+    for name in models:
+        get_spec(name)  # unknown names fail with a 'did you mean' before any transfer
+        path = download_weights(name, dest_dir=dest, progress=sys.stderr.isatty())
+        click.echo(f"{name}: {path}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -24,7 +24,7 @@ from .data.images import load_rgb
 from .data.locate import DataSource, locate
 from .errors import InputError
 from .metrics.miou import MIoUEvaluator
-from .models import build_model
+from .models import build_model, get_spec
 from .models.base import Runner
 from .protocols import OPTION_SCHEMA, Protocol, get_protocol
 from .provenance import device_info, software
@@ -42,7 +42,8 @@ class RunConfig:
     data: str = "real"  # "real" | "sample"
     data_root: Path | None = None
     ann: Path | None = None
-    checkpoint: str | None = None
+    checkpoint: str | None = None  # None: the official file from the cache, for models that need weights
+    trust_checkpoint: bool = False
     out: Path = Path("runs")
     limit: int | None = None
     seed: int = 0
@@ -140,7 +141,7 @@ def run(cfg: RunConfig) -> list[RunOutcome]:
         )
     tasks = [MIoUTask(p, cfg.seed, cfg.prompt_batch) for p in protocols]
     sources = {f: locate(f, cfg.data, cfg.data_root, cfg.ann) for f in families}  # fail fast on missing data
-    runner = build_model(cfg.model, checkpoint=cfg.checkpoint, device=cfg.device)
+    runner = _build_runner(cfg)
     for t in tasks:
         t.check_runner(runner)
     outcomes: dict[str, RunOutcome] = {}
@@ -149,6 +150,17 @@ def run(cfg: RunConfig) -> list[RunOutcome]:
         for o in _run_dataset(cfg, runner, sources[family], group):
             outcomes[o.protocol.name] = o
     return [outcomes[p.name] for p in protocols]
+
+
+def _build_runner(cfg: RunConfig) -> Runner:
+    """The model, with its official checkpoint from the cache unless one was given."""
+    if cfg.checkpoint is None and get_spec(cfg.model).needs_weights:
+        from .models.checkpoints import find_checkpoint
+
+        cfg.checkpoint = str(find_checkpoint(cfg.model))
+    return build_model(
+        cfg.model, checkpoint=cfg.checkpoint, device=cfg.device, trust_checkpoint=cfg.trust_checkpoint
+    )
 
 
 def _run_dataset(

@@ -88,5 +88,7 @@ class ModelSpec:
     name: str
     summary: str
     build: Callable[..., Runner]
+    #: whether a run needs a checkpoint (the CLI then finds the official file in the cache)
+    needs_weights: bool = False
     paper_row: str | None = None
     extra: dict = field(default_factory=dict)

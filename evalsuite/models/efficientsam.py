@@ -1,0 +1,218 @@
+"""EfficientSAM-Ti / -S runners with the official pre- and post-processing.
+
+Official behaviour reproduced (yformer/EfficientSAM d525f62, its example script):
+
+* image: uint8 RGB → float [0, 1] CHW (``ToTensor`` semantics, computed here without torchvision) →
+  **stretched** to 1024×1024 (bilinear, align_corners=False, no antialias, aspect ratio not kept) →
+  ImageNet mean/std;
+* prompts: coordinates scaled per axis, x·1024/W and y·1024/H (negative coordinates become −1, as
+  official); a box is two points labelled 2 (top-left) and 3 (bottom-right) placed **before** the
+  clicks; every query is padded with (−1, −1)/−1 or truncated to 6 points by the model, so a box with
+  more than 4 clicks loses the clicks after the 4th, exactly as the official model;
+* negative clicks (label 0) are passed on as the official model takes them: they get the positional
+  encoding only, no learned embedding (EfficientSAM was not trained with a "negative" embedding);
+  label −1 marks a padding point (also official), which lets prompts with different numbers of clicks
+  share one batched call;
+* no mask prompt (the architecture has no mask input);
+* outputs: low-res 256×256 logits → bicubic straight to the original H×W → mask = logits ≥ 0 (the
+  official example's ``torch.ge``); multimask = decoder tokens 1..3, single = token 0. Masks are returned
+  in token order with their predicted IoUs (the example's sort by IoU is left to the evaluator).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import InputError
+from .base import PROMPT_BOX, PROMPT_POINTS, ModelSpec, Prediction, Runner
+from .nn.efficientsam_net import (
+    LABEL_BOX_BR,
+    LABEL_BOX_TL,
+    EfficientSam,
+    efficient_sam_s,
+    efficient_sam_ti,
+    upscale_logits,
+)
+
+#: labels a caller may pass: 1 foreground, 0 background (PE only), −1 padding (ignored point)
+_CLICK_LABELS = (-1, 0, 1)
+
+
+def image_to_tensor(image: np.ndarray) -> torch.Tensor:
+    """H×W×3 uint8 → 1×3×H×W float32 in [0, 1], the exact arithmetic of torchvision's ``ToTensor``."""
+    if not (
+        isinstance(image, np.ndarray) and image.ndim == 3 and image.shape[2] == 3 and image.dtype == np.uint8
+    ):
+        desc = f"{getattr(image, 'dtype', type(image).__name__)} {getattr(image, 'shape', '')}"
+        raise InputError(f"EfficientSAM needs an H×W×3 uint8 RGB image, got {desc}")
+    x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).contiguous()
+    return x.to(torch.float32).div(255)[None]
+
+
+class EfficientSamRunner(Runner):
+    """EfficientSAM behind the :class:`Runner` interface; all N prompts go through one decoder call."""
+
+    prompt_kinds = frozenset({PROMPT_BOX, PROMPT_POINTS})
+    takes_mask_prompt = False
+
+    def __init__(self, model: EfficientSam, name: str = "", device: str | torch.device = "cpu") -> None:
+        self.name = name
+        self.device = torch.device(device)
+        self.model = model.to(self.device).eval()
+        self._embedding: torch.Tensor | None = None
+        self._size: tuple[int, int] | None = None
+
+    # -- image -------------------------------------------------------------------------------------------
+    @torch.inference_mode()
+    def prepare_image(self, image: np.ndarray) -> torch.Tensor:
+        """The normalised 1×3×1024×1024 tensor that enters the image encoder."""
+        return self.model.preprocess(image_to_tensor(image).to(self.device))
+
+    @torch.inference_mode()
+    def set_image(self, image: np.ndarray) -> None:
+        x = self.prepare_image(image)
+        self._size = (int(image.shape[0]), int(image.shape[1]))
+        self._embedding = self.model.image_encoder(x)
+
+    def get_image_embedding(self) -> torch.Tensor:
+        """The 1×256×64×64 embedding of the current image."""
+        if self._embedding is None:
+            raise RuntimeError("set_image() must be called first")
+        return self._embedding
+
+    # -- prompts -----------------------------------------------------------------------------------------
+    def _prompt_points(
+        self, boxes: np.ndarray | None, points: np.ndarray | None, point_labels: np.ndarray | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """N×P×2 original-pixel points and N×P labels: box corners (2, 3) first, then the clicks."""
+        parts_xy: list[np.ndarray] = []
+        parts_lb: list[np.ndarray] = []
+        n = None
+        if boxes is not None:
+            b = np.asarray(boxes, dtype=np.float32)
+            if b.ndim != 2 or b.shape[1] != 4:
+                raise InputError(f"boxes must be N×4 xyxy, got shape {b.shape}")
+            n = len(b)
+            parts_xy.append(b.reshape(n, 2, 2))
+            parts_lb.append(np.tile(np.array([LABEL_BOX_TL, LABEL_BOX_BR], dtype=np.int64), (n, 1)))
+        if points is not None:
+            p = np.asarray(points, dtype=np.float32)
+            if point_labels is None:
+                raise InputError("points need point_labels (1 foreground, 0 background, -1 padding)")
+            lb = np.asarray(point_labels)
+            if p.ndim != 3 or p.shape[2] != 2 or lb.shape != p.shape[:2]:
+                raise InputError(f"points must be N×P×2 with labels N×P, got {p.shape} and {lb.shape}")
+            if not np.isin(lb, _CLICK_LABELS).all():
+                raise InputError(f"EfficientSAM point labels must be in {_CLICK_LABELS}, got {np.unique(lb)}")
+            if n is not None and len(p) != n:
+                raise InputError(f"{n} boxes but {len(p)} point prompts")
+            n = len(p)
+            parts_xy.append(p)
+            parts_lb.append(lb.astype(np.int64))
+        if n is None:
+            raise InputError("EfficientSAM needs a box or points for every prompt")
+        xy = torch.from_numpy(np.concatenate(parts_xy, axis=1)).to(self.device)
+        labels = torch.from_numpy(np.concatenate(parts_lb, axis=1)).to(self.device)
+        return xy, labels
+
+    # -- prediction --------------------------------------------------------------------------------------
+    @torch.inference_mode()
+    def predict_low_res(
+        self,
+        boxes: np.ndarray | None = None,
+        points: np.ndarray | None = None,
+        point_labels: np.ndarray | None = None,
+        multimask: bool = True,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """N×M×256×256 logits and N×M IoUs, the official ``predict_masks`` with output size −1."""
+        embedding = self.get_image_embedding()
+        h, w = self._size
+        xy, labels = self._prompt_points(boxes, points, point_labels)
+        if len(xy) == 0:
+            m = 3 if multimask else 1
+            return embedding.new_zeros(0, m, 256, 256), embedding.new_zeros(0, m)
+        pts = self.model.rescale_points(xy[None], h, w)
+        low_res, iou = self.model.predict_masks(embedding, pts, labels[None], multimask)
+        return low_res[0], iou[0]
+
+    def upscale(self, low_res: torch.Tensor) -> torch.Tensor:
+        """Low-res logits → logits at the current image's original size (bicubic, as official)."""
+        if self._size is None:
+            raise RuntimeError("set_image() must be called first")
+        with torch.inference_mode():
+            return upscale_logits(low_res, self._size)
+
+    def predict(
+        self,
+        boxes: np.ndarray | None = None,
+        points: np.ndarray | None = None,
+        point_labels: np.ndarray | None = None,
+        multimask: bool = True,
+    ) -> Prediction:
+        low_res, iou = self.predict_low_res(boxes, points, point_labels, multimask)
+        masks = self.upscale(low_res) >= 0  # official example: torch.ge(logits, 0)
+        return Prediction(masks=masks, iou_predictions=iou, low_res_logits=low_res)
+
+
+def _missing_unexpected(model: torch.nn.Module, state_dict: dict) -> tuple[list[str], list[str]]:
+    own = set(model.state_dict())
+    got = set(state_dict)
+    return sorted(own - got), sorted(got - own)
+
+
+def _build(
+    model_name: str,
+    make: Callable[[], EfficientSam],
+    checkpoint: str | Path | None = None,
+    device: str = "cpu",
+    trust_checkpoint: bool = False,
+    **_: object,
+) -> EfficientSamRunner:
+    """Build the network; load and verify the official checkpoint (strict keys) when one is given."""
+    model = make()
+    sha256 = None
+    if checkpoint is not None:
+        from .checkpoints import load_checkpoint  # lazy: loading is optional and has its own deps
+
+        ck = load_checkpoint(model_name, checkpoint, trust=trust_checkpoint)
+        if ck.state_dict is None:
+            raise InputError(f"{ck.path}: holds no state dict, so it is not a {model_name} checkpoint")
+        state_dict = dict(ck.state_dict)
+        missing, unexpected = _missing_unexpected(model, state_dict)
+        if missing or unexpected:
+            raise InputError(
+                f"{ck.path}: not a {model_name} checkpoint: {len(missing)} missing keys "
+                f"(e.g. {missing[:3]}), {len(unexpected)} unexpected keys (e.g. {unexpected[:3]})",
+                hint=f"pass the official {model_name} file (see `evalsuite ls`)",
+            )
+        try:
+            model.load_state_dict(state_dict, strict=True)
+        except RuntimeError as exc:  # shape mismatches: e.g. the -Ti file given for -S
+            raise InputError(
+                f"{ck.path}: does not fit {model_name}: {str(exc).splitlines()[-1].strip()}"
+            ) from exc
+        sha256 = ck.sha256
+    runner = EfficientSamRunner(model, name=model_name, device=device)
+    runner.checkpoint_sha256 = sha256
+    return runner
+
+
+EFFICIENTSAM_TI = ModelSpec(
+    name="efficientsam-ti",
+    summary="EfficientSAM-Ti (ViT-Tiny encoder, 10.2M params; image stretched to 1024², bicubic upscaling)",
+    build=partial(_build, "efficientsam-ti", efficient_sam_ti),
+    needs_weights=True,
+    paper_row="EfficientSAM-Ti",
+)
+EFFICIENTSAM_S = ModelSpec(
+    name="efficientsam-s",
+    summary="EfficientSAM-S (ViT-Small encoder, 26.4M params; image stretched to 1024², bicubic upscaling)",
+    build=partial(_build, "efficientsam-s", efficient_sam_s),
+    needs_weights=True,
+    paper_row="EfficientSAM-S",
+)

@@ -1,0 +1,1 @@
+"""In-house PyTorch networks whose state-dict layout equals the official checkpoints'."""

@@ -1,0 +1,517 @@
+"""Checkpoint registry, safe loading and resumable downloads (loopback HTTP server, no internet)."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import http.server
+import io
+import json
+import random
+import re
+import socket
+import threading
+import zipfile
+from pathlib import Path
+
+import pytest
+import torch
+
+from evalsuite.data.jsonio import sha256_file
+from evalsuite.download import DownloadError, check_url, download, part_path
+from evalsuite.errors import InputError, UnknownNameError
+from evalsuite.models import checkpoints as ck
+from evalsuite.models.checkpoints import (
+    CHECKPOINTS,
+    CheckpointMissingError,
+    default_path,
+    download_weights,
+    find_checkpoint,
+    load_checkpoint,
+)
+
+# --- helpers ---------------------------------------------------------------------------------
+
+
+def _touch(path: str) -> str:
+    """Runs only if a pickle is fully unpickled: leaves a marker file behind."""
+    Path(path).write_text("code ran")
+    return path
+
+
+class Evil:
+    """Unpickling this calls _touch: proof that untrusted pickles are never unpickled in full."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (_touch, (self.marker,))
+
+
+class FakeYolo(torch.nn.Module):
+    """Stands in for the Ultralytics SegmentationModel pickled inside FastSAM checkpoints."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 4, 3)
+
+
+def _sd() -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(0)
+    return {"image_encoder.w": torch.randn(4, 3, generator=g), "mask_decoder.b": torch.arange(5.0)}
+
+
+def _save(obj, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(obj, path)
+    return path
+
+
+def _payload(n: int = 300_000) -> bytes:
+    return random.Random(1234).randbytes(n)
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+@pytest.fixture(autouse=True)
+def _home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    home = tmp_path / "home"
+    monkeypatch.setenv("EVALSUITE_HOME", str(home))
+    return home
+
+
+def _set_registry(monkeypatch: pytest.MonkeyPatch, model: str, **changes) -> None:
+    monkeypatch.setitem(CHECKPOINTS, model, dataclasses.replace(CHECKPOINTS[model], **changes))
+
+
+# --- loopback server -------------------------------------------------------------------------
+
+
+class _State:
+    def __init__(self, root: Path, url: str) -> None:
+        self.root = root
+        self.url = url
+        self.ignore_range = False
+        self.cuts_left = 0  # responses that send half the body, then drop the connection
+        self.requests: list[tuple[str, str | None]] = []
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        st: _State = self.server.state  # type: ignore[attr-defined]
+        rng = self.headers.get("Range")
+        st.requests.append((self.path, rng))
+        if self.path.startswith("/redirect/"):
+            self.send_response(302)
+            self.send_header("Location", self.path[len("/redirect/") :].replace("_", "/"))
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        f = st.root / Path(self.path).name
+        if not f.is_file():
+            self.send_error(404)
+            return
+        data = f.read_bytes()
+        start = 0
+        if rng and not st.ignore_range:
+            start = int(re.fullmatch(r"bytes=(\d+)-", rng).group(1))
+            if start >= len(data):
+                self.send_response(416)
+                self.send_header("Content-Range", f"bytes */{len(data)}")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            self.send_response(206)
+            self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+        else:
+            self.send_response(200)
+        body = data[start:]
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if st.cuts_left > 0:
+            st.cuts_left -= 1
+            self.wfile.write(body[: len(body) // 2])
+            self.close_connection = True
+            return
+        self.wfile.write(body)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.fixture
+def server(tmp_path: Path):
+    """A ThreadingHTTPServer on 127.0.0.1 serving tmp_path/srv; shuts itself down after 60 s at most."""
+    root = tmp_path / "srv"
+    root.mkdir()
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    httpd.daemon_threads = True
+    httpd.state = _State(root, f"http://127.0.0.1:{httpd.server_address[1]}")  # type: ignore[attr-defined]
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    watchdog = threading.Timer(60, httpd.shutdown)
+    watchdog.daemon = True
+    watchdog.start()
+    try:
+        yield httpd.state  # type: ignore[attr-defined]
+    finally:
+        watchdog.cancel()
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(5)
+
+
+def _serve(server: _State, name: str, data: bytes) -> None:
+    (server.root / name).write_bytes(data)
+
+
+# --- registry --------------------------------------------------------------------------------
+
+
+def test_registry_covers_the_official_models() -> None:
+    assert set(CHECKPOINTS) == {
+        "sam-vit-b",
+        "sam-vit-l",
+        "sam-vit-h",
+        "mobilesam",
+        "efficientsam-ti",
+        "efficientsam-s",
+        "fastsam-s",
+        "fastsam-x",
+    }
+    for name, info in CHECKPOINTS.items():
+        assert info.model == name
+        assert info.url.startswith("https://") and info.url.endswith("/" + info.filename)
+        assert info.format in ck.FORMATS
+        assert info.sha256 is None or re.fullmatch(r"[0-9a-f]{64}", info.sha256)
+        assert info.pickled == (info.format == "ultralytics")
+        assert (info.member is not None) == (info.format == "zip_model_key")
+    assert CHECKPOINTS["sam-vit-h"].filename == "sam_vit_h_4b8939.pth"
+    assert CHECKPOINTS["efficientsam-s"].member == "efficient_sam_vits.pt"
+
+
+def test_home_and_default_path(monkeypatch: pytest.MonkeyPatch, _home: Path) -> None:
+    assert default_path("mobilesam") == _home / "checkpoints" / "mobile_sam.pt"
+    monkeypatch.delenv("EVALSUITE_HOME")
+    assert ck.home() == Path.home() / ".cache" / "evalsuite"
+    with pytest.raises(UnknownNameError, match="sam-vit-b"):
+        default_path("sam-vit-bb")
+
+
+def test_find_checkpoint_missing_is_one_line_with_url_path_and_command() -> None:
+    with pytest.raises(CheckpointMissingError) as e:
+        find_checkpoint("sam-vit-b")
+    msg = str(e.value)
+    assert "\n" not in msg
+    assert CHECKPOINTS["sam-vit-b"].url in msg
+    assert str(default_path("sam-vit-b")) in msg
+    assert "evalsuite download weights sam-vit-b" in msg
+    assert e.value.exit_code == 2
+
+
+def test_find_checkpoint_present() -> None:
+    p = _save(_sd(), default_path("sam-vit-b"))
+    assert find_checkpoint("sam-vit-b") == p
+
+
+# --- loading ---------------------------------------------------------------------------------
+
+
+def test_load_raw_state_dict(tmp_path: Path) -> None:
+    p = _save(_sd(), tmp_path / "finetuned.pth")
+    got = load_checkpoint("sam-vit-b", p)
+    assert set(got.state_dict) == set(_sd())
+    assert torch.equal(got.state_dict["mask_decoder.b"], torch.arange(5.0))
+    assert got.sha256 == sha256_file(p) and got.path == p
+
+
+def test_load_model_key(tmp_path: Path) -> None:
+    p = _save({"model": _sd(), "epoch": 3}, tmp_path / "esam_ti_finetune.pt")
+    got = load_checkpoint("efficientsam-ti", p)
+    assert set(got.state_dict) == set(_sd())
+
+
+def test_load_zip_member_in_memory(tmp_path: Path) -> None:
+    inner = io.BytesIO()
+    torch.save({"model": _sd()}, inner)
+    z = tmp_path / "efficient_sam_vits.pt.zip"
+    with zipfile.ZipFile(z, "w") as zf:
+        zf.writestr("efficient_sam_vits.pt", inner.getvalue())
+    got = load_checkpoint("efficientsam-s", z)
+    assert set(got.state_dict) == set(_sd())
+    assert got.sha256 == sha256_file(z)
+    assert not [p for p in tmp_path.rglob("*") if p.name == "efficient_sam_vits.pt"]  # nothing extracted
+
+
+def test_load_extracted_zip_member_directly(tmp_path: Path) -> None:
+    p = _save({"model": _sd()}, tmp_path / "efficient_sam_vits.pt")
+    assert set(load_checkpoint("efficientsam-s", p).state_dict) == set(_sd())
+
+
+@pytest.mark.parametrize("evil", ["../evil", "/abs/evil", "a/../../evil"])
+def test_zip_with_escaping_member_is_rejected(tmp_path: Path, evil: str) -> None:
+    inner = io.BytesIO()
+    torch.save({"model": _sd()}, inner)
+    z = tmp_path / "efficient_sam_vits.pt.zip"
+    with zipfile.ZipFile(z, "w") as zf:
+        zf.writestr("efficient_sam_vits.pt", inner.getvalue())
+        zf.writestr(evil, b"x")
+    with pytest.raises(InputError, match="unsafe member"):
+        load_checkpoint("efficientsam-s", z)
+
+
+def test_truncated_zip(tmp_path: Path) -> None:
+    inner = io.BytesIO()
+    torch.save({"model": _sd()}, inner)
+    z = tmp_path / "efficient_sam_vits.pt.zip"
+    with zipfile.ZipFile(z, "w") as zf:
+        zf.writestr("efficient_sam_vits.pt", inner.getvalue())
+    z.write_bytes(z.read_bytes()[:-100])
+    with pytest.raises(InputError, match="corrupt"):
+        load_checkpoint("efficientsam-s", z)
+
+
+def test_zip_without_member(tmp_path: Path) -> None:
+    z = tmp_path / "efficient_sam_vits.pt.zip"
+    with zipfile.ZipFile(z, "w") as zf:
+        zf.writestr("readme.txt", b"x")
+    with pytest.raises(InputError, match=r"no 'efficient_sam_vits\.pt'"):
+        load_checkpoint("efficientsam-s", z)
+
+
+def test_ultralytics_standin_refused_without_trust_then_loaded_with_trust(tmp_path: Path) -> None:
+    p = _save({"model": FakeYolo(), "train_args": {"imgsz": 1024}}, tmp_path / "fastsam_s_custom.pt")
+    with pytest.raises(InputError) as e:
+        load_checkpoint("fastsam-s", p)
+    msg = str(e.value)
+    assert "--trust-checkpoint" in msg and str(p) in msg and "FakeYolo" in msg and "\n" not in msg
+    got = load_checkpoint("fastsam-s", p, trust=True)
+    assert isinstance(got.obj["model"], FakeYolo)
+    assert set(got.state_dict) == {"conv.weight", "conv.bias"}
+
+
+def test_ultralytics_with_published_sha_loads_without_trust(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    p = _save({"model": FakeYolo()}, tmp_path / "FastSAM-x.pt")
+    _set_registry(monkeypatch, "fastsam-x", sha256=sha256_file(p), size=p.stat().st_size)
+    got = load_checkpoint("fastsam-x", p)
+    assert isinstance(got.obj["model"], FakeYolo)
+
+
+@pytest.mark.parametrize("model", ["fastsam-s", "sam-vit-b", "efficientsam-ti"])
+def test_arbitrary_pickle_runs_no_code_without_trust(tmp_path: Path, model: str) -> None:
+    marker = tmp_path / "pwned"
+    p = _save({"model": Evil(marker)}, tmp_path / "evil.pt")
+    with pytest.raises(InputError, match="--trust-checkpoint"):
+        load_checkpoint(model, p)
+    assert not marker.exists()
+    # trust=True is a real opt-in: the same file is then unpickled in full (and the code runs)
+    with pytest.raises(InputError):  # no tensors in it, but only after unpickling
+        load_checkpoint(model, p, trust=True)
+    assert marker.exists()
+
+
+def test_truncated_file_is_a_clean_input_error(tmp_path: Path) -> None:
+    good = _save(_sd(), tmp_path / "good.pth")
+    bad = tmp_path / "sam_vit_b_trunc.pth"
+    bad.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    with pytest.raises(InputError) as e:
+        load_checkpoint("sam-vit-b", bad)
+    assert not isinstance(e.value, CheckpointMissingError)
+    assert str(bad) in str(e.value) and "corrupt" in str(e.value) and "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("data", [b"", b"not a checkpoint at all"])
+def test_junk_file(tmp_path: Path, data: bytes) -> None:
+    p = tmp_path / "junk.pth"
+    p.write_bytes(data)
+    with pytest.raises(InputError, match="corrupt") as e:
+        load_checkpoint("sam-vit-b", p)
+    assert "\n" not in str(e.value) and "\x1b" not in str(e.value) and "trust" not in str(e.value)
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(CheckpointMissingError, match=r"nope\.pth"):
+        load_checkpoint("sam-vit-b", tmp_path / "nope.pth")
+
+
+def test_wrong_formats(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="no 'model' key"):
+        load_checkpoint("efficientsam-ti", _save({"weights": [1, 2]}, tmp_path / "a.pt"))
+    with pytest.raises(InputError, match="no state dict"):
+        load_checkpoint("sam-vit-b", _save({"step": 1}, tmp_path / "b.pt"))
+    with pytest.raises(InputError, match="list"):
+        load_checkpoint("sam-vit-b", _save([torch.zeros(1)], tmp_path / "c.pt"))
+
+
+def test_default_path_is_verified_but_a_finetune_elsewhere_is_not(tmp_path: Path) -> None:
+    p = _save(_sd(), default_path("sam-vit-b"))
+    with pytest.raises(InputError, match="SHA-256"):
+        load_checkpoint("sam-vit-b", p)
+    other = _save(_sd(), tmp_path / "my_finetune.pth")
+    assert load_checkpoint("sam-vit-b", other).sha256 == sha256_file(other)
+
+
+def test_official_name_with_another_sha_elsewhere_warns_but_loads(tmp_path: Path) -> None:
+    p = _save(_sd(), tmp_path / "sam_vit_b_01ec64.pth")
+    with pytest.warns(UserWarning, match="official name"):
+        assert load_checkpoint("sam-vit-b", p).sha256 == sha256_file(p)
+
+
+def test_default_path_with_matching_published_sha(monkeypatch: pytest.MonkeyPatch) -> None:
+    p = _save(_sd(), default_path("mobilesam"))
+    _set_registry(monkeypatch, "mobilesam", sha256=sha256_file(p))
+    assert load_checkpoint("mobilesam", p).sha256 == sha256_file(p)
+
+
+# --- downloads -------------------------------------------------------------------------------
+
+
+def test_download_good_file(server: _State, monkeypatch: pytest.MonkeyPatch) -> None:
+    data = _payload()
+    _serve(server, "sam_vit_b_01ec64.pth", data)
+    _set_registry(monkeypatch, "sam-vit-b", sha256=_sha(data), size=len(data))
+    path = download_weights("sam-vit-b", progress=True, base_url=server.url)
+    assert path == default_path("sam-vit-b")
+    assert path.read_bytes() == data
+    assert not part_path(path).exists()
+    # a second call checks the file that is there and transfers nothing
+    n = len(server.requests)
+    assert download_weights("sam-vit-b", progress=False, base_url=server.url) == path
+    assert len(server.requests) == n
+
+
+def test_checksum_mismatch_leaves_no_file(server: _State, monkeypatch: pytest.MonkeyPatch) -> None:
+    data = _payload()
+    _serve(server, "sam_vit_b_01ec64.pth", data)
+    _set_registry(monkeypatch, "sam-vit-b", sha256="0" * 64, size=len(data))
+    with pytest.raises(DownloadError, match="SHA-256 mismatch") as e:
+        download_weights("sam-vit-b", progress=False, base_url=server.url)
+    assert "\n" not in str(e.value) and e.value.exit_code == 1
+    dest = default_path("sam-vit-b")
+    assert not dest.exists() and not part_path(dest).exists()
+
+
+def test_size_mismatch_is_refused(server: _State, monkeypatch: pytest.MonkeyPatch) -> None:
+    data = _payload()
+    _serve(server, "sam_vit_b_01ec64.pth", data)
+    _set_registry(monkeypatch, "sam-vit-b", sha256=_sha(data), size=len(data) + 1)
+    with pytest.raises(DownloadError, match="bytes"):
+        download_weights("sam-vit-b", progress=False, base_url=server.url)
+    assert not default_path("sam-vit-b").exists()
+
+
+def test_interrupted_transfer_resumes_with_range(server: _State, monkeypatch: pytest.MonkeyPatch) -> None:
+    data = _payload()
+    _serve(server, "mobile_sam.pt", data)
+    _set_registry(monkeypatch, "mobilesam", sha256=_sha(data), size=len(data))
+    server.cuts_left = 1
+    dest = default_path("mobilesam")
+    with pytest.raises(DownloadError, match="interrupted") as e:
+        download_weights("mobilesam", progress=False, base_url=server.url)
+    assert "resume" in str(e.value) and "\n" not in str(e.value)
+    assert not dest.exists()
+    have = part_path(dest).stat().st_size
+    assert 0 < have < len(data)
+    assert download_weights("mobilesam", progress=False, base_url=server.url) == dest
+    assert dest.read_bytes() == data
+    assert server.requests[-1][1] == f"bytes={have}-"  # the server saw the Range header
+
+
+def test_server_ignoring_range_restarts(server: _State, tmp_path: Path) -> None:
+    data = _payload()
+    _serve(server, "f.bin", data)
+    server.ignore_range = True
+    dest = tmp_path / "out" / "f.bin"
+    dest.parent.mkdir()
+    part_path(dest).write_bytes(b"WRONG BYTES" * 100)  # appended to, these would spoil the file
+    got = download(f"{server.url}/f.bin", dest, sha256=_sha(data), progress=False, timeout=5)
+    assert got == _sha(data) and dest.read_bytes() == data
+    assert server.requests[-1][1] == "bytes=1100-"  # asked to resume, was answered 200, restarted
+
+
+def test_complete_part_is_verified_without_a_request(server: _State, tmp_path: Path) -> None:
+    data = _payload(1000)
+    dest = tmp_path / "f.bin"
+    part_path(dest).write_bytes(data)
+    got = download(f"{server.url}/f.bin", dest, sha256=_sha(data), size=len(data), progress=False)
+    assert got == _sha(data)
+    assert server.requests == [] and dest.read_bytes() == data
+
+
+def test_complete_part_of_unknown_size_gets_416_and_finishes(server: _State, tmp_path: Path) -> None:
+    data = _payload(1000)
+    _serve(server, "f.bin", data)
+    dest = tmp_path / "f.bin"
+    part_path(dest).write_bytes(data)
+    assert download(f"{server.url}/f.bin", dest, progress=False, timeout=5) == _sha(data)
+    assert dest.read_bytes() == data
+
+
+def test_http_404(server: _State, tmp_path: Path) -> None:
+    with pytest.raises(DownloadError, match="HTTP 404"):
+        download(f"{server.url}/absent.bin", tmp_path / "absent.bin", progress=False, timeout=5)
+
+
+def test_offline_is_one_line_with_url_and_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    with socket.socket() as s:  # a port that nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    base = f"http://127.0.0.1:{port}"
+    with pytest.raises(DownloadError) as e:
+        download_weights("efficientsam-ti", progress=False, base_url=base)
+    msg = str(e.value)
+    assert "\n" not in msg
+    assert f"{base}/efficient_sam_vitt.pt" in msg
+    assert str(default_path("efficientsam-ti")) in msg
+
+
+def test_redirects_are_followed_but_never_to_plain_http(server: _State, tmp_path: Path) -> None:
+    data = _payload(1000)
+    _serve(server, "f.bin", data)
+    target = f"{server.url}/f.bin".replace("/", "_")
+    assert download(f"{server.url}/redirect/{target}", tmp_path / "f.bin", progress=False) == _sha(data)
+    with pytest.raises(InputError, match="refusing"):
+        download(f"{server.url}/redirect/http:__example.com_f.bin", tmp_path / "g.bin", progress=False)
+    assert not (tmp_path / "g.bin").exists()
+
+
+def test_only_https_or_loopback_http() -> None:
+    check_url("https://dl.fbaipublicfiles.com/segment_anything/sam_vit_b_01ec64.pth")
+    check_url("http://127.0.0.1:8000/x")
+    check_url("http://localhost/x")
+    for bad in ("http://example.com/x", "ftp://example.com/x", "file:///etc/passwd", "https:///x"):
+        with pytest.raises(InputError):
+            check_url(bad)
+    with pytest.raises(InputError):
+        download_weights("sam-vit-b", progress=False, base_url="http://example.com")
+
+
+def test_trust_on_first_use_without_published_sha(server: _State, _home: Path) -> None:
+    assert CHECKPOINTS["efficientsam-s"].sha256 is None
+    inner = io.BytesIO()
+    torch.save({"model": _sd()}, inner)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("efficient_sam_vits.pt", inner.getvalue())
+    data = buf.getvalue()
+    _serve(server, "efficient_sam_vits.pt.zip", data)
+
+    path = download_weights("efficientsam-s", progress=False, base_url=server.url)
+    record = json.loads((_home / "checkpoints" / "sha256.json").read_text())
+    assert record == {"efficient_sam_vits.pt.zip": _sha(data)}
+    assert load_checkpoint("efficientsam-s", path).sha256 == _sha(data)
+
+    path.write_bytes(data + b"tampered")  # the cached file changes behind our back
+    with pytest.raises(InputError, match="recorded on first download"):
+        load_checkpoint("efficientsam-s", path)
+    # and a fresh download that does not match the record is refused too
+    path.unlink()
+    (server.root / "efficient_sam_vits.pt.zip").write_bytes(data + b"changed")
+    with pytest.raises(DownloadError, match="SHA-256 mismatch"):
+        download_weights("efficientsam-s", progress=False, base_url=server.url)
+    assert not path.exists()
