@@ -12,7 +12,17 @@ import torch
 
 from . import __version__
 
-_PACKAGES = ("torch", "numpy", "scipy", "pycocotools", "lvis", "Pillow", "pandas")
+_PACKAGES = (
+    "torch",
+    "numpy",
+    "scipy",
+    "pycocotools",
+    "lvis",
+    "Pillow",
+    "pandas",
+    "ultralytics",
+    "torchvision",
+)
 
 
 @cache
