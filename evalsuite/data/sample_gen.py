@@ -35,8 +35,10 @@ Annotation policy (what a mask means):
   one, which is written as uncompressed RLE to cover that format too).
 * Crowds (``iscrowd: 1``) are clusters of overlapping blobs, stored as
   uncompressed RLE of their union, as COCO does.
-* One COCO annotation is a degenerate sliver polygon whose decoded mask is
-  empty (area 0); nothing is painted for it.
+* Every annotation decodes to a non-empty mask, so detections equal to the
+  ground truth score AP 100 with the official evaluators (an empty ground-truth
+  mask can never be matched). Empty-mask filtering is tested on small files
+  that the tests write themselves.
 * LVIS has polygons only, so the LVIS file annotates only objects whose
   visible mask is their polygon; an image's category with skipped instances
   (occluded or crowd) is listed in ``not_exhaustive_category_ids`` (every third
@@ -64,7 +66,7 @@ import PIL
 import pycocotools.mask as mask_utils
 from PIL import Image, features
 
-SAMPLE_VERSION: int = 1
+SAMPLE_VERSION: int = 2
 SAMPLE_DIR: Path = Path(__file__).parent / "sample_data"
 
 _SEED = 20_170_417
@@ -143,7 +145,6 @@ LVIS_CATEGORIES: tuple[LvisCategory, ...] = (
     LvisCategory(110, "teddy_bear", "teddy.n.01", "f", "a stuffed toy bear", 88),
 )
 _PERSON = next(i for i, c in enumerate(LVIS_CATEGORIES) if c.name == "person")
-_REMOTE = next(i for i, c in enumerate(LVIS_CATEGORIES) if c.name == "remote_control")
 
 # Saturated object colours; backgrounds are muted, so every object stands out.
 _PALETTE: tuple[tuple[int, int, int], ...] = (
@@ -192,7 +193,6 @@ class ImageSpec:
     in_lvis: bool
     multi: bool = False  # one multi-part polygon object
     crowd: bool = False  # one iscrowd region
-    degenerate: bool = False  # one sliver annotation that decodes to an empty mask
     occlusion: bool = False  # one object deliberately occludes a large one
 
     @property
@@ -222,8 +222,8 @@ class SceneObject:
     """One painted object: category, geometry as annotated, and its full mask."""
 
     lvis_index: int  # index into LVIS_CATEGORIES (gives the COCO category too)
-    kind: str  # "poly" | "multi" | "crowd" | "degenerate"
-    size_class: str  # "small" | "medium" | "large" | "crowd" | "empty"
+    kind: str  # "poly" | "multi" | "crowd"
+    size_class: str  # "small" | "medium" | "large" | "crowd"
     polygons: list[list[float]]  # as written to JSON (empty for crowds)
     mask: np.ndarray  # bool HxW, the decoded geometry
     texture: Texture | None = None
@@ -264,7 +264,6 @@ def image_specs() -> list[ImageSpec]:
                 in_lvis=k % 4 != 3,
                 multi=k in (1, 6, 9, 13, 20),
                 crowd=k in (4, 12, 21),
-                degenerate=k == 10,
                 occlusion=k % 3 == 2,
             )
         )
@@ -594,22 +593,6 @@ def _crowd_mask(rng: np.random.Generator, spec: ImageSpec) -> np.ndarray:
     return mask
 
 
-def _degenerate_polygon(rng: np.random.Generator, spec: ImageSpec) -> list[list[float]]:
-    """Three almost collinear points: a valid-looking polygon whose mask is empty."""
-    x = 20.0 + float(rng.integers(0, spec.width - 80))
-    y = 20.0 + float(rng.integers(0, spec.height - 40)) + 0.3
-    return [
-        [
-            round(x, 2),
-            round(y, 2),
-            round(x + 20.0, 2),
-            round(y + 0.01, 2),
-            round(x + 40.0, 2),
-            round(y + 0.02, 2),
-        ]
-    ]
-
-
 def _area_ok(mask: np.ndarray, size_class: str) -> bool:
     lo, hi = _AREA_OK[size_class]
     return lo <= int(mask.sum()) <= hi
@@ -755,12 +738,6 @@ def build_scene(spec: ImageSpec) -> Scene:
                     avoid=scene.objects[victim_i].texture.colour,
                 )
 
-    if spec.degenerate:
-        polygons = _degenerate_polygon(rng, spec)
-        mask = decode_polygons(polygons, h, w)
-        assert not mask.any(), "degenerate sliver must decode to an empty mask"
-        scene.objects.append(SceneObject(_REMOTE, "degenerate", "empty", polygons, mask, None))
-
     # Modal masks: later objects hide earlier ones.
     covered = np.zeros((h, w), dtype=bool)
     for obj in reversed(scene.objects):
@@ -808,7 +785,7 @@ def _coco_segmentation(obj: SceneObject, first_rle: bool) -> tuple[list | dict, 
     assert obj.visible is not None
     if obj.kind == "crowd":
         return uncompressed_rle(obj.visible), 1
-    if obj.kind != "degenerate" and not np.array_equal(obj.visible, obj.mask):
+    if not np.array_equal(obj.visible, obj.mask):
         return (uncompressed_rle(obj.visible) if first_rle else compressed_rle(obj.visible)), 0
     return obj.polygons, 0
 
@@ -898,8 +875,6 @@ def build_lvis(scenes: list[Scene]) -> dict:
         annotated: set[int] = set()
         skipped: set[int] = set()
         for obj in scene.objects:
-            if obj.kind == "degenerate":
-                continue
             cat_id = LVIS_CATEGORIES[obj.lvis_index].id
             if not _lvis_eligible(obj):
                 skipped.add(cat_id)
