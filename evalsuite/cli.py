@@ -23,18 +23,22 @@ def _fmt(v) -> str:
 
 
 def results_table(outcomes) -> str:
-    """Markdown table of measured metrics, one row per protocol."""
-    metrics = []
+    """Markdown tables of measured metrics: one row per protocol, one table per metric set."""
+    groups: dict[tuple[str, ...], list] = {}
     for o in outcomes:
-        metrics += [m for m in o.record["metrics"] if m not in metrics]
-    head = ["protocol", "model", "instances", *metrics]
-    lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
-    for o in outcomes:
-        rec = o.record
-        cells = [rec["protocol"]["id"], rec["model"]["name"], str(rec["counts"]["instances"])]
-        cells += [_fmt(rec["metrics"].get(m)) for m in metrics]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+        groups.setdefault(tuple(o.record["metrics"]), []).append(o)
+    tables = []
+    for metrics, group in groups.items():
+        head = ["protocol", "model", "scored", *metrics]
+        lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+        for o in group:
+            rec = o.record
+            counts = rec["counts"]
+            scored = counts.get("instances", counts.get("detections_scored", 0))
+            cells = [rec["protocol"]["id"], rec["model"]["name"], str(scored)]
+            lines.append("| " + " | ".join(cells + [_fmt(rec["metrics"].get(m)) for m in metrics]) + " |")
+        tables.append("\n".join(lines))
+    return "\n\n".join(tables)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -93,6 +97,22 @@ def cli(ctx: click.Context, debug: bool) -> None:
     metavar="KEY=VALUE",
     help="Override a protocol option, e.g. click_rule=sam, include_crowd=true, mask_choice=oracle.",
 )
+@click.option(
+    "--boxes",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Detections (COCO results JSON) for coco-vitdet / lvis-vitdet.",
+)
+@click.option(
+    "--skip-bad", is_flag=True, help="Skip invalid detections (counted in the record) instead of failing."
+)
+@click.option(
+    "--evaluator",
+    type=click.Choice(["official", "faster"]),
+    default="official",
+    show_default=True,
+    help="AP backend: pycocotools / lvis, or faster-coco-eval (same numbers).",
+)
 @click.option("--overwrite", is_flag=True, help="Discard an existing run with different settings in OUT.")
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
 @click.pass_context
@@ -110,6 +130,9 @@ def run(
     seed,
     device,
     sets,
+    boxes,
+    skip_bad,
+    evaluator,
     overwrite,
     no_progress,
 ):
@@ -132,6 +155,9 @@ def run(
         device=device or _default_device(),
         overrides=dict(parse_override(s) for s in sets),
         overwrite=overwrite,
+        boxes=boxes,
+        skip_bad=skip_bad,
+        evaluator=evaluator,
         progress=not no_progress and sys.stderr.isatty(),
     )
     outcomes = run_eval(cfg)
@@ -176,6 +202,53 @@ def download_weights_cmd(models, dest) -> None:
         get_spec(name)  # unknown names fail with a 'did you mean' before any transfer
         path = download_weights(name, dest_dir=dest, progress=sys.stderr.isatty())
         click.echo(f"{name}: {path}")
+
+
+@download.command("boxes")
+@click.argument("names", nargs=-1, required=True)
+@click.option("--dest", type=click.Path(path_type=Path), default=None, help="Folder (default: the cache).")
+def download_boxes_cmd(names, dest) -> None:
+    """Published ViTDet-H detections for coco-vitdet / lvis-vitdet (SHA-256 recorded on first download)."""
+    from .boxes import download_boxes
+
+    for name in names:
+        path = download_boxes(name, dest_dir=dest, progress=sys.stderr.isatty())
+        click.echo(f"{name}: {path}")
+
+
+@cli.command("make-boxes")
+@click.argument("dataset", type=click.Choice(["coco", "lvis"]))
+@click.option("--data", type=click.Choice(["real", "sample"]), default="sample", show_default=True)
+@click.option("--data-root", type=click.Path(path_type=Path), default=None)
+@click.option("--ann", type=click.Path(path_type=Path), default=None)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Output JSON (default: pseudo_detections_DATASET.json).",
+)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--jitter", type=float, default=0.1, show_default=True, help="Box-edge noise, as a fraction of size."
+)
+@click.option("--false-positives", type=int, default=1, show_default=True, help="Random boxes per image.")
+@click.option("--exact", is_flag=True, help="Ground-truth boxes with score 1, no noise, no false positives.")
+def make_boxes(dataset, data, data_root, ann, out, seed, jitter, false_positives, exact) -> None:
+    """Write PSEUDO-detections derived from the ground truth (not a detector) for the AP protocols."""
+    from .boxes import make_pseudo_detections
+    from .data.locate import locate
+    from .records import write_json_atomic
+
+    if jitter < 0 or false_positives < 0:
+        raise click.BadParameter("--jitter and --false-positives must be >= 0")
+    reader = locate(dataset, data, data_root, ann).open()
+    dets = make_pseudo_detections(
+        reader, seed=seed, jitter=jitter, false_positives=false_positives, exact=exact
+    )
+    kind = "exact" if exact else f"jitter{jitter:g}_fp{false_positives}_seed{seed}"
+    out = out or Path(f"pseudo_detections_{dataset}_{kind}.json")
+    write_json_atomic(out, dets)
+    click.echo(f"wrote {len(dets)} pseudo-detections (derived from ground truth, not a detector) to {out}")
 
 
 def main(argv: list[str] | None = None) -> int:

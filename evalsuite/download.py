@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import hashlib
 import http.client
+import json
 import os
 import re
+import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -221,3 +223,47 @@ def _receive(
             f"run the same command again to resume from {part}"
         )
     return h.hexdigest()
+
+
+class ShaRecord:
+    """Trust-on-first-use SHA-256 values of files that have no published checksum.
+
+    One small JSON file per cache folder (``{file name: sha256}``); the first
+    download's value is the anchor that later downloads and loads must match.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+
+    def _read(self) -> dict:
+        try:
+            data = json.loads(self.path.read_text())
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError) as e:
+            raise InputError(
+                f"{self.path}: unreadable ({e}); delete it to record the checksums again"
+            ) from None
+        return data if isinstance(data, dict) else {}
+
+    def get(self, filename: str) -> str | None:
+        value = self._read().get(filename)
+        return value if isinstance(value, str) else None
+
+    def set(self, filename: str, sha256: str) -> None:
+        """Record a value (atomic rewrite: several runs may share the cache)."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            data = self._read()
+        except InputError:
+            data = {}
+        data[filename] = sha256
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".sha256.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w") as f:
+                json.dump(data, f, indent=1, sort_keys=True)
+                f.write("\n")
+            os.replace(tmp, self.path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise

@@ -1,10 +1,11 @@
-"""The evaluation loop: data in, per-instance records and one run record per protocol out.
+"""The evaluation loop: data in, per-item logs and one run record per protocol out.
 
 One ``run`` may hold several protocols: images of a dataset are read and
 embedded once and every protocol that still needs the image is served from
 that embedding. Each (model, protocol) pair has its own run folder with an
-append-only instance log, so an interrupted run resumes where it stopped and
-ends with the same record as an uninterrupted one.
+append-only log, so an interrupted run resumes where it stopped and ends with
+the same record as an uninterrupted one. The loop knows tasks only through
+:class:`evalsuite.tasks.Task`.
 """
 
 from __future__ import annotations
@@ -22,15 +23,18 @@ from tqdm import tqdm
 
 from .data.images import load_rgb
 from .data.locate import DataSource, locate
+from .data.readers import DatasetReader
 from .errors import InputError
-from .metrics.miou import MIoUEvaluator
 from .models import build_model, get_spec
 from .models.base import Runner
 from .protocols import OPTION_SCHEMA, Protocol, get_protocol
 from .provenance import device_info, software
-from .records import SCHEMA_VERSION, RunFolder
+from .records import SCHEMA_VERSION, RunFolder, write_json_atomic
 from .reference import paper_value
-from .tasks.miou import MaskCache, MIoUTask
+from .tasks import Task, TaskContext, task_class
+from .tasks.gt import MaskCache
+
+EVALUATOR_BACKENDS = ("official", "faster")
 
 
 @dataclass
@@ -52,6 +56,9 @@ class RunConfig:
     overwrite: bool = False
     progress: bool = True
     prompt_batch: int = 64
+    boxes: Path | None = None  # detection file for the AP protocols
+    skip_bad: bool = False
+    evaluator: str = "official"  # AP backend: "official" | "faster"
 
 
 @dataclass
@@ -68,22 +75,16 @@ class RunOutcome:
 
 
 def resolve_protocols(names: list[str], overrides: dict[str, Any]) -> list[Protocol]:
-    """Protocols by name, each with the overrides that concern its prompt kind."""
+    """Protocols by name, each with the overrides among its own options."""
     if len(set(names)) != len(names):
         raise InputError("a protocol is named twice")
     if "prompt" in overrides:
         raise InputError(
             "the prompt kind is what a protocol is; pick another protocol instead of --set prompt="
         )
-    protocols = [get_protocol(n) for n in names]
-    applied: set[str] = set()
-    out = []
-    for p in protocols:
-        mine = {
-            k: v
-            for k, v in overrides.items()
-            if k in p.options or k not in ("box_source", "click_rule", "clicks")
-        }
+    out, applied = [], set()
+    for p in (get_protocol(n) for n in names):
+        mine = {k: v for k, v in overrides.items() if k in p.options}
         applied |= set(mine)
         out.append(p.with_options(mine))
     if unused := set(overrides) - applied:
@@ -98,55 +99,51 @@ def resolve_protocols(names: list[str], overrides: dict[str, Any]) -> list[Proto
 class _ProtocolRun:
     """Live state of one protocol inside a run: task, folder, evaluator, counts."""
 
-    protocol: Protocol
-    task: MIoUTask
+    task: Task
     folder: RunFolder
-    evaluator: MIoUEvaluator
+    evaluator: Any
     done: dict[int, dict]
     skipped: Counter = field(default_factory=Counter)
     seconds: float = 0.0
     images_processed: int = 0
+
+    @property
+    def protocol(self) -> Protocol:
+        return self.task.protocol
 
 
 def _ids_sha256(ids: list[int]) -> str:
     return hashlib.sha256(",".join(map(str, ids)).encode()).hexdigest()
 
 
-def _fingerprint(
-    cfg: RunConfig, runner: Runner, proto: Protocol, source: DataSource, ann_sha: str, ids: list[int]
-):
-    """The settings that determine a protocol run's result: resume only continues an identical run."""
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "protocol": proto.id,
-        "options": proto.options,
-        "model": cfg.model,
-        "checkpoint_sha256": runner.checkpoint_sha256,
-        "seed": cfg.seed,
-        "dataset": source.name,
-        "annotation_sha256": ann_sha,
-        "image_ids_sha256": _ids_sha256(ids),
-    }
+def _short_hash(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:10]
 
 
 def run(cfg: RunConfig) -> list[RunOutcome]:
     """Run every protocol of ``cfg`` and return their outcomes (records written to disk)."""
     if cfg.limit is not None and cfg.limit < 1:
         raise InputError("--limit must be at least 1")
+    if cfg.evaluator not in EVALUATOR_BACKENDS:
+        raise InputError(f"--evaluator must be one of {', '.join(EVALUATOR_BACKENDS)}")
     protocols = resolve_protocols(cfg.protocols, cfg.overrides)
     families = sorted({p.dataset for p in protocols})
     if cfg.ann is not None and len(families) > 1:
         raise InputError(
             "--ann names one annotation file, but the protocols use both COCO and LVIS", hint="run them apart"
         )
-    tasks = [MIoUTask(p, cfg.seed, cfg.prompt_batch) for p in protocols]
+    ap = [p for p in protocols if p.task == "ap"]
+    if len(ap) > 1:
+        raise InputError("--boxes names one detection file; run the AP protocols one at a time")
+    if cfg.boxes is not None and not ap:
+        raise InputError("--boxes is for the detector-box protocols (coco-vitdet, lvis-vitdet)")
     sources = {f: locate(f, cfg.data, cfg.data_root, cfg.ann) for f in families}  # fail fast on missing data
     runner = _build_runner(cfg)
-    for t in tasks:
-        t.check_runner(runner)
+    for p in protocols:
+        task_class(p).check_runner(p, runner)
     outcomes: dict[str, RunOutcome] = {}
     for family in families:
-        group = [t for t in tasks if t.protocol.dataset == family]
+        group = [p for p in protocols if p.dataset == family]
         for o in _run_dataset(cfg, runner, sources[family], group):
             outcomes[o.protocol.name] = o
     return [outcomes[p.name] for p in protocols]
@@ -163,23 +160,52 @@ def _build_runner(cfg: RunConfig) -> Runner:
     )
 
 
+def _fingerprint(cfg: RunConfig, runner: Runner, task: Task, source: DataSource, reader, ids: list[int]):
+    """The settings that determine a protocol run's result: resume only continues an identical run."""
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "protocol": task.protocol.id,
+        "options": task.protocol.options,
+        "model": cfg.model,
+        "checkpoint_sha256": runner.checkpoint_sha256,
+        "seed": cfg.seed,
+        "dataset": source.name,
+        "annotation_sha256": reader.annotation_sha256,
+        "image_ids_sha256": _ids_sha256(ids),
+        **task.fingerprint(),
+    }
+
+
+def _open_run(
+    cfg: RunConfig, runner: Runner, source: DataSource, reader, ids, protocol: Protocol
+) -> _ProtocolRun:
+    ctx = TaskContext(
+        reader=reader,
+        image_ids=ids,
+        seed=cfg.seed,
+        prompt_batch=cfg.prompt_batch,
+        boxes=cfg.boxes,
+        skip_bad=cfg.skip_bad,
+        evaluator_backend=cfg.evaluator,
+    )
+    task = task_class(protocol)(protocol, ctx)
+    fp = _fingerprint(cfg, runner, task, source, reader, ids)
+    folder = RunFolder(Path(cfg.out) / cfg.model / protocol.name, fp, task.log_name, overwrite=cfg.overwrite)
+    done, rows = folder.load_finished()
+    evaluator = task.new_evaluator()
+    evaluator.process([task.record_type.from_json(r) for r in rows])
+    skipped = task.initial_skips()
+    for row in done.values():
+        skipped.update(row.get("skipped", {}))
+    return _ProtocolRun(task, folder, evaluator, done, skipped)
+
+
 def _run_dataset(
-    cfg: RunConfig, runner: Runner, source: DataSource, tasks: list[MIoUTask]
+    cfg: RunConfig, runner: Runner, source: DataSource, protocols: list[Protocol]
 ) -> list[RunOutcome]:
     reader = source.open()
     ids = reader.image_ids()[: cfg.limit] if cfg.limit else reader.image_ids()
-    runs: list[_ProtocolRun] = []
-    for task in tasks:
-        fp = _fingerprint(cfg, runner, task.protocol, source, reader.annotation_sha256, ids)
-        folder = RunFolder(Path(cfg.out) / cfg.model / task.protocol.name, fp, overwrite=cfg.overwrite)
-        done, records = folder.load_finished()
-        ev = MIoUEvaluator()
-        ev.process(records)
-        skipped = Counter()
-        for row in done.values():
-            skipped.update(row.get("skipped", {}))
-        runs.append(_ProtocolRun(task.protocol, task, folder, ev, done, skipped))
-
+    runs = [_open_run(cfg, runner, source, reader, ids, p) for p in protocols]
     todo = [i for i in ids if any(i not in r.done for r in runs)]
     started = time.perf_counter()
     bar = tqdm(
@@ -197,8 +223,8 @@ def _run_dataset(
             records, stats = r.task.run_image(runner, cache)
             r.seconds += time.perf_counter() - t0
             r.images_processed += 1
-            row = {"image_id": image_id, "instances": len(records), "skipped": dict(sorted(stats.items()))}
-            r.folder.append_image(row, records)
+            row = {"image_id": image_id, "records": len(records), "skipped": dict(sorted(stats.items()))}
+            r.folder.append_image(row, [rec.to_json() for rec in records])
             r.done[image_id] = row
             r.evaluator.process(records)
             r.skipped.update(stats)
@@ -207,25 +233,30 @@ def _run_dataset(
 
 
 def _finish(
-    cfg, runner: Runner, source: DataSource, reader, ids: list[int], r: _ProtocolRun, wall: float
+    cfg: RunConfig,
+    runner: Runner,
+    source: DataSource,
+    reader: DatasetReader,
+    ids: list[int],
+    r: _ProtocolRun,
+    wall: float,
 ) -> RunOutcome:
     result = r.evaluator.evaluate()
-    metrics = {k: result["metrics"][f"{k}"] for k in r.protocol.metrics}
-    counts = {
-        "images": len(ids),
-        "instances": result["metrics"]["n"],
-        "instances_by_size": {b: result["metrics"][f"n_{b}"] for b in ("S", "M", "L")},
-        "skipped": dict(sorted(r.skipped.items())),
-    }
+    for name, content in result.get("artifacts", {}).items():
+        write_json_atomic(r.folder.path / name, content)
+    metrics = {k: result["metrics"].get(k) for k in r.protocol.metrics}
     paper = {}
     for m in r.protocol.metrics:
         pv = paper_value(cfg.model, r.protocol.name, m)
         if pv is not None:
             paper[m] = {"value": pv.value, "source": pv.source, "row": pv.row}
-    fingerprint = r.folder.config
+    per_category = {
+        str(k): {"name": reader.categories.get(k, {}).get("name"), **v}
+        for k, v in result.get("per_category", {}).items()
+    }
     record = {
         "schema_version": SCHEMA_VERSION,
-        "run_id": f"{cfg.model}__{r.protocol.name}__{_short_hash(fingerprint)}",
+        "run_id": f"{cfg.model}__{r.protocol.name}__{_short_hash(r.folder.config)}",
         "protocol": {
             "name": r.protocol.name,
             "version": r.protocol.version,
@@ -242,7 +273,12 @@ def _finish(
             "image_ids_sha256": _ids_sha256(ids),
             "limit": cfg.limit,
         },
-        "counts": counts,
+        **r.task.provenance(),
+        "counts": {
+            "images": len(ids),
+            **result.get("counts", {}),
+            "skipped": dict(sorted(r.skipped.items())),
+        },
         "model": {
             "name": cfg.model,
             "checkpoint": cfg.checkpoint,
@@ -250,11 +286,8 @@ def _finish(
         },
         "seed": cfg.seed,
         "metrics": metrics,
-        "higher_is_better": {m: True for m in metrics},
-        "per_category": {
-            str(k): {"name": reader.categories.get(k, {}).get("name"), **v}
-            for k, v in result["per_category"].items()
-        },
+        "higher_is_better": dict.fromkeys(metrics, True),
+        "per_category": per_category,
         "paper": paper,
         "software": software(),
         "environment": {**device_info(cfg.device), "world_size": 1},
@@ -264,11 +297,14 @@ def _finish(
             "protocol_s_this_session": round(r.seconds, 3),
             "images_this_session": r.images_processed,
         },
-        "files": {"instances": "instances.jsonl", "images": "images.jsonl", "config": "config.json"},
+        "files": {
+            "log": r.task.log_name,
+            "images": "images.jsonl",
+            "config": "config.json",
+            **{name: name for name in result.get("artifacts", {})},
+        },
     }
+    if "evaluator" in result:
+        record["evaluator"] = result["evaluator"]
     r.folder.write_record(record)
     return RunOutcome(r.protocol, r.folder.path, record)
-
-
-def _short_hash(obj: Any) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:10]

@@ -27,9 +27,17 @@ OPTION_SCHEMA: dict[str, tuple | type] = {
     "click_rule": ("random", "sam"),  # EfficientSAM paper's random clicks, or SAM's error-region clicks
     "clicks": int,
     "include_crowd": bool,
-    "mask_choice": ("score", "single", "oracle"),  # argmax predicted IoU, single-output token, best vs GT
+    # argmax predicted IoU; single-output token; best vs GT (mIoU only); highest IoU with the prompt box
+    "mask_choice": ("score", "single", "oracle", "box_iou"),
+    "refine": (0, 1),  # AP protocols: SAM's mask-refinement iteration (models that take a mask prompt)
+    "max_dets": int,  # AP protocols: detections kept per image, highest scores first
 }
-_OPTIONS_FOR_PROMPT = {"box": {"box_source"}, "clicks": {"click_rule", "clicks"}}
+#: (task, prompt) -> the options such a protocol has (all of them, each with its default in the TOML)
+_OPTIONS_FOR = {
+    ("miou", "box"): {"prompt", "box_source", "include_crowd", "mask_choice"},
+    ("miou", "clicks"): {"prompt", "click_rule", "clicks", "include_crowd", "mask_choice"},
+    ("ap", "box"): {"prompt", "mask_choice", "refine", "max_dets"},
+}
 
 
 @dataclass(frozen=True)
@@ -60,11 +68,11 @@ class Protocol:
         if not overrides:
             return self
         merged = {**self.options, **overrides}
-        _validate_options(merged, self.name)
+        _validate_options(merged, self.name, self.task)
         return replace(self, options=merged)
 
 
-def _validate_options(options: dict[str, Any], where: str) -> None:
+def _validate_options(options: dict[str, Any], where: str, task: str) -> None:
     for key, value in options.items():
         if key not in OPTION_SCHEMA:
             raise InputError(
@@ -77,14 +85,17 @@ def _validate_options(options: dict[str, Any], where: str) -> None:
                 raise InputError(f"{where}: option {key}={value!r} not one of {', '.join(map(str, allowed))}")
         elif not isinstance(value, allowed) or (allowed is int and isinstance(value, bool)):
             raise InputError(f"{where}: option {key} must be {allowed.__name__}, got {value!r}")
-    prompt = options.get("prompt")
-    if prompt is None:
-        raise InputError(f"{where}: option 'prompt' is required")
-    needed = _OPTIONS_FOR_PROMPT[prompt]
-    if missing := needed - set(options):
-        raise InputError(f"{where}: prompt {prompt!r} needs option(s) {', '.join(sorted(missing))}")
-    if prompt == "clicks" and options["clicks"] < 1:
-        raise InputError(f"{where}: clicks must be >= 1")
+    expected = _OPTIONS_FOR.get((task, options.get("prompt")))
+    if expected is None:
+        raise InputError(
+            f"{where}: task {task!r} with prompt {options.get('prompt')!r} is not a known combination"
+        )
+    if missing := expected - set(options):
+        raise InputError(f"{where}: missing option(s) {', '.join(sorted(missing))}")
+    if extra := set(options) - expected:
+        raise InputError(f"{where}: option(s) {', '.join(sorted(extra))} do not apply to this protocol")
+    if options.get("clicks", 1) < 1 or options.get("max_dets", 1) < 1:
+        raise InputError(f"{where}: clicks and max_dets must be >= 1")
 
 
 def parse_override(text: str) -> tuple[str, Any]:
@@ -119,7 +130,7 @@ def load_protocols() -> dict[str, Protocol]:
     for path in _protocol_files():
         data = tomllib.loads(path.read_text(encoding="utf-8"))
         options = dict(data.get("options", {}))
-        _validate_options(options, path.name)
+        _validate_options(options, path.name, data["task"])
         proto = Protocol(
             name=data["name"],
             version=int(data["version"]),

@@ -1,10 +1,11 @@
 """Run records and per-instance logs on disk: atomic writes, resumable appends.
 
 A run folder holds ``config.json`` (the settings that determine the result),
-``instances.jsonl`` (one line per scored instance), ``images.jsonl`` (one line
-per finished image, written after its instances) and, once complete,
-``record.json``. An image counts as finished only when its line is in
-``images.jsonl`` and all its instances are present, so a crash at any point
+a per-item log (``instances.jsonl`` for mIoU protocols, ``detections.jsonl``
+for AP protocols: one line per scored instance or predicted mask),
+``images.jsonl`` (one line per finished image, written after its items) and,
+once complete, ``record.json``. An image counts as finished only when its line
+is in ``images.jsonl`` and all its items are present, so a crash at any point
 loses at most the image in flight.
 """
 
@@ -17,11 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from .errors import EvalsuiteError, ResumeConflictError
-from .metrics.miou import InstanceRecord
 
 SCHEMA_VERSION = 1
 CONFIG_FILE = "config.json"
-INSTANCES_FILE = "instances.jsonl"
 IMAGES_FILE = "images.jsonl"
 RECORD_FILE = "record.json"
 
@@ -70,9 +69,10 @@ def _dump_lines(rows: list[dict]) -> str:
 class RunFolder:
     """One (model, protocol) run on disk, with resume."""
 
-    def __init__(self, path: Path, config: dict[str, Any], overwrite: bool = False) -> None:
+    def __init__(self, path: Path, config: dict[str, Any], log_name: str, overwrite: bool = False) -> None:
         self.path = Path(path)
         self.config = config
+        self.log_name = log_name
         self.path.mkdir(parents=True, exist_ok=True)
         config_path = self.path / CONFIG_FILE
         if config_path.is_file() and not overwrite:
@@ -84,7 +84,7 @@ class RunFolder:
                     hint="use another --out, or --overwrite to discard it",
                 )
         else:
-            for name in (INSTANCES_FILE, IMAGES_FILE, RECORD_FILE):
+            for name in (log_name, IMAGES_FILE, RECORD_FILE):
                 (self.path / name).unlink(missing_ok=True)
             write_json_atomic(config_path, config)
 
@@ -92,17 +92,17 @@ class RunFolder:
     def record_path(self) -> Path:
         return self.path / RECORD_FILE
 
-    def load_finished(self) -> tuple[dict[int, dict], list[InstanceRecord]]:
-        """Finished images (id -> their line) and their instance records; rewrites both logs cleanly."""
+    def load_finished(self) -> tuple[dict[int, dict], list[dict]]:
+        """Finished images (id -> their line) and their logged items; rewrites both logs cleanly."""
         images = {int(row["image_id"]): row for row in read_jsonl(self.path / IMAGES_FILE)}
         by_image: dict[int, list[dict]] = {}
-        for row in read_jsonl(self.path / INSTANCES_FILE):
+        for row in read_jsonl(self.path / self.log_name):
             by_image.setdefault(int(row["image_id"]), []).append(row)
-        finished = {i: row for i, row in images.items() if len(by_image.get(i, [])) == row["instances"]}
+        finished = {i: row for i, row in images.items() if len(by_image.get(i, [])) == row["records"]}
         kept = [r for i in finished for r in by_image.get(i, [])]
-        self._rewrite(INSTANCES_FILE, kept)
+        self._rewrite(self.log_name, kept)
         self._rewrite(IMAGES_FILE, list(finished.values()))
-        return finished, [InstanceRecord.from_json(r) for r in kept]
+        return finished, kept
 
     def _rewrite(self, name: str, rows: list[dict]) -> None:
         path = self.path / name
@@ -110,10 +110,10 @@ class RunFolder:
         tmp.write_text(_dump_lines(rows), encoding="utf-8")
         os.replace(tmp, path)
 
-    def append_image(self, image_row: dict, records: list[InstanceRecord]) -> None:
-        """Log one finished image: its instances first, then its line in images.jsonl."""
-        with open(self.path / INSTANCES_FILE, "a", encoding="utf-8") as f:
-            f.write(_dump_lines([r.to_json() for r in records]))
+    def append_image(self, image_row: dict, rows: list[dict]) -> None:
+        """Log one finished image: its items first, then its line in images.jsonl."""
+        with open(self.path / self.log_name, "a", encoding="utf-8") as f:
+            f.write(_dump_lines(rows))
             f.flush()
         with open(self.path / IMAGES_FILE, "a", encoding="utf-8") as f:
             f.write(_dump_lines([image_row]))

@@ -16,7 +16,7 @@ from evalsuite.data.masks import decode_segmentation, encode_mask
 from evalsuite.data.readers import CocoReader, LvisReader, lvis_image_relpath
 from evalsuite.data.types import Instance, Sample
 from evalsuite.errors import DataNotFoundError, InputError
-from evalsuite.tasks.miou import SKIP_CROWD, SKIP_EMPTY, MaskCache, select_instances
+from evalsuite.tasks.gt import SKIP_CROWD, SKIP_EMPTY, MaskCache, select_instances
 
 
 @pytest.mark.parametrize(

@@ -110,8 +110,17 @@ class MIoUEvaluator:
         return sorted(self._records, key=lambda r: r.key)
 
     def evaluate(self) -> dict[str, Any]:
+        """``metrics`` (percent), ``counts`` and ``per_category`` of everything processed."""
         records = self.records
         keys = [r.key for r in records]
         if len(set(keys)) != len(keys):
             raise RuntimeError("an instance was scored twice; refusing to report a biased mean")
-        return {"metrics": summarize_miou(records), "per_category": per_category_miou(records)}
+        summary = summarize_miou(records)
+        return {
+            "metrics": {k: v for k, v in summary.items() if k.startswith("mIoU")},
+            "counts": {
+                "instances": summary["n"],
+                "instances_by_size": {b: summary[f"n_{b}"] for b in BUCKETS},
+            },
+            "per_category": per_category_miou(records),
+        }

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from ..errors import InputError
+from ..metrics.iou import box_masks
 from .base import PROMPT_BOX, PROMPT_POINTS, ModelSpec, Prediction, Runner
 
 
@@ -67,20 +68,6 @@ class BoxFillRunner(Runner):
             masks=box_masks(np.asarray(boxes, float), h, w)[:, None],
             iou_predictions=torch.ones(len(boxes), 1),
         )
-
-
-def box_masks(boxes: np.ndarray, height: int, width: int) -> torch.Tensor:
-    """N×H×W bool masks of the pixels whose centres lie inside each xyxy box.
-
-    Pixel (r, c) has centre (c + 0.5, r + 0.5); for the integer pixel-edge boxes
-    of the box protocols this is exactly the box's pixels.
-    """
-    b = torch.as_tensor(boxes, dtype=torch.float64).reshape(-1, 4)
-    xs = torch.arange(width, dtype=torch.float64) + 0.5
-    ys = torch.arange(height, dtype=torch.float64) + 0.5
-    inx = (xs[None] >= b[:, 0:1]) & (xs[None] < b[:, 2:3])
-    iny = (ys[None] >= b[:, 1:2]) & (ys[None] < b[:, 3:4])
-    return iny[:, :, None] & inx[:, None, :]
 
 
 def _build_oracle(checkpoint: str | None = None, device: str = "cpu", **_: object) -> Runner:

@@ -18,11 +18,9 @@ from the cache are checked against that record.
 from __future__ import annotations
 
 import io
-import json
 import os
 import pickle
 import re
-import tempfile
 import warnings
 import zipfile
 from collections.abc import Mapping
@@ -31,6 +29,7 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from ..data.jsonio import sha256_file
+from ..download import ShaRecord
 from ..errors import DataNotFoundError, InputError, UnknownNameError, did_you_mean
 
 if TYPE_CHECKING:
@@ -197,37 +196,12 @@ def _record_path() -> Path:
 
 def recorded_sha256(filename: str) -> str | None:
     """SHA-256 observed when ``filename`` (official name, no published hash) was first fetched."""
-    path = _record_path()
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError) as e:
-        raise InputError(f"{path}: unreadable ({e}); delete it to record the checksums again") from None
-    value = data.get(filename) if isinstance(data, dict) else None
-    return value if isinstance(value, str) else None
+    return ShaRecord(_record_path()).get(filename)
 
 
 def record_sha256(filename: str, sha256: str) -> None:
-    """Remember ``sha256`` for ``filename`` (atomic rewrite: several runs may share the cache)."""
-    path = _record_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        data = json.loads(path.read_text())
-        if not isinstance(data, dict):
-            data = {}
-    except (OSError, ValueError):
-        data = {}
-    data[filename] = sha256
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".sha256.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=1, sort_keys=True)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Remember ``sha256`` for ``filename`` (trust on first use)."""
+    ShaRecord(_record_path()).set(filename, sha256)
 
 
 def expected_sha256(model: str) -> tuple[str | None, str]:

@@ -9,102 +9,42 @@ against the ground truth at original resolution.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from ..data.masks import decode_segmentation
 from ..data.types import Instance, Sample
-from ..errors import InputError, UnsupportedPromptError
+from ..errors import InputError
 from ..metrics.iou import mask_iou
-from ..metrics.miou import InstanceRecord, size_bucket
-from ..models.base import PROMPT_BOX, PROMPT_POINTS, Prediction, Runner
+from ..metrics.miou import InstanceRecord, MIoUEvaluator, size_bucket
+from ..models.base import Prediction, Runner
 from ..prompts import ann_box, random_clicks, sam_click, tight_box
-from ..protocols import Protocol
-
-SKIP_CROWD = "crowd"
-SKIP_EMPTY = "empty_mask"
-
-
-@dataclass
-class GroundTruth:
-    """The instances of one image kept for scoring, with their decoded masks."""
-
-    instances: list[Instance]
-    masks: np.ndarray  # K×H×W bool
-    skipped: Counter
+from .base import Task, TaskContext
+from .choice import choose_masks
+from .gt import MaskCache, select_instances
 
 
-class MaskCache:
-    """Decodes each annotation of an image once, shared by all protocols run on it."""
+class MIoUTask(Task):
+    """One mIoU protocol (Table 4): every selected ground-truth instance is prompted and scored."""
 
-    def __init__(self, sample: Sample) -> None:
-        self.sample = sample
-        self._masks: dict[int, np.ndarray] = {}
+    log_name = "instances.jsonl"
+    record_type = InstanceRecord
 
-    def get(self, inst: Instance) -> np.ndarray:
-        if inst.ann_id not in self._masks:
-            try:
-                self._masks[inst.ann_id] = decode_segmentation(
-                    inst.segmentation, self.sample.height, self.sample.width
-                )
-            except Exception as e:  # pycocotools raises bare exceptions on malformed input
-                raise InputError(
-                    f"image {self.sample.image_id}, annotation {inst.ann_id}: "
-                    f"cannot decode segmentation ({e})",
-                    hint="the annotation file is malformed",
-                ) from None
-        return self._masks[inst.ann_id]
+    def __init__(self, protocol, ctx: TaskContext) -> None:
+        super().__init__(protocol, ctx)
+        if self.options["mask_choice"] == "box_iou" and self.options["prompt"] != "box":
+            raise InputError(f"{protocol.name}: mask_choice=box_iou needs box prompts")
 
-
-def select_instances(cache: MaskCache, include_crowd: bool) -> GroundTruth:
-    """Instances to score: crowd excluded unless asked for, empty masks dropped; counts by reason."""
-    kept, masks, skipped = [], [], Counter()
-    for inst in cache.sample.instances:
-        if inst.iscrowd and not include_crowd:
-            skipped[SKIP_CROWD] += 1
-            continue
-        mask = cache.get(inst)
-        if not mask.any():
-            skipped[SKIP_EMPTY] += 1
-            continue
-        kept.append(inst)
-        masks.append(mask)
-    h, w = cache.sample.height, cache.sample.width
-    stacked = np.stack(masks) if masks else np.zeros((0, h, w), dtype=bool)
-    return GroundTruth(kept, stacked, skipped)
-
-
-class MIoUTask:
-    """One mIoU protocol bound to a run seed."""
-
-    def __init__(self, protocol: Protocol, seed: int, prompt_batch: int = 64) -> None:
-        self.protocol = protocol
-        self.options = protocol.options
-        self.seed = seed
-        self.prompt_batch = prompt_batch
-
-    @property
-    def prompt_kind(self) -> str:
-        return PROMPT_BOX if self.options["prompt"] == "box" else PROMPT_POINTS
-
-    def check_runner(self, runner: Runner) -> None:
-        """Refuse, before any work, a model that cannot take this protocol's prompts."""
-        if self.prompt_kind not in runner.prompt_kinds:
-            raise UnsupportedPromptError(
-                f"model {runner.name!r} does not take {self.prompt_kind} prompts, which protocol "
-                f"{self.protocol.name} needs",
-                hint=f"it takes: {', '.join(sorted(runner.prompt_kinds))}",
-            )
+    def new_evaluator(self) -> MIoUEvaluator:
+        return MIoUEvaluator()
 
     def run_image(self, runner: Runner, cache: MaskCache) -> tuple[list[InstanceRecord], Counter]:
         """Score every selected instance of the image currently set on ``runner``."""
         gt = select_instances(cache, self.options["include_crowd"])
         records: list[InstanceRecord] = []
         stats = Counter(gt.skipped)
-        for start in range(0, len(gt.instances), self.prompt_batch):
-            chunk = slice(start, start + self.prompt_batch)
+        for start in range(0, len(gt.instances), self.ctx.prompt_batch):
+            chunk = slice(start, start + self.ctx.prompt_batch)
             records += self._run_chunk(runner, cache.sample, gt.instances[chunk], gt.masks[chunk], stats)
         return records, stats
 
@@ -121,7 +61,7 @@ class MIoUTask:
         points, labels = [], []
         for inst, mask in zip(instances, masks, strict=True):
             n_pix = int(mask.sum())
-            pts, lab = random_clicks(mask, min(k, n_pix), self.seed, sample.image_id, inst.ann_id)
+            pts, lab = random_clicks(mask, min(k, n_pix), self.ctx.seed, sample.image_id, inst.ann_id)
             if n_pix < k:  # fewer pixels than clicks: use them all, repeating the last to fill k
                 stats["clicks_repeated"] += 1
                 pts = np.concatenate([pts, np.repeat(pts[-1:], k - n_pix, axis=0)])
@@ -136,22 +76,20 @@ class MIoUTask:
             runner.set_targets(gt_masks)
         return runner.predict(**prompts, multimask=self.options["mask_choice"] != "single")
 
-    def _choose(self, pred: Prediction, gt: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _choose(
+        self, pred: Prediction, gt: torch.Tensor, boxes: np.ndarray | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Chosen mask index, its IoU with the ground truth and its predicted score, per instance."""
-        masks = pred.masks
-        if self.options["mask_choice"] == "oracle":
-            ious = mask_iou(masks, gt[:, None].expand_as(masks))
-            idx = ious.argmax(dim=1)
-        else:  # "score": argmax predicted IoU ("single" has one output, so index 0)
-            idx = pred.iou_predictions.argmax(dim=1)
+        idx = choose_masks(pred, self.options["mask_choice"], gt=gt, boxes=boxes)
         rows = torch.arange(len(idx), device=idx.device)
-        chosen = masks[rows, idx]
+        chosen = pred.masks[rows, idx]
         return idx, mask_iou(chosen, gt), pred.iou_predictions[rows, idx]
 
     def _run_chunk(
         self, runner: Runner, sample: Sample, instances, masks: np.ndarray, stats
     ) -> list[InstanceRecord]:
         opts = self.options
+        boxes = None
         if opts["prompt"] == "box":
             boxes = self._boxes(instances, masks)
             pred = self._predict(runner, masks, boxes=boxes)
@@ -165,7 +103,7 @@ class MIoUTask:
         else:
             pred, prompts = self._sam_clicks(runner, masks)
         gt = torch.from_numpy(masks).to(pred.masks.device)
-        idx, iou, score = self._choose(pred, gt)
+        idx, iou, score = self._choose(pred, gt, boxes)
         return [
             InstanceRecord(
                 image_id=sample.image_id,

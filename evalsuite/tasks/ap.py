@@ -1,0 +1,187 @@
+"""The Table 5 task: each detector box prompts the model; masks are scored with COCO / LVIS AP.
+
+Per image, the detections (highest scores first, at most ``max_dets``) go to the model in one
+batched call; the chosen mask of each is RLE-encoded at original resolution and keeps its
+detection's score and category. The official evaluators score the collected masks at the end.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from pycocotools import mask as mask_utils
+
+from ..data.detections import Detections, load_detections
+from ..errors import InputError, UnsupportedPromptError
+from ..models.base import Prediction, Runner
+from ..prompts import xywh_to_xyxy
+from ..protocols import Protocol
+from .base import Task, TaskContext
+from .choice import choose_masks
+from .gt import MaskCache
+
+SKIP_OVER_MAX_DETS = "over_max_dets"
+
+
+@dataclass(frozen=True)
+class DetectionRecord:
+    """One predicted mask: the detection that prompted it and the mask in COCO results form."""
+
+    image_id: int
+    det_id: int  # index of the detection in the detection file
+    category_id: int
+    score: float  # the detector's score (what AP ranks by)
+    box: list[float]  # the xyxy prompt
+    segmentation: dict  # compressed RLE, str counts
+    mask_index: int
+    mask_score: float  # the model's predicted IoU of the chosen mask
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> DetectionRecord:
+        return cls(**data)
+
+    def to_result(self) -> dict[str, Any]:
+        """The COCO results-format entry (what the official evaluators read)."""
+        return {
+            "image_id": self.image_id,
+            "category_id": self.category_id,
+            "segmentation": self.segmentation,
+            "score": self.score,
+        }
+
+
+def encode_masks(masks: np.ndarray) -> list[dict]:
+    """Compressed RLEs (str counts) of N×H×W bool masks."""
+    if len(masks) == 0:
+        return []
+    rles = mask_utils.encode(np.asfortranarray(masks.transpose(1, 2, 0).astype(np.uint8)))
+    for r in rles:
+        r["counts"] = r["counts"].decode("ascii")
+    return rles
+
+
+def oracle_targets(cache: MaskCache, boxes_xywh: np.ndarray, category_ids: np.ndarray) -> np.ndarray:
+    """For the ``oracle`` baseline: per detection, the GT mask of its category whose box overlaps it most.
+
+    Crowd and empty annotations are never targets; a detection with no GT of its category gets an
+    empty mask.
+    """
+    s = cache.sample
+    gts = [i for i in s.instances if not i.iscrowd and cache.get(i).any()]
+    targets = np.zeros((len(boxes_xywh), s.height, s.width), dtype=bool)
+    if not gts or not len(boxes_xywh):
+        return targets
+    gt_boxes = np.asarray([g.bbox for g in gts], dtype=np.float64)
+    ious = mask_utils.iou(boxes_xywh.tolist(), gt_boxes.tolist(), [0] * len(gts))
+    gt_cats = np.asarray([g.category_id for g in gts])
+    for d in range(len(boxes_xywh)):
+        same = np.flatnonzero(gt_cats == category_ids[d])
+        if len(same):
+            targets[d] = cache.get(gts[same[np.argmax(ious[d, same])]])
+    return targets
+
+
+class APTask(Task):
+    """One detector-box protocol (Table 5)."""
+
+    log_name = "detections.jsonl"
+    record_type = DetectionRecord
+
+    def __init__(self, protocol: Protocol, ctx: TaskContext) -> None:
+        super().__init__(protocol, ctx)
+        if self.options["mask_choice"] == "oracle":
+            raise InputError(f"{protocol.name}: mask_choice=oracle needs ground truth per prompt; not for AP")
+        if ctx.boxes is None:
+            raise InputError(
+                f"{protocol.name} needs detections: pass --boxes FILE (COCO results format)",
+                hint="`evalsuite download boxes " + protocol.name + "` fetches the published ViTDet-H boxes; "
+                "`evalsuite make-boxes` writes pseudo-detections for the sample",
+            )
+        reader = ctx.reader
+        self.detections: Detections = load_detections(
+            ctx.boxes, set(reader.image_ids()), set(reader.categories), skip_bad=ctx.skip_bad
+        )
+
+    @staticmethod
+    def check_runner(protocol: Protocol, runner: Runner) -> None:
+        Task.check_runner(protocol, runner)
+        if protocol.options.get("refine") and not runner.takes_mask_prompt:
+            raise UnsupportedPromptError(
+                f"model {runner.name!r} takes no mask prompt, so it cannot do the refinement iteration "
+                f"(refine=1) of {protocol.name}",
+                hint="drop --set refine=1 (SAM and MobileSAM support it)",
+            )
+
+    def fingerprint(self) -> dict[str, Any]:
+        return {"boxes_sha256": self.detections.sha256}
+
+    def provenance(self) -> dict[str, Any]:
+        return {
+            "boxes": {
+                "file": str(self.detections.path),
+                "sha256": self.detections.sha256,
+                "detections_in_file": self.detections.total,
+            }
+        }
+
+    def initial_skips(self) -> Counter:
+        return Counter(self.detections.skipped)
+
+    def new_evaluator(self):
+        from ..metrics.ap_evaluator import APEvaluator
+
+        return APEvaluator(
+            family=self.protocol.dataset,
+            gt=self.ctx.reader.api.dataset,
+            image_ids=self.ctx.image_ids,
+            backend=self.ctx.evaluator_backend,
+        )
+
+    def run_image(self, runner: Runner, cache: MaskCache) -> tuple[list[DetectionRecord], Counter]:
+        stats: Counter = Counter()
+        dets, cut = self.detections.for_image(cache.sample.image_id).top(self.options["max_dets"])
+        if cut:
+            stats[SKIP_OVER_MAX_DETS] += cut
+        if not len(dets):
+            return [], stats
+        boxes = xywh_to_xyxy(dets.boxes_xywh)
+        if runner.uses_ground_truth:
+            runner.set_targets(oracle_targets(cache, dets.boxes_xywh, dets.category_ids))
+        pred = runner.predict(boxes=boxes, multimask=self.options["mask_choice"] != "single")
+        idx = choose_masks(pred, self.options["mask_choice"], boxes=boxes)
+        if self.options["refine"]:
+            pred, idx = self._refine(runner, boxes, pred, idx)
+        rows = torch.arange(len(idx), device=idx.device)
+        masks = pred.masks[rows, idx].cpu().numpy()
+        mask_scores = pred.iou_predictions[rows, idx].float().cpu().numpy()
+        idx_np = idx.cpu().numpy()
+        s = cache.sample
+        return [
+            DetectionRecord(
+                image_id=s.image_id,
+                det_id=int(dets.det_ids[i]),
+                category_id=int(dets.category_ids[i]),
+                score=float(dets.scores[i]),
+                box=boxes[i].tolist(),
+                segmentation=rle,
+                mask_index=int(idx_np[i]),
+                mask_score=float(mask_scores[i]),
+            )
+            for i, rle in enumerate(encode_masks(masks))
+        ], stats
+
+    def _refine(self, runner: Runner, boxes: np.ndarray, pred: Prediction, idx: torch.Tensor):
+        """SAM's refinement iteration: the chosen mask's low-res logits go back in with the same box."""
+        if pred.low_res_logits is None:
+            raise InputError(f"model {runner.name!r} returns no low-res logits; refine=1 is impossible")
+        rows = torch.arange(len(idx), device=idx.device)
+        mask_input = pred.low_res_logits[rows, idx][:, None]
+        refined = runner.predict(boxes=boxes, mask_input=mask_input, multimask=False)
+        return refined, torch.zeros_like(idx)

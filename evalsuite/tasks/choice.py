@@ -1,0 +1,35 @@
+"""Which of a model's multimask outputs counts as its answer (a protocol option)."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ..metrics.iou import box_iou_of_masks, mask_iou
+from ..models.base import Prediction
+
+
+def choose_masks(
+    pred: Prediction, mask_choice: str, gt: torch.Tensor | None = None, boxes: np.ndarray | None = None
+) -> torch.Tensor:
+    """Index of the chosen output per prompt (N).
+
+    ``score``: argmax of the model's predicted IoU (the papers' "most confident mask");
+    ``single``: the model was asked for one output, so index 0; ``oracle``: the output
+    closest to the ground truth ``gt`` (N×H×W); ``box_iou``: the output with the highest
+    IoU with the prompt box (FastSAM's rule, the EfficientSAM paper's Table 5 wording).
+    Ties go to the lowest index.
+    """
+    if mask_choice == "single" or pred.masks.shape[1] == 1:
+        return torch.zeros(pred.masks.shape[0], dtype=torch.long, device=pred.masks.device)
+    if mask_choice == "score":
+        return pred.iou_predictions.argmax(dim=1)
+    if mask_choice == "oracle":
+        if gt is None:
+            raise ValueError("mask_choice 'oracle' needs the ground truth")
+        return mask_iou(pred.masks, gt[:, None].expand_as(pred.masks)).argmax(dim=1)
+    if mask_choice == "box_iou":
+        if boxes is None:
+            raise ValueError("mask_choice 'box_iou' needs box prompts")
+        return box_iou_of_masks(pred.masks, boxes).argmax(dim=1)
+    raise ValueError(f"unknown mask_choice {mask_choice!r}")
