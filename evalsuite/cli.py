@@ -113,6 +113,22 @@ def cli(ctx: click.Context, debug: bool) -> None:
     show_default=True,
     help="AP backend: pycocotools / lvis, or faster-coco-eval (same numbers).",
 )
+@click.option(
+    "--refine",
+    type=click.IntRange(0, 1),
+    default=None,
+    help="AP protocols: 1 = SAM's mask-refinement iteration (same as --set refine=1).",
+)
+@click.option(
+    "--precision",
+    type=click.Choice(["fp32", "tf32", "bf16"]),
+    default="fp32",
+    show_default=True,
+    help="fp32 reproduces the official arithmetic; tf32/bf16 are faster on GPUs (recorded).",
+)
+@click.option(
+    "--workers", type=int, default=None, help="Image-decoding worker processes (default: by cores)."
+)
 @click.option("--overwrite", is_flag=True, help="Discard an existing run with different settings in OUT.")
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
 @click.pass_context
@@ -133,6 +149,9 @@ def run(
     boxes,
     skip_bad,
     evaluator,
+    refine,
+    precision,
+    workers,
     overwrite,
     no_progress,
 ):
@@ -153,7 +172,9 @@ def run(
         limit=limit,
         seed=seed,
         device=device or _default_device(),
-        overrides=dict(parse_override(s) for s in sets),
+        overrides={**dict(parse_override(s) for s in sets), **({} if refine is None else {"refine": refine})},
+        precision=precision,
+        workers=workers,
         overwrite=overwrite,
         boxes=boxes,
         skip_bad=skip_bad,
@@ -161,6 +182,8 @@ def run(
         progress=not no_progress and sys.stderr.isatty(),
     )
     outcomes = run_eval(cfg)
+    if not outcomes:  # a torchrun process other than 0: process 0 reports
+        return
     click.echo(results_table(outcomes))
     for o in outcomes:
         click.echo(f"record: {o.record_path}")

@@ -10,31 +10,33 @@ the same record as an uninterrupted one. The loop knows tasks only through
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import time
-from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import torch
 from tqdm import tqdm
 
-from .data.images import load_rgb
 from .data.locate import DataSource, locate
 from .data.readers import DatasetReader
-from .errors import InputError
+from .distributed import DistContext, init_from_env, shutdown
+from .errors import EvalsuiteError, InputError
 from .models import build_model, get_spec
 from .models.base import Runner
+from .pipeline import default_workers, iter_images
 from .protocols import OPTION_SCHEMA, Protocol, get_protocol
 from .provenance import device_info, software
 from .records import SCHEMA_VERSION, RunFolder, write_json_atomic
 from .reference import paper_value
 from .tasks import Task, TaskContext, task_class
-from .tasks.gt import MaskCache
 
 EVALUATOR_BACKENDS = ("official", "faster")
+PRECISIONS = ("fp32", "tf32", "bf16")
 
 
 @dataclass
@@ -59,6 +61,8 @@ class RunConfig:
     boxes: Path | None = None  # detection file for the AP protocols
     skip_bad: bool = False
     evaluator: str = "official"  # AP backend: "official" | "faster"
+    precision: str = "fp32"  # "fp32" (faithful default) | "tf32" | "bf16"
+    workers: int | None = None  # image-decoding worker processes (None: by core count)
 
 
 @dataclass
@@ -97,15 +101,12 @@ def resolve_protocols(names: list[str], overrides: dict[str, Any]) -> list[Proto
 
 @dataclass
 class _ProtocolRun:
-    """Live state of one protocol inside a run: task, folder, evaluator, counts."""
+    """Live state of one protocol inside a run: its task, folder and finished images."""
 
     task: Task
     folder: RunFolder
-    evaluator: Any
     done: dict[int, dict]
-    skipped: Counter = field(default_factory=Counter)
     seconds: float = 0.0
-    images_processed: int = 0
 
     @property
     def protocol(self) -> Protocol:
@@ -121,11 +122,17 @@ def _short_hash(obj: Any) -> str:
 
 
 def run(cfg: RunConfig) -> list[RunOutcome]:
-    """Run every protocol of ``cfg`` and return their outcomes (records written to disk)."""
+    """Run every protocol of ``cfg`` and return their outcomes (records written to disk).
+
+    Under ``torchrun`` every process calls this; images are sharded across the
+    processes and process 0 writes the records (the others return an empty list).
+    """
     if cfg.limit is not None and cfg.limit < 1:
         raise InputError("--limit must be at least 1")
     if cfg.evaluator not in EVALUATOR_BACKENDS:
         raise InputError(f"--evaluator must be one of {', '.join(EVALUATOR_BACKENDS)}")
+    if cfg.precision not in PRECISIONS:
+        raise InputError(f"--precision must be one of {', '.join(PRECISIONS)}")
     protocols = resolve_protocols(cfg.protocols, cfg.overrides)
     families = sorted({p.dataset for p in protocols})
     if cfg.ann is not None and len(families) > 1:
@@ -138,15 +145,36 @@ def run(cfg: RunConfig) -> list[RunOutcome]:
     if cfg.boxes is not None and not ap:
         raise InputError("--boxes is for the detector-box protocols (coco-vitdet, lvis-vitdet)")
     sources = {f: locate(f, cfg.data, cfg.data_root, cfg.ann) for f in families}  # fail fast on missing data
-    runner = _build_runner(cfg)
-    for p in protocols:
-        task_class(p).check_runner(p, runner)
-    outcomes: dict[str, RunOutcome] = {}
-    for family in families:
-        group = [p for p in protocols if p.dataset == family]
-        for o in _run_dataset(cfg, runner, sources[family], group):
-            outcomes[o.protocol.name] = o
-    return [outcomes[p.name] for p in protocols]
+    dist_ctx, cfg.device = init_from_env(cfg.device)
+    try:
+        runner = _build_runner(cfg)
+        for p in protocols:
+            task_class(p).check_runner(p, runner)
+        outcomes: dict[str, RunOutcome] = {}
+        with precision_mode(cfg.precision, cfg.device):
+            for family in families:
+                group = [p for p in protocols if p.dataset == family]
+                for o in _run_dataset(cfg, runner, sources[family], group, dist_ctx):
+                    outcomes[o.protocol.name] = o
+    finally:
+        shutdown(dist_ctx)
+    return [outcomes[p.name] for p in protocols if p.name in outcomes]
+
+
+@contextlib.contextmanager
+def precision_mode(precision: str, device: str):
+    """fp32: the official arithmetic; tf32: TF32 matmuls/convolutions on CUDA; bf16: autocast to bfloat16."""
+    dev = torch.device(device)
+    saved = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    try:
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = precision == "tf32"
+        if precision == "bf16":
+            with torch.autocast(device_type=dev.type, dtype=torch.bfloat16):
+                yield
+        else:
+            yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
 
 
 def _build_runner(cfg: RunConfig) -> Runner:
@@ -168,6 +196,7 @@ def _fingerprint(cfg: RunConfig, runner: Runner, task: Task, source: DataSource,
         "options": task.protocol.options,
         "model": cfg.model,
         "checkpoint_sha256": runner.checkpoint_sha256,
+        "precision": cfg.precision,
         "seed": cfg.seed,
         "dataset": source.name,
         "annotation_sha256": reader.annotation_sha256,
@@ -177,7 +206,7 @@ def _fingerprint(cfg: RunConfig, runner: Runner, task: Task, source: DataSource,
 
 
 def _open_run(
-    cfg: RunConfig, runner: Runner, source: DataSource, reader, ids, protocol: Protocol
+    cfg: RunConfig, runner: Runner, source: DataSource, reader, ids, protocol: Protocol, dist_ctx: DistContext
 ) -> _ProtocolRun:
     ctx = TaskContext(
         reader=reader,
@@ -190,46 +219,67 @@ def _open_run(
     )
     task = task_class(protocol)(protocol, ctx)
     fp = _fingerprint(cfg, runner, task, source, reader, ids)
-    folder = RunFolder(Path(cfg.out) / cfg.model / protocol.name, fp, task.log_name, overwrite=cfg.overwrite)
-    done, rows = folder.load_finished()
-    evaluator = task.new_evaluator()
-    evaluator.process([task.record_type.from_json(r) for r in rows])
-    skipped = task.initial_skips()
-    for row in done.values():
-        skipped.update(row.get("skipped", {}))
-    return _ProtocolRun(task, folder, evaluator, done, skipped)
+    path = Path(cfg.out) / cfg.model / protocol.name
+    folder, error = None, None
+    if dist_ctx.is_main:  # process 0 sets the folder up and folds earlier sessions' logs together
+        try:
+            folder = RunFolder(path, fp, task.log_name, overwrite=cfg.overwrite)
+            folder.consolidate()
+        except Exception as e:
+            error = e
+    dist_ctx.broadcast_error(error)
+    if folder is None:
+        folder = RunFolder(path, fp, task.log_name, rank=dist_ctx.rank, check_only=True)
+    done, _ = folder.load_finished()
+    return _ProtocolRun(task, folder, done)
 
 
 def _run_dataset(
-    cfg: RunConfig, runner: Runner, source: DataSource, protocols: list[Protocol]
+    cfg: RunConfig, runner: Runner, source: DataSource, protocols: list[Protocol], dist_ctx: DistContext
 ) -> list[RunOutcome]:
     reader = source.open()
     ids = reader.image_ids()[: cfg.limit] if cfg.limit else reader.image_ids()
-    runs = [_open_run(cfg, runner, source, reader, ids, p) for p in protocols]
-    todo = [i for i in ids if any(i not in r.done for r in runs)]
+    runs = [_open_run(cfg, runner, source, reader, ids, p, dist_ctx) for p in protocols]
+    todo = dist_ctx.shard([i for i in ids if any(i not in r.done for r in runs)])
+    on_cuda = torch.device(cfg.device).type == "cuda"
+    if on_cuda:
+        torch.cuda.reset_peak_memory_stats()
     started = time.perf_counter()
-    bar = tqdm(
-        todo, desc=f"{cfg.model} on {source.name}", unit="img", disable=not cfg.progress, dynamic_ncols=True
-    )
-    for image_id in bar:
-        sample = reader.sample(image_id)
-        image = load_rgb(sample.path, (sample.height, sample.width), image_id)
-        runner.set_image(image)
-        cache = MaskCache(sample)
+    workers = default_workers() if cfg.workers is None else cfg.workers
+    desc = f"{cfg.model} on {source.name}"
+    if dist_ctx.active:
+        desc += f" (process 0 of {dist_ctx.world_size})"
+    show = cfg.progress and dist_ctx.is_main
+    for sample, image, cache in tqdm(
+        iter_images(reader, todo, workers), total=len(todo), desc=desc, unit="img", disable=not show
+    ):
+        runner.set_image(image)  # one embedding serves every protocol of the run
         for r in runs:
-            if image_id in r.done:
+            if sample.image_id in r.done:
                 continue
             t0 = time.perf_counter()
             records, stats = r.task.run_image(runner, cache)
             r.seconds += time.perf_counter() - t0
-            r.images_processed += 1
-            row = {"image_id": image_id, "records": len(records), "skipped": dict(sorted(stats.items()))}
+            row = {
+                "image_id": sample.image_id,
+                "records": len(records),
+                "skipped": dict(sorted(stats.items())),
+            }
             r.folder.append_image(row, [rec.to_json() for rec in records])
-            r.done[image_id] = row
-            r.evaluator.process(records)
-            r.skipped.update(stats)
-    wall = time.perf_counter() - started
-    return [_finish(cfg, runner, source, reader, ids, r, wall) for r in runs]
+    execution = {
+        "wall_s": round(time.perf_counter() - started, 3),
+        "images_this_session": len(todo),
+        "world_size": dist_ctx.world_size,
+        "torch_threads": torch.get_num_threads(),
+        "decode_workers": workers,
+        "peak_gpu_memory_bytes": torch.cuda.max_memory_allocated() if on_cuda else None,
+    }
+    dist_ctx.barrier()
+    outcomes = []
+    if dist_ctx.is_main:
+        outcomes = [_finish(cfg, runner, source, reader, ids, r, execution) for r in runs]
+    dist_ctx.barrier()
+    return outcomes
 
 
 def _finish(
@@ -239,9 +289,21 @@ def _finish(
     reader: DatasetReader,
     ids: list[int],
     r: _ProtocolRun,
-    wall: float,
+    execution: dict[str, Any],
 ) -> RunOutcome:
-    result = r.evaluator.evaluate()
+    """Fold every process's logs together, score them and write the run record (process 0)."""
+    r.folder.consolidate()
+    done, rows = r.folder.load_finished()
+    if missing := [i for i in ids if i not in done]:
+        raise EvalsuiteError(
+            f"{r.folder.path}: {len(missing)} image(s) were not evaluated (first: {missing[0]})"
+        )
+    evaluator = r.task.new_evaluator()
+    evaluator.process([r.task.record_type.from_json(row) for row in rows])
+    skipped = r.task.initial_skips()
+    for row in done.values():
+        skipped.update(row.get("skipped", {}))
+    result = evaluator.evaluate()
     for name, content in result.get("artifacts", {}).items():
         write_json_atomic(r.folder.path / name, content)
     metrics = {k: result["metrics"].get(k) for k in r.protocol.metrics}
@@ -274,15 +336,12 @@ def _finish(
             "limit": cfg.limit,
         },
         **r.task.provenance(),
-        "counts": {
-            "images": len(ids),
-            **result.get("counts", {}),
-            "skipped": dict(sorted(r.skipped.items())),
-        },
+        "counts": {"images": len(ids), **result.get("counts", {}), "skipped": dict(sorted(skipped.items()))},
         "model": {
             "name": cfg.model,
             "checkpoint": cfg.checkpoint,
             "checkpoint_sha256": runner.checkpoint_sha256,
+            "precision": cfg.precision,
         },
         "seed": cfg.seed,
         "metrics": metrics,
@@ -290,12 +349,12 @@ def _finish(
         "per_category": per_category,
         "paper": paper,
         "software": software(),
-        "environment": {**device_info(cfg.device), "world_size": 1},
-        "timing": {
+        "environment": device_info(cfg.device),
+        # how this session ran: differs between resumed or sharded runs of the same result
+        "execution": {
             "finished_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "wall_s": round(wall, 3),
+            **execution,
             "protocol_s_this_session": round(r.seconds, 3),
-            "images_this_session": r.images_processed,
         },
         "files": {
             "log": r.task.log_name,

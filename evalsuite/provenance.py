@@ -79,4 +79,4 @@ def device_info(device: str) -> dict[str, object]:
         name = torch.cuda.get_device_name(index)
     else:
         name = platform.processor() or platform.machine()
-    return {"device": str(dev), "device_name": name, "torch_threads": torch.get_num_threads()}
+    return {"device": str(dev), "device_name": name}

@@ -67,13 +67,30 @@ def _dump_lines(rows: list[dict]) -> str:
 
 
 class RunFolder:
-    """One (model, protocol) run on disk, with resume."""
+    """One (model, protocol) run on disk, with resume across any number of processes.
 
-    def __init__(self, path: Path, config: dict[str, Any], log_name: str, overwrite: bool = False) -> None:
+    While a run is going, process ``r`` appends to its own part files
+    (``<log>.rank<r>.jsonl``, ``images.rank<r>.jsonl``), so processes never share a
+    file. :meth:`consolidate` (process 0 only, before and after the run) folds the
+    finished images of every part file — whatever world size wrote them — into
+    the canonical ``<log>`` and ``images.jsonl`` in image-id order, dropping
+    half-written images. A resumed run therefore does not depend on the number of
+    processes that started it, and 1 or N processes end with identical files.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        config: dict[str, Any],
+        log_name: str,
+        overwrite: bool = False,
+        rank: int = 0,
+        check_only: bool = False,
+    ) -> None:
         self.path = Path(path)
         self.config = config
         self.log_name = log_name
-        self.path.mkdir(parents=True, exist_ok=True)
+        self.rank = rank
         config_path = self.path / CONFIG_FILE
         if config_path.is_file() and not overwrite:
             existing = json.loads(config_path.read_text(encoding="utf-8"))
@@ -83,26 +100,50 @@ class RunFolder:
                     f"{self.path} holds a run made with different settings ({', '.join(diff)})",
                     hint="use another --out, or --overwrite to discard it",
                 )
-        else:
-            for name in (log_name, IMAGES_FILE, RECORD_FILE):
-                (self.path / name).unlink(missing_ok=True)
+        elif not check_only:  # process 0 sets the folder up; the others only check it
+            self.path.mkdir(parents=True, exist_ok=True)
+            for old in self._part_files() + [self.path / n for n in (log_name, IMAGES_FILE, RECORD_FILE)]:
+                old.unlink(missing_ok=True)
             write_json_atomic(config_path, config)
 
     @property
     def record_path(self) -> Path:
         return self.path / RECORD_FILE
 
-    def load_finished(self) -> tuple[dict[int, dict], list[dict]]:
-        """Finished images (id -> their line) and their logged items; rewrites both logs cleanly."""
-        images = {int(row["image_id"]): row for row in read_jsonl(self.path / IMAGES_FILE)}
+    def _part_files(self) -> list[Path]:
+        stem = Path(self.log_name).stem
+        return sorted(self.path.glob(f"{stem}.rank*.jsonl")) + sorted(self.path.glob("images.rank*.jsonl"))
+
+    def _read_all(self) -> tuple[dict[int, dict], dict[int, list[dict]]]:
+        """Image lines and item rows from the canonical files and every part file."""
+        stem = Path(self.log_name).stem
+        images: dict[int, dict] = {}
+        for f in [self.path / IMAGES_FILE, *sorted(self.path.glob("images.rank*.jsonl"))]:
+            for row in read_jsonl(f):
+                images[int(row["image_id"])] = row
         by_image: dict[int, list[dict]] = {}
-        for row in read_jsonl(self.path / self.log_name):
-            by_image.setdefault(int(row["image_id"]), []).append(row)
-        finished = {i: row for i, row in images.items() if len(by_image.get(i, [])) == row["records"]}
-        kept = [r for i in finished for r in by_image.get(i, [])]
-        self._rewrite(self.log_name, kept)
-        self._rewrite(IMAGES_FILE, list(finished.values()))
-        return finished, kept
+        for f in [self.path / self.log_name, *sorted(self.path.glob(f"{stem}.rank*.jsonl"))]:
+            rows_of_file: dict[int, list[dict]] = {}
+            for row in read_jsonl(f):
+                rows_of_file.setdefault(int(row["image_id"]), []).append(row)
+            for image_id, rows in rows_of_file.items():  # an image is written by one process, in one go
+                by_image.setdefault(image_id, rows)
+        return images, by_image
+
+    def consolidate(self) -> None:
+        """Fold all finished images into the canonical files (image-id order); remove the part files."""
+        images, by_image = self._read_all()
+        finished = sorted(i for i, row in images.items() if len(by_image.get(i, [])) == row["records"])
+        self._rewrite(self.log_name, [r for i in finished for r in by_image[i]])
+        self._rewrite(IMAGES_FILE, [images[i] for i in finished])
+        for f in self._part_files():
+            f.unlink(missing_ok=True)
+
+    def load_finished(self) -> tuple[dict[int, dict], list[dict]]:
+        """Finished images (id -> their line) and their logged items, read from the canonical files."""
+        images = {int(row["image_id"]): row for row in read_jsonl(self.path / IMAGES_FILE)}
+        rows = read_jsonl(self.path / self.log_name)
+        return images, rows
 
     def _rewrite(self, name: str, rows: list[dict]) -> None:
         path = self.path / name
@@ -111,11 +152,12 @@ class RunFolder:
         os.replace(tmp, path)
 
     def append_image(self, image_row: dict, rows: list[dict]) -> None:
-        """Log one finished image: its items first, then its line in images.jsonl."""
-        with open(self.path / self.log_name, "a", encoding="utf-8") as f:
+        """Log one finished image into this process's part files: its items first, then its line."""
+        stem = Path(self.log_name).stem
+        with open(self.path / f"{stem}.rank{self.rank}.jsonl", "a", encoding="utf-8") as f:
             f.write(_dump_lines(rows))
             f.flush()
-        with open(self.path / IMAGES_FILE, "a", encoding="utf-8") as f:
+        with open(self.path / f"images.rank{self.rank}.jsonl", "a", encoding="utf-8") as f:
             f.write(_dump_lines([image_row]))
             f.flush()
 

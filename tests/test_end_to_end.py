@@ -17,7 +17,7 @@ from evalsuite.models import build_model
 
 MIOU_PROTOCOLS = ["coco-box", "coco-1click", "coco-3click", "lvis-box", "lvis-1click", "lvis-3click"]
 RECORD_FIELDS = {"image_id", "ann_id", "category_id", "area", "size", "iou", "prompt", "mask_index", "score"}
-VOLATILE = ("timing",)  # wall-clock facts; everything else must be reproducible
+VOLATILE = ("execution",)  # wall-clock facts; everything else must be reproducible
 
 
 def _stable(record: dict) -> dict:
@@ -128,14 +128,14 @@ def test_resume_after_interruption_gives_the_same_record(tmp_path, monkeypatch, 
     cfg = RunConfig(protocols, "oracle", data="sample", out=tmp_path / "resumed", progress=False)
     with pytest.raises(KeyboardInterrupt):
         run(cfg)
-    partial = (tmp_path / "resumed" / "oracle" / "coco-box" / "images.jsonl").read_text().splitlines()
+    partial = (tmp_path / "resumed" / "oracle" / "coco-box" / "images.rank0.jsonl").read_text().splitlines()
     assert len(partial) == after
     monkeypatch.setattr(evaluator, "build_model", real_build)
     resumed = run(cfg)
     for a, b in zip(ref, resumed, strict=True):
         assert _stable(a.record) == _stable(b.record)
         assert _files(a.folder) == _files(b.folder)
-    assert resumed[0].record["timing"]["images_this_session"] == ref[0].record["counts"]["images"] - after
+    assert resumed[0].record["execution"]["images_this_session"] == ref[0].record["counts"]["images"] - after
 
 
 def test_torn_last_line_and_half_written_image_are_redone(tmp_path):
@@ -152,8 +152,19 @@ def test_torn_last_line_and_half_written_image_are_redone(tmp_path):
     (ref.record_path).unlink()
     (again,) = run(cfg)
     assert _files(again.folder) == expected
-    assert again.record["timing"]["images_this_session"] == 1
+    assert again.record["execution"]["images_this_session"] == 1
     assert _stable(again.record) == _stable(ref.record)
+
+
+def test_decode_workers_give_the_same_records(tmp_path):
+    a = run(
+        RunConfig(["lvis-3click"], "oracle", data="sample", out=tmp_path / "a", progress=False, workers=0)
+    )
+    b = run(
+        RunConfig(["lvis-3click"], "oracle", data="sample", out=tmp_path / "b", progress=False, workers=2)
+    )
+    assert _files(a[0].folder) == _files(b[0].folder)
+    assert b[0].record["execution"]["decode_workers"] == 2
 
 
 def test_changed_settings_are_not_mixed_into_an_old_run(tmp_path, capsys):

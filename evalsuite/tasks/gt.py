@@ -27,9 +27,15 @@ class GroundTruth:
 class MaskCache:
     """Decodes each annotation of an image once, shared by all protocols run on it."""
 
-    def __init__(self, sample: Sample) -> None:
+    def __init__(self, sample: Sample, decoded: dict[int, np.ndarray] | None = None) -> None:
         self.sample = sample
-        self._masks: dict[int, np.ndarray] = {}
+        self._masks: dict[int, np.ndarray] = dict(decoded or {})
+
+    def decode_all(self) -> dict[int, np.ndarray]:
+        """Every annotation's mask (data-loader workers do this ahead of the model)."""
+        for inst in self.sample.instances:
+            self.get(inst)
+        return self._masks
 
     def get(self, inst: Instance) -> np.ndarray:
         if inst.ann_id not in self._masks:

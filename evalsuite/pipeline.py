@@ -1,0 +1,68 @@
+"""Feeding the model: images and ground-truth masks decoded ahead, in worker processes.
+
+Decoding a JPEG and a few dozen polygons costs as much as a small encoder's forward pass,
+so a ``torch.utils.data.DataLoader`` does it in worker processes while the model runs.
+Errors from bad files travel back as values and are raised in the main process with
+their own message (a DataLoader would wrap them in a traceback).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import numpy as np
+from torch.utils.data import DataLoader, Dataset
+
+from .data.images import load_rgb
+from .data.readers import DatasetReader
+from .data.types import Sample
+from .errors import EvalsuiteError
+from .tasks.gt import MaskCache
+
+
+def default_workers() -> int:
+    """Decode workers: none on a 2-core machine (the model needs the cores), else up to 8."""
+    cores = os.cpu_count() or 1
+    return 0 if cores <= 2 else min(8, cores - 1)
+
+
+class _Images(Dataset):
+    def __init__(self, reader: DatasetReader, image_ids: list[int]) -> None:
+        self.reader = reader
+        self.image_ids = image_ids
+
+    def __len__(self) -> int:
+        return len(self.image_ids)
+
+    def __getitem__(self, i: int):
+        image_id = self.image_ids[i]
+        try:
+            sample = self.reader.sample(image_id)
+            image = load_rgb(sample.path, (sample.height, sample.width), image_id)
+            masks = MaskCache(sample).decode_all()
+        except EvalsuiteError as e:
+            return e
+        return sample, image, masks
+
+
+def _first(batch: list):
+    return batch[0]
+
+
+def iter_images(
+    reader: DatasetReader, image_ids: list[int], workers: int = 0
+) -> Iterator[tuple[Sample, np.ndarray, MaskCache]]:
+    """(sample, RGB image, mask cache) for each id, in order, decoded by ``workers`` processes."""
+    data = _Images(reader, image_ids)
+    if workers <= 0:
+        items = (data[i] for i in range(len(data)))
+    else:
+        items = iter(
+            DataLoader(data, batch_size=1, num_workers=workers, collate_fn=_first, prefetch_factor=2)
+        )
+    for item in items:
+        if isinstance(item, EvalsuiteError):
+            raise item
+        sample, image, masks = item
+        yield sample, image, MaskCache(sample, masks)
