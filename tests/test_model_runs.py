@@ -11,7 +11,6 @@ import hashlib
 import json
 import math
 import sys
-import zipfile
 
 import pytest
 import torch
@@ -19,7 +18,7 @@ from conftest import require_shared
 
 from evalsuite.cli import main
 from evalsuite.models import build_model
-from evalsuite.models.checkpoints import CHECKPOINTS, default_path
+from evalsuite.models.checkpoints import CHECKPOINTS, default_path, save_official_format
 
 
 @pytest.fixture(scope="module")
@@ -34,30 +33,12 @@ def fill():
         sys.path.remove(str(folder))
 
 
-def _write_official(name: str, state_dict: dict, folder):
-    """Save weights the way the official project ships them (README / fidelity §6)."""
-    info = CHECKPOINTS[name]
-    path = folder / info.filename
-    if info.format == "state_dict":
-        torch.save(state_dict, path)
-    elif info.format == "model_key":
-        torch.save({"model": state_dict}, path)
-    elif info.format == "zip_model_key":
-        inner = folder / info.member
-        torch.save({"model": state_dict}, inner)
-        with zipfile.ZipFile(path, "w") as z:
-            z.write(inner, arcname=info.member)
-    else:
-        raise AssertionError(f"unexpected format {info.format}")
-    return path
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["efficientsam-ti", "mobilesam", "sam-vit-b"])
 def test_run_with_an_official_format_checkpoint(name, fill, tmp_path, capsys):
     runner = build_model(name)
     fill.fill_module(runner.model)
-    ckpt = _write_official(name, runner.model.state_dict(), tmp_path)
+    ckpt = save_official_format(name, runner.model.state_dict(), tmp_path)
     del runner
     out = tmp_path / "runs"
     args = ["run", "coco-box", "coco-1click", "--model", name, "--data", "sample", "--limit", "1"]

@@ -451,3 +451,28 @@ def load_checkpoint(model: str, path: str | Path, trust: bool = False) -> Loaded
                 ) from None
             obj = _torch_load(source, path, weights_only=False)
     return LoadedCheckpoint(state_dict=_state_dict(obj, info, path), obj=obj, sha256=sha, path=path)
+
+
+def save_official_format(model: str, state_dict: Mapping[str, torch.Tensor], folder: Path) -> Path:
+    """Write ``state_dict`` as the official file of ``model`` would hold it (tests, benchmarks).
+
+    Raw state dict, ``{"model": sd}``, or a zip holding that, under the official file name.
+    """
+    import torch
+
+    info = _info(model)
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / info.filename
+    if info.format == "state_dict":
+        torch.save(dict(state_dict), path)
+    elif info.format == "model_key":
+        torch.save({"model": dict(state_dict)}, path)
+    elif info.format == "zip_model_key":
+        buffer = io.BytesIO()
+        torch.save({"model": dict(state_dict)}, buffer)
+        with zipfile.ZipFile(path, "w") as z:
+            z.writestr(info.member or "", buffer.getvalue())
+    else:
+        raise InputError(f"{model}: its checkpoints are {info.format} files, which evalsuite does not write")
+    return path
