@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 from pathlib import Path
@@ -297,7 +298,29 @@ def main(argv: list[str] | None = None) -> int:
             "evalsuite: interrupted; finished images are kept, re-run the same command to resume", err=True
         )
         return 130
+    except OSError as e:  # the file system said no: a full disk, a read-only or unwritable folder
+        if debug:
+            raise
+        message, code = describe_os_error(e)
+        click.echo(f"evalsuite: error: {message}", err=True)
+        return code
     return 0
+
+
+def describe_os_error(e: OSError) -> tuple[str, int]:
+    """One line and an exit status for a file-system failure outside evalsuite's own checks."""
+    where = e.filename or "a file"
+    if e.errno in (errno.ENOSPC, errno.EDQUOT):
+        return (
+            f"no space left on the device while writing {where}; finished images are kept: "
+            "free some space and re-run the same command to resume",
+            1,
+        )
+    if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return f"cannot write {where} ({e.strerror}); choose a writable --out folder", 2
+    if e.errno in (errno.ENOTDIR, errno.EEXIST, errno.EISDIR):
+        return f"{where}: {e.strerror}; --out must be a folder (or a path where one can be made)", 2
+    return f"{where}: {e.strerror or e}", 1
 
 
 if __name__ == "__main__":

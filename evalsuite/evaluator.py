@@ -37,6 +37,7 @@ from .tasks import Task, TaskContext, task_class
 
 EVALUATOR_BACKENDS = ("official", "faster")
 PRECISIONS = ("fp32", "tf32", "bf16")
+SKIP_BAD_IMAGE = "bad_image"
 
 
 @dataclass
@@ -253,6 +254,15 @@ def _run_dataset(
     for sample, image, cache in tqdm(
         iter_images(reader, todo, workers), total=len(todo), desc=desc, unit="img", disable=not show
     ):
+        if isinstance(image, EvalsuiteError):
+            if not cfg.skip_bad:
+                raise image
+            for r in runs:  # an unreadable image is skipped and counted, for every protocol
+                if sample.image_id not in r.done:
+                    r.folder.append_image(
+                        {"image_id": sample.image_id, "records": 0, "skipped": {SKIP_BAD_IMAGE: 1}}, []
+                    )
+            continue
         runner.set_image(image)  # one embedding serves every protocol of the run
         for r in runs:
             if sample.image_id in r.done:

@@ -36,14 +36,12 @@ class _Images(Dataset):
         return len(self.image_ids)
 
     def __getitem__(self, i: int):
-        image_id = self.image_ids[i]
+        sample = self.reader.sample(self.image_ids[i])
         try:
-            sample = self.reader.sample(image_id)
-            image = load_rgb(sample.path, (sample.height, sample.width), image_id)
-            masks = MaskCache(sample).decode_all()
+            image = load_rgb(sample.path, (sample.height, sample.width), sample.image_id)
         except EvalsuiteError as e:
-            return e
-        return sample, image, masks
+            return sample, e, {}
+        return sample, image, MaskCache(sample).decode_all()
 
 
 def _first(batch: list):
@@ -52,8 +50,12 @@ def _first(batch: list):
 
 def iter_images(
     reader: DatasetReader, image_ids: list[int], workers: int = 0
-) -> Iterator[tuple[Sample, np.ndarray, MaskCache]]:
-    """(sample, RGB image, mask cache) for each id, in order, decoded by ``workers`` processes."""
+) -> Iterator[tuple[Sample, np.ndarray | EvalsuiteError, MaskCache]]:
+    """(sample, RGB image, mask cache) for each id, in order, decoded by ``workers`` processes.
+
+    An image that cannot be read comes with its error in place of the pixels: the caller
+    raises it, or skips and counts the image with ``--skip-bad``.
+    """
     data = _Images(reader, image_ids)
     if workers <= 0:
         items = (data[i] for i in range(len(data)))
@@ -61,8 +63,5 @@ def iter_images(
         items = iter(
             DataLoader(data, batch_size=1, num_workers=workers, collate_fn=_first, prefetch_factor=2)
         )
-    for item in items:
-        if isinstance(item, EvalsuiteError):
-            raise item
-        sample, image, masks = item
+    for sample, image, masks in items:
         yield sample, image, MaskCache(sample, masks)

@@ -134,7 +134,7 @@ class RunFolder:
         """Fold all finished images into the canonical files (image-id order); remove the part files."""
         images, by_image = self._read_all()
         finished = sorted(i for i, row in images.items() if len(by_image.get(i, [])) == row["records"])
-        self._rewrite(self.log_name, [r for i in finished for r in by_image[i]])
+        self._rewrite(self.log_name, [r for i in finished for r in by_image.get(i, [])])
         self._rewrite(IMAGES_FILE, [images[i] for i in finished])
         for f in self._part_files():
             f.unlink(missing_ok=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
@@ -26,13 +27,46 @@ _REQUIRED = {
 }
 
 
+def _is_int(v: object) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v: object) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _check_annotation_fields(ann: dict, path: Path) -> None:
+    """Types of the fields evalsuite reads (the official APIs assume them)."""
+    where = f"{path}: annotation {ann['id']}"
+    for key in ("image_id", "category_id"):
+        if not _is_int(ann[key]):
+            raise InputError(f"{where}: {key} {ann[key]!r} is not an integer")
+    if "iscrowd" in ann and ann["iscrowd"] not in (0, 1):
+        raise InputError(f"{where}: iscrowd {ann['iscrowd']!r} is not 0 or 1")
+    if "area" in ann and not _is_number(ann["area"]):
+        raise InputError(f"{where}: area {ann['area']!r} is not a finite number")
+    if "bbox" in ann:
+        box = ann["bbox"]
+        if not (isinstance(box, list) and len(box) == 4 and all(_is_number(v) for v in box)):
+            raise InputError(f"{where}: bbox {box!r} is not [x, y, w, h] of finite numbers")
+
+
 def _check_layout(data: object, path: Path, image_keys: tuple[str, ...]) -> None:
-    """Fail early, naming the file and the first offending entry, on a malformed annotation file."""
+    """Fail early, naming the file and the first offending entry, on a malformed annotation file.
+
+    The official APIs index whatever they are given: duplicate ids silently overwrite each
+    other and a dangling image id crashes deep inside, so these are checked here first.
+    """
     if not isinstance(data, dict):
         raise InputError(f"{path}: expected a JSON object with 'images', 'annotations', 'categories'")
     for section in ("images", "annotations", "categories"):
         if not isinstance(data.get(section), list):
             raise InputError(f"{path}: missing or malformed '{section}' list")
+        for entry in data[section]:
+            if not isinstance(entry, dict):
+                raise InputError(
+                    f"{path}: an entry of '{section}' is a {type(entry).__name__}, not an object"
+                )
     for section, keys in (
         ("images", _REQUIRED["images"] + image_keys),
         ("annotations", _REQUIRED["annotations"]),
@@ -41,6 +75,38 @@ def _check_layout(data: object, path: Path, image_keys: tuple[str, ...]) -> None
             missing = [k for k in keys if k not in entry]
             if missing:
                 raise InputError(f"{path}: {section[:-1]} {entry.get('id', '?')} lacks {', '.join(missing)}")
+    for section in ("images", "annotations", "categories"):
+        seen: set = set()
+        for entry in data[section]:
+            key = entry.get("id")
+            if not _is_int(key):
+                raise InputError(f"{path}: {section[:-1]} id {key!r} is not an integer")
+            if key in seen:
+                raise InputError(f"{path}: {section[:-1]} id {key} appears twice", hint="ids must be unique")
+            seen.add(key)
+    for img in data["images"]:
+        h, w = img["height"], img["width"]
+        if not (_is_int(h) and _is_int(w) and h > 0 and w > 0):
+            raise InputError(
+                f"{path}: image {img['id']} has size {h!r}x{w!r}; height and width must be positive"
+            )
+        for key in image_keys:
+            if not isinstance(img[key], str) or not img[key]:
+                raise InputError(
+                    f"{path}: image {img['id']} has {key} {img[key]!r}; expected a non-empty string"
+                )
+    images = {img["id"] for img in data["images"]}
+    categories = {c["id"] for c in data["categories"]}
+    for ann in data["annotations"]:
+        _check_annotation_fields(ann, path)
+        if ann["image_id"] not in images:
+            raise InputError(
+                f"{path}: annotation {ann['id']} refers to image {ann['image_id']!r}, which is not listed"
+            )
+        if ann["category_id"] not in categories:
+            raise InputError(
+                f"{path}: annotation {ann['id']} has category {ann['category_id']!r}, which is not listed"
+            )
 
 
 class DatasetReader(ABC):
@@ -114,6 +180,7 @@ class CocoReader(DatasetReader):
             height=int(img["height"]),
             width=int(img["width"]),
             instances=tuple(self._instance(a, crowd_key=True) for a in anns),
+            ann_file=self.ann_file,
         )
 
 
@@ -171,4 +238,5 @@ class LvisReader(DatasetReader):
             height=int(img["height"]),
             width=int(img["width"]),
             instances=tuple(self._instance(a, crowd_key=False) for a in anns),
+            ann_file=self.ann_file,
         )

@@ -32,3 +32,4 @@ class Sample:
     height: int
     width: int
     instances: tuple[Instance, ...] = field(default_factory=tuple)
+    ann_file: Path | None = None  # the annotation file it comes from (for error messages)

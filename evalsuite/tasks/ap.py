@@ -16,6 +16,7 @@ import torch
 from pycocotools import mask as mask_utils
 
 from ..data.detections import Detections, load_detections
+from ..data.masks import segmentation_problem
 from ..errors import InputError, UnsupportedPromptError
 from ..models.base import Prediction, Runner
 from ..prompts import xywh_to_xyxy
@@ -88,6 +89,24 @@ def oracle_targets(cache: MaskCache, boxes_xywh: np.ndarray, category_ids: np.nd
     return targets
 
 
+def _check_ground_truth(reader, image_ids: list[int]) -> None:
+    """The official evaluators decode the ground truth themselves and do not check it: check it first.
+
+    Unlike the mIoU protocols, bad ground truth cannot be skipped here (that would change the benchmark).
+    """
+    wanted = set(image_ids)
+    sizes = {img["id"]: (img["height"], img["width"]) for img in reader.api.dataset["images"]}
+    for ann in reader.api.dataset["annotations"]:
+        if ann["image_id"] in wanted:
+            problem = segmentation_problem(ann["segmentation"], *sizes[ann["image_id"]])
+            if problem:
+                raise InputError(
+                    f"{reader.ann_file}: image {ann['image_id']}, annotation {ann['id']}: "
+                    f"bad segmentation ({problem})",
+                    hint="the AP protocols score the ground truth as it is; fix the annotation file",
+                )
+
+
 class APTask(Task):
     """One detector-box protocol (Table 5)."""
 
@@ -105,6 +124,7 @@ class APTask(Task):
                 "`evalsuite make-boxes` writes pseudo-detections for the sample",
             )
         reader = ctx.reader
+        _check_ground_truth(reader, ctx.image_ids)
         self.detections: Detections = load_detections(
             ctx.boxes, set(reader.image_ids()), set(reader.categories), skip_bad=ctx.skip_bad
         )

@@ -24,42 +24,61 @@ class GroundTruth:
     skipped: Counter
 
 
+SKIP_BAD_ANNOTATION = "bad_annotation"
+
+
 class MaskCache:
-    """Decodes each annotation of an image once, shared by all protocols run on it."""
+    """Decodes each annotation of an image once, shared by all protocols run on it.
 
-    def __init__(self, sample: Sample, decoded: dict[int, np.ndarray] | None = None) -> None:
+    A malformed annotation is remembered as an error (with the file and ids); it is
+    raised when the annotation is needed, or counted as a skip with ``--skip-bad``.
+    """
+
+    def __init__(self, sample: Sample, decoded: dict[int, np.ndarray | InputError] | None = None) -> None:
         self.sample = sample
-        self._masks: dict[int, np.ndarray] = dict(decoded or {})
+        self._masks: dict[int, np.ndarray | InputError] = dict(decoded or {})
 
-    def decode_all(self) -> dict[int, np.ndarray]:
-        """Every annotation's mask (data-loader workers do this ahead of the model)."""
+    def _decode(self, inst: Instance) -> np.ndarray | InputError:
+        s = self.sample
+        try:
+            return decode_segmentation(inst.segmentation, s.height, s.width)
+        except Exception as e:  # pycocotools raises bare exceptions on malformed input
+            where = f"{s.ann_file}: " if s.ann_file else ""
+            return InputError(
+                f"{where}image {s.image_id}, annotation {inst.ann_id}: bad segmentation ({e})",
+                hint="fix the annotation, or pass --skip-bad to skip such annotations (counted)",
+            )
+
+    def decode_all(self) -> dict[int, np.ndarray | InputError]:
+        """Every annotation's mask or error (data-loader workers do this ahead of the model)."""
         for inst in self.sample.instances:
-            self.get(inst)
+            if inst.ann_id not in self._masks:
+                self._masks[inst.ann_id] = self._decode(inst)
         return self._masks
 
     def get(self, inst: Instance) -> np.ndarray:
         if inst.ann_id not in self._masks:
-            try:
-                self._masks[inst.ann_id] = decode_segmentation(
-                    inst.segmentation, self.sample.height, self.sample.width
-                )
-            except Exception as e:  # pycocotools raises bare exceptions on malformed input
-                raise InputError(
-                    f"image {self.sample.image_id}, annotation {inst.ann_id}: "
-                    f"cannot decode segmentation ({e})",
-                    hint="the annotation file is malformed",
-                ) from None
-        return self._masks[inst.ann_id]
+            self._masks[inst.ann_id] = self._decode(inst)
+        mask = self._masks[inst.ann_id]
+        if isinstance(mask, InputError):
+            raise mask
+        return mask
 
 
-def select_instances(cache: MaskCache, include_crowd: bool) -> GroundTruth:
+def select_instances(cache: MaskCache, include_crowd: bool, skip_bad: bool = False) -> GroundTruth:
     """Instances to score: crowd excluded unless asked for, empty masks dropped; counts by reason."""
     kept, masks, skipped = [], [], Counter()
     for inst in cache.sample.instances:
         if inst.iscrowd and not include_crowd:
             skipped[SKIP_CROWD] += 1
             continue
-        mask = cache.get(inst)
+        try:
+            mask = cache.get(inst)
+        except InputError:
+            if not skip_bad:
+                raise
+            skipped[SKIP_BAD_ANNOTATION] += 1
+            continue
         if not mask.any():
             skipped[SKIP_EMPTY] += 1
             continue

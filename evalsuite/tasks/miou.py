@@ -40,7 +40,7 @@ class MIoUTask(Task):
 
     def run_image(self, runner: Runner, cache: MaskCache) -> tuple[list[InstanceRecord], Counter]:
         """Score every selected instance of the image currently set on ``runner``."""
-        gt = select_instances(cache, self.options["include_crowd"])
+        gt = select_instances(cache, self.options["include_crowd"], skip_bad=self.ctx.skip_bad)
         records: list[InstanceRecord] = []
         stats = Counter(gt.skipped)
         for start in range(0, len(gt.instances), self.ctx.prompt_batch):
@@ -49,9 +49,17 @@ class MIoUTask(Task):
         return records, stats
 
     # -- prompts ---------------------------------------------------------------------------------
-    def _boxes(self, instances: list[Instance], masks: np.ndarray) -> np.ndarray:
+    def _boxes(self, sample: Sample, instances: list[Instance], masks: np.ndarray) -> np.ndarray:
         if self.options["box_source"] == "tight":
             return np.stack([tight_box(m) for m in masks])
+        for inst in instances:
+            if not (inst.bbox[2] > 0 and inst.bbox[3] > 0):
+                raise InputError(
+                    f"{sample.ann_file}: image {sample.image_id}, annotation {inst.ann_id}: "
+                    f"bbox {list(inst.bbox)} has a "
+                    "non-positive size, so box_source=ann cannot prompt with it",
+                    hint="use the default box_source=tight, or fix the annotation",
+                )
         return np.stack([ann_box(i.bbox) for i in instances])
 
     def _random_clicks(
@@ -91,7 +99,7 @@ class MIoUTask(Task):
         opts = self.options
         boxes = None
         if opts["prompt"] == "box":
-            boxes = self._boxes(instances, masks)
+            boxes = self._boxes(sample, instances, masks)
             pred = self._predict(runner, masks, boxes=boxes)
             prompts = [{"box": b.tolist()} for b in boxes]
         elif opts["click_rule"] == "random":
