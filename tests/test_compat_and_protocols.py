@@ -134,3 +134,20 @@ def test_third_party_package_registers_a_model_through_an_entry_point(tmp_path, 
     finally:
         sys.modules.pop("acme_seg", None)
         model_registry._entry_points.cache_clear()
+
+
+def test_callable_runner_wraps_a_function_and_checks_its_masks():
+    from evalsuite.models import CallableRunner
+
+    def segment(image, boxes=None, points=None, point_labels=None):
+        n = len(boxes) if boxes is not None else len(points)
+        return np.ones((n, *image.shape[:2]), bool)
+
+    runner = CallableRunner(segment, name="ones")
+    runner.set_image(np.zeros((4, 5, 3), np.uint8))
+    pred = runner.predict(points=np.zeros((2, 1, 2)), point_labels=np.ones((2, 1)))
+    assert pred.masks.shape == (2, 1, 4, 5) and pred.iou_predictions.tolist() == [[1.0], [1.0]]
+    broken = CallableRunner(lambda image, **_: np.ones((1, 2, 2), bool), name="broken")
+    broken.set_image(np.zeros((4, 5, 3), np.uint8))
+    with pytest.raises(InputError, match="expected"):
+        broken.predict(boxes=np.zeros((1, 4)))

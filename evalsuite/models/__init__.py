@@ -2,5 +2,6 @@
 
 from .base import ModelSpec, Prediction, Runner
 from .registry import build_model, get_spec, model_names
+from .wrap import CallableRunner
 
-__all__ = ["ModelSpec", "Prediction", "Runner", "build_model", "get_spec", "model_names"]
+__all__ = ["CallableRunner", "ModelSpec", "Prediction", "Runner", "build_model", "get_spec", "model_names"]
