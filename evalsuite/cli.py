@@ -211,7 +211,8 @@ def ls() -> None:
 
 @cli.group()
 def download() -> None:
-    """Download official files into the cache ($EVALSUITE_HOME, default ~/.cache/evalsuite)."""
+    """Download official files: checkpoints and box files into the cache ($EVALSUITE_HOME, default
+    ~/.cache/evalsuite), datasets into a data root."""
 
 
 @download.command("weights")
@@ -273,6 +274,16 @@ def make_boxes(dataset, data, data_root, ann, out, seed, jitter, false_positives
     out = out or Path(f"pseudo_detections_{dataset}_{kind}.json")
     write_json_atomic(out, dets)
     click.echo(f"wrote {len(dets)} pseudo-detections (derived from ground truth, not a detector) to {out}")
+
+
+def _register_extensions() -> None:
+    """Command groups that live in their own modules."""
+    from .cli_datasets import register as register_datasets
+
+    register_datasets(download, cli)
+
+
+_register_extensions()
 
 
 def main(argv: list[str] | None = None) -> int:
