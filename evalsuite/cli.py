@@ -276,11 +276,126 @@ def make_boxes(dataset, data, data_root, ann, out, seed, jitter, false_positives
     click.echo(f"wrote {len(dets)} pseudo-detections (derived from ground truth, not a detector) to {out}")
 
 
+class _GreedyOption(click.Option):
+    """An option taking every following value up to the next option: ``--models a b c``."""
+
+    def add_to_parser(self, parser, ctx):
+        result = super().add_to_parser(parser, ctx)
+        for name in self.opts:
+            option = parser._long_opt.get(name) or parser._short_opt.get(name)
+            if option is None:
+                continue
+            original = option.process
+
+            def process(value, state, original=original):
+                values = [value]
+                while state.rargs and not state.rargs[0].startswith("-"):
+                    values.append(state.rargs.pop(0))
+                original(tuple(values), state)
+
+            option.process = process
+        return result
+
+
+@cli.command()
+@click.argument("which", type=click.Choice(["table4", "table5", "all"]))
+@click.option(
+    "--models",
+    cls=_GreedyOption,
+    type=tuple,
+    default=None,
+    help="Models to run (space separated; default: the paper's rows).",
+)
+@click.option("--data", type=click.Choice(["real", "sample"]), default="real", show_default=True)
+@click.option("--data-root", type=click.Path(path_type=Path), default=None)
+@click.option(
+    "--boxes-coco", type=click.Path(path_type=Path), default=None, help="Detections for coco-vitdet."
+)
+@click.option(
+    "--boxes-lvis", type=click.Path(path_type=Path), default=None, help="Detections for lvis-vitdet."
+)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=Path("results"),
+    show_default=True,
+    help="Tables and plots go here; runs under OUT/runs/.",
+)
+@click.option("--device", default=None)
+@click.option("--precision", type=click.Choice(["fp32", "tf32", "bf16"]), default="fp32", show_default=True)
+@click.option("--limit", type=int, default=None, help="Only the first N images of each dataset.")
+@click.option("--workers", type=int, default=None)
+@click.option("--dry-run", is_flag=True, help="Print the plan and an estimated time; run nothing.")
+def reproduce(which, models, data, data_root, boxes_coco, boxes_lvis, out, device, precision, limit, workers,
+              dry_run) -> None:  # fmt: skip
+    """Every run Table 4 / Table 5 need, then their tables and plots (resumable; a re-run does no work)."""
+    from .boxes import default_boxes_path
+    from .distributed import init_from_env, shutdown
+    from .evaluator import RunConfig
+    from .reproduce import PAPER_MODELS, estimate_seconds, execute, make_plan, render_outputs
+
+    models = list(models) if models else list(PAPER_MODELS)
+    boxes = {"coco": boxes_coco, "lvis": boxes_lvis}
+    if which != "table4":
+        for family in ("coco", "lvis"):
+            if boxes[family] is None and data == "sample":
+                boxes[family] = _sample_boxes(family, out / "boxes", write=not dry_run)
+            elif boxes[family] is None and default_boxes_path(f"{family}-vitdet").is_file():
+                boxes[family] = default_boxes_path(f"{family}-vitdet")
+    plan = make_plan(which, models, boxes)
+    if dry_run:
+        for r in plan.runs:
+            click.echo(r.describe())
+        for s in plan.skipped:
+            click.echo(f"skipped: {s}")
+        seconds = estimate_seconds(plan, limit)
+        click.echo(
+            f"estimated time: {seconds / 3600:.1f} h on one H100 (from the official code's throughput)"
+            if seconds is not None
+            else "estimated time: unknown for these models (no throughput figures)"
+        )
+        return
+    dist_ctx, device = init_from_env(device or _default_device())
+    try:
+        base = RunConfig(
+            protocols=[],
+            model="",
+            data=data,
+            data_root=data_root,
+            out=out / "runs",
+            limit=limit,
+            device=device,
+            precision=precision,
+            workers=workers,
+            progress=sys.stderr.isatty(),
+        )
+        outcomes = execute(plan, base)
+        if dist_ctx.is_main:
+            for path in render_outputs(outcomes, which, out):
+                click.echo(f"wrote {path}")
+    finally:
+        shutdown(dist_ctx)
+
+
+def _sample_boxes(family: str, folder: Path, write: bool = True) -> Path:
+    """Pseudo-detections for the sample (derived from the ground truth, seed 0), written once."""
+    from .boxes import make_pseudo_detections
+    from .data.locate import locate
+    from .records import write_json_atomic
+
+    path = folder / f"pseudo_detections_{family}_seed0.json"
+    if write and not path.is_file():
+        write_json_atomic(path, make_pseudo_detections(locate(family, "sample").open(), seed=0))
+    return path
+
+
 def _register_extensions() -> None:
     """Command groups that live in their own modules."""
     from .cli_datasets import register as register_datasets
+    from .cli_report import register as register_report
 
     register_datasets(download, cli)
+    register_report(cli)
 
 
 _register_extensions()

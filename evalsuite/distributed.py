@@ -22,6 +22,7 @@ class DistContext:
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
+    owned: bool = False  # this context created the process group (and so destroys it)
 
     @property
     def is_main(self) -> bool:
@@ -64,12 +65,13 @@ def init_from_env(device: str) -> tuple[DistContext, str]:
     if use_cuda:
         device = f"cuda:{local_rank}"
         torch.cuda.set_device(local_rank)
-    if not dist.is_initialized():
+    owned = not dist.is_initialized()
+    if owned:  # a caller running several evaluations (evalsuite reproduce) may hold the group already
         dist.init_process_group(backend="nccl" if use_cuda else "gloo")
-    return DistContext(rank, world, local_rank), device
+    return DistContext(rank, world, local_rank, owned), device
 
 
 def shutdown(ctx: DistContext) -> None:
-    if ctx.active and dist.is_initialized():
+    if ctx.active and ctx.owned and dist.is_initialized():
         dist.barrier()
         dist.destroy_process_group()

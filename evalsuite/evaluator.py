@@ -15,7 +15,7 @@ import hashlib
 import json
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -107,6 +107,7 @@ class _ProtocolRun:
     task: Task
     folder: RunFolder
     done: dict[int, dict]
+    complete_at_start: bool = False
     seconds: float = 0.0
 
     @property
@@ -232,7 +233,7 @@ def _open_run(
     if folder is None:
         folder = RunFolder(path, fp, task.log_name, rank=dist_ctx.rank, check_only=True)
     done, _ = folder.load_finished()
-    return _ProtocolRun(task, folder, done)
+    return _ProtocolRun(task, folder, done, complete_at_start=all(i in done for i in ids))
 
 
 def _run_dataset(
@@ -304,6 +305,9 @@ def _finish(
     """Fold every process's logs together, score them and write the run record (process 0)."""
     r.folder.consolidate()
     done, rows = r.folder.load_finished()
+    if r.complete_at_start and r.folder.record_path.is_file():
+        # nothing new: the existing record stands (re-running a finished command changes no file)
+        return RunOutcome(r.protocol, r.folder.path, json.loads(r.folder.record_path.read_text()))
     if missing := [i for i in ids if i not in done]:
         raise EvalsuiteError(
             f"{r.folder.path}: {len(missing)} image(s) were not evaluated (first: {missing[0]})"
@@ -362,7 +366,7 @@ def _finish(
         "environment": device_info(cfg.device),
         # how this session ran: differs between resumed or sharded runs of the same result
         "execution": {
-            "finished_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "finished_utc": datetime.now(UTC).isoformat(timespec="seconds"),
             **execution,
             "protocol_s_this_session": round(r.seconds, 3),
         },

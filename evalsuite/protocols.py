@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import tomllib
 from dataclasses import dataclass, field, replace
 from functools import cache
 from importlib import resources
 from typing import Any
-
-import tomllib
 
 from .errors import InputError, UnknownNameError, did_you_mean
 

@@ -6,11 +6,10 @@ evalsuite may treat them as results.
 
 from __future__ import annotations
 
+import tomllib
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
-
-import tomllib
 
 
 @dataclass(frozen=True)

@@ -90,5 +90,7 @@ class ModelSpec:
     build: Callable[..., Runner]
     #: whether a run needs a checkpoint (the CLI then finds the official file in the cache)
     needs_weights: bool = False
+    #: prompt kinds the model takes (lets a planner pick protocols without building the model)
+    prompt_kinds: frozenset[str] = frozenset({PROMPT_BOX, PROMPT_POINTS})
     paper_row: str | None = None
     extra: dict = field(default_factory=dict)

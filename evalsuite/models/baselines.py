@@ -81,4 +81,9 @@ def _build_box_fill(checkpoint: str | None = None, device: str = "cpu", **_: obj
 
 
 ORACLE = ModelSpec("oracle", "ground-truth masks (pipeline check: every protocol scores 100)", _build_oracle)
-BOX_FILL = ModelSpec("box-fill", "the prompt box filled in (a floor for box protocols)", _build_box_fill)
+BOX_FILL = ModelSpec(
+    "box-fill",
+    "the prompt box filled in (a floor for box protocols)",
+    _build_box_fill,
+    prompt_kinds=frozenset({PROMPT_BOX}),
+)

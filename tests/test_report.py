@@ -1,0 +1,614 @@
+"""Reports from run records: tables (golden snapshots), refusals, exports, plots, gates, bootstrap, NoC.
+
+Records are made here, either by the real evaluator on the bundled sample with the deterministic
+runners (``oracle``, ``box-fill``) or as small synthetic record dicts (paper models, odd options).
+Set ``EVALSUITE_UPDATE_GOLDEN=1`` to rewrite the snapshots in tests/golden/report/ after a
+deliberate change, and review the diff.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import tomllib
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from evalsuite.cli import cli, main
+from evalsuite.cli_report import register
+from evalsuite.data.images import load_rgb
+from evalsuite.data.locate import locate
+from evalsuite.evaluator import RunConfig, run
+from evalsuite.models.base import PROMPT_POINTS, Prediction, Runner
+from evalsuite.protocols import get_protocol, load_protocols
+from evalsuite.report.records import find_records
+from evalsuite.report.stats import (
+    noc,
+    pair_instances,
+    paired_bootstrap,
+    sam_click_ious,
+    summarize_noc,
+)
+from evalsuite.tasks import MIoUTask, TaskContext
+from evalsuite.tasks.gt import MaskCache, select_instances
+
+REPO = Path(__file__).resolve().parent.parent
+GOLDEN = REPO / "tests" / "golden" / "report"
+UPDATE = os.environ.get("EVALSUITE_UPDATE_GOLDEN") == "1"
+
+
+@pytest.fixture(scope="module")
+def es():
+    """``evalsuite`` with the report commands registered (as cli.py will do)."""
+    register(cli)
+    return main
+
+
+@pytest.fixture(scope="module")
+def sample_runs(tmp_path_factory) -> Path:
+    """Real runs on the sample: oracle and box-fill on a few mIoU protocols and on coco-vitdet."""
+    out = tmp_path_factory.mktemp("runs")
+    common = {"data": "sample", "out": out, "progress": False, "workers": 0}
+    run(RunConfig(["coco-box", "coco-1click", "coco-3click", "lvis-box"], "oracle", **common))
+    run(RunConfig(["coco-box"], "box-fill", **common))
+    register(cli)
+    assert main(["make-boxes", "coco", "--seed", "0", "--out", str(out / "boxes" / "coco_seed0.json")]) == 0
+    for model in ("oracle", "box-fill"):
+        run(RunConfig(["coco-vitdet"], model, boxes=out / "boxes" / "coco_seed0.json", **common))
+    return out
+
+
+def _golden(name: str, text: str) -> None:
+    path = GOLDEN / name
+    if UPDATE or not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        if not UPDATE:
+            pytest.fail(f"{path} did not exist; written now — review it and re-run")
+    assert text == path.read_text(encoding="utf-8"), f"{name} differs from the snapshot"
+
+
+def _stable_ids(text: str) -> str:
+    """Run ids end in a hash of the run's settings fingerprint; the snapshot keeps the readable part."""
+    return re.sub(r"(__[a-z0-9-]+__)[0-9a-f]{10}\b", r"\1<hash>", text)
+
+
+def _run_cli(es, capsys, *args: str) -> tuple[int, str, str]:
+    rc = es(list(args))
+    captured = capsys.readouterr()
+    return rc, captured.out, captured.err
+
+
+# -- synthetic records -------------------------------------------------------------------------------
+def synthetic_record(
+    root: Path,
+    model: str,
+    protocol: str,
+    metrics: dict,
+    options: dict | None = None,
+    version: int | None = None,
+    folder: str | None = None,
+    dataset: str = "coco-val2017",
+) -> Path:
+    """Write a minimal, schema-valid record.json for ``model`` on ``protocol`` (options as shipped)."""
+    p = get_protocol(protocol)
+    opts = {**p.options, **(options or {})}
+    proto = p.with_options(options or {})
+    rec = {
+        "schema_version": 1,
+        "run_id": f"{model}__{protocol}__{'s' * 10}",
+        "protocol": {
+            "name": p.name,
+            "version": version or p.version,
+            "id": f"{p.name}@{version or p.version}",
+            "task": p.task,
+            "options": opts,
+            "options_hash": proto.options_hash,
+        },
+        "dataset": {
+            "name": dataset if p.dataset == "coco" else dataset.replace("coco-val2017", "lvis-v1-val"),
+            "family": p.dataset,
+            "annotation_sha256": ("a" if p.dataset == "coco" else "b") * 64,
+            "image_ids_sha256": "c" * 64,
+        },
+        "model": {"name": model, "checkpoint": None, "checkpoint_sha256": None, "precision": "fp32"},
+        "seed": 0,
+        "metrics": metrics,
+        "execution": {"wall_s": 10.0, "images_this_session": 100, "world_size": 1},
+        "environment": {"device": "cuda", "device_name": "Test GPU"},
+    }
+    if p.task == "ap":
+        rec["boxes"] = {"sha256": "d" * 64}
+    path = root / (folder or model) / protocol / "record.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(rec, indent=1))
+    return path
+
+
+@pytest.fixture
+def synthetic(tmp_path: Path) -> Path:
+    """Paper models with Δ of both signs, a missing cell, a null metric, a 5-click extra, Table 5 rows."""
+    miou = lambda v: {"mIoU": v, "mIoU_S": v - 20, "mIoU_M": v, "mIoU_L": v + 10}  # noqa: E731
+    for proto, v in {"coco-box": 78.52, "coco-1click": 54.0, "coco-3click": 74.1, "lvis-box": 79.0}.items():
+        synthetic_record(tmp_path, "sam-vit-h", proto, miou(v))
+    for proto, v in {
+        "coco-box": 76.0,
+        "coco-1click": 50.31,
+        "coco-5click": 72.2,
+        "lvis-3click": 70.0,
+    }.items():
+        synthetic_record(tmp_path, "efficientsam-s", proto, miou(v))
+    synthetic_record(tmp_path, "efficientsam-s", "lvis-box", {"mIoU": None})
+    synthetic_record(tmp_path, "my-model", "coco-box", miou(70.0))
+    ap = {"AP": 44.0, "AP50": 60.0, "AP75": 45.0, "APS": 28.0, "APM": 48.9, "APL": 60.1}
+    synthetic_record(tmp_path, "efficientsam-s", "coco-vitdet", ap)
+    synthetic_record(tmp_path, "sam-vit-h", "coco-vitdet", {**ap, "AP": 46.1})
+    synthetic_record(tmp_path, "fastsam-x", "lvis-vitdet", {**ap, "APr": 20.0, "APc": 30.0, "APf": 40.0})
+    return tmp_path
+
+
+# -- tables: golden snapshots ------------------------------------------------------------------------
+@pytest.mark.parametrize("fmt,suffix", [("md", "md"), ("latex", "tex"), ("csv", "csv")])
+def test_synthetic_tables_match_snapshots(es, capsys, synthetic, fmt, suffix):
+    rc, out, err = _run_cli(es, capsys, "report", str(synthetic), "--table", "all", "--format", fmt)
+    assert rc == 0, err
+    _golden(f"synthetic.{suffix}", out)
+
+
+@pytest.mark.parametrize("fmt,suffix", [("md", "md"), ("latex", "tex"), ("csv", "csv")])
+def test_sample_run_tables_match_snapshots(es, capsys, sample_runs, fmt, suffix):
+    rc, out, err = _run_cli(es, capsys, "report", str(sample_runs), "--format", fmt)
+    assert rc == 0, err
+    _golden(f"sample.{suffix}", _stable_ids(out))
+
+
+def test_paper_values_sit_beside_measurements_with_delta_and_source(es, capsys, synthetic):
+    rc, out, _ = _run_cli(es, capsys, "report", str(synthetic), "--table", "4")
+    assert rc == 0
+    # sam-vit-h coco-box: 78.52 measured vs 78.4 paper; efficientsam-s coco-1click 50.31 vs 50.0
+    assert "| sam-vit-h | 78.5 (78.4 [1], +0.1) |" in out
+    assert "50.3 (50.0 [1], +0.3)" in out
+    assert "[1] EfficientSAM (Xiong et al., CVPR 2024, arXiv 2312.00863 v1), Table 4" in out
+    assert "COCO 5 click" in out and "Columns beyond the paper" in out
+    rc, out, _ = _run_cli(es, capsys, "report", str(synthetic), "--table", "5", "--format", "csv")
+    rows = out.splitlines()
+    sam = next(r for r in rows if r.startswith("5,sam-vit-h,COCO AP,"))
+    assert ",46.1,46.5,-0.4," in sam and "includes one mask-refinement iteration" in sam
+
+
+def test_out_file_and_latex_fragment(es, capsys, synthetic, tmp_path):
+    target = tmp_path / "t" / "table4.tex"
+    rc, out, err = _run_cli(
+        es,
+        capsys,
+        "report",
+        str(synthetic),
+        "--table",
+        "4",
+        "--format",
+        "latex",
+        "--fragment",
+        "--out",
+        str(target),
+    )
+    assert rc == 0 and out == "" and str(target) in err
+    text = target.read_text()
+    assert text.startswith(r"\begin{table}") and r"\documentclass" not in text
+
+
+# -- LaTeX compiles (or at least is well formed) --------------------------------------------------------
+def _check_latex_structure(tex: str) -> None:
+    assert r"\usepackage{booktabs}" in tex
+    assert tex.count(r"\begin{document}") == tex.count(r"\end{document}") == 1
+    stack = []
+    for m in re.finditer(r"\\(begin|end)\{(\w+)\}", tex):
+        if m.group(1) == "begin":
+            stack.append(m.group(2))
+        else:
+            assert stack and stack.pop() == m.group(2), f"unbalanced \\end{{{m.group(2)}}}"
+    assert not stack
+    for tabular in re.findall(r"\\begin\{tabular\}\{([lrc]+)\}(.*?)\\end\{tabular\}", tex, re.S):
+        spec, body = tabular
+        assert all(rule in body for rule in (r"\toprule", r"\midrule", r"\bottomrule"))
+        for line in body.splitlines():
+            if not line.endswith(r"\\"):
+                continue
+            spans = sum(int(n) for n in re.findall(r"\\multicolumn\{(\d+)\}", line))
+            plain = line.count("&") + 1 - len(re.findall(r"\\multicolumn", line))
+            assert spans + plain == len(spec), f"row has {spans + plain} cells, spec {len(spec)}: {line}"
+    body = re.sub(r"^%.*$", "", tex, flags=re.M)  # comment lines
+    body = re.sub(r"\$[^$]*\$", "", body)  # math
+    for ch in ("_", "%", "#"):
+        assert not re.search(rf"(?<!\\){re.escape(ch)}", body), f"unescaped {ch!r}"
+    assert "Δ" not in tex and "−" not in tex, "non-ASCII signs must be mapped to LaTeX"
+
+
+def test_latex_is_well_formed_and_compiles_where_pdflatex_exists(es, capsys, synthetic, tmp_path):
+    rc, tex, _ = _run_cli(es, capsys, "report", str(synthetic), "--format", "latex")
+    assert rc == 0
+    _check_latex_structure(tex)
+    pdflatex = shutil.which("pdflatex")
+    if pdflatex is None:
+        return  # structure checked above; TeX is not installed here
+    (tmp_path / "t.tex").write_text(tex)
+    proc = subprocess.run(
+        [pdflatex, "-interaction=nonstopmode", "-halt-on-error", "t.tex"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:]
+    assert (tmp_path / "t.pdf").stat().st_size > 0
+
+
+# -- refusals -------------------------------------------------------------------------------------------
+def test_refuses_different_options_in_one_column(es, capsys, tmp_path):
+    synthetic_record(tmp_path, "efficientsam-ti", "coco-1click", {"mIoU": 45.0})
+    synthetic_record(tmp_path, "efficientsam-s", "coco-1click", {"mIoU": 50.0}, options={"click_rule": "sam"})
+    rc, out, err = _run_cli(es, capsys, "report", str(tmp_path))
+    assert rc == 2 and out == ""
+    assert "column 'coco-1click'" in err and "options_hash" in err
+    assert "click_rule='sam' vs 'random'" in err  # efficientsam-s (first by name) against efficientsam-ti
+
+
+def test_refuses_different_click_seeds_in_one_column(es, capsys, tmp_path):
+    synthetic_record(tmp_path, "efficientsam-ti", "coco-3click", {"mIoU": 65.0})
+    path = synthetic_record(tmp_path, "efficientsam-s", "coco-3click", {"mIoU": 70.0})
+    path.write_text(path.read_text().replace('"seed": 0', '"seed": 1'))
+    rc, _, err = _run_cli(es, capsys, "report", str(tmp_path))
+    assert rc == 2 and "click seeds 1 vs 0" in err
+
+
+def test_refuses_different_protocol_versions_in_one_column(es, capsys, tmp_path):
+    synthetic_record(tmp_path, "efficientsam-ti", "coco-box", {"mIoU": 75.0})
+    synthetic_record(tmp_path, "efficientsam-s", "coco-box", {"mIoU": 76.0}, version=2)
+    rc, _, err = _run_cli(es, capsys, "report", str(tmp_path), "--format", "latex")
+    assert rc == 2 and "protocol versions coco-box@2 vs coco-box@1" in err
+
+
+def test_refuses_two_disagreeing_records_of_one_model_and_protocol(es, capsys, tmp_path):
+    synthetic_record(tmp_path, "efficientsam-s", "coco-box", {"mIoU": 76.0}, folder="a")
+    synthetic_record(tmp_path, "efficientsam-s", "coco-box", {"mIoU": 76.5}, folder="b")
+    rc, _, err = _run_cli(es, capsys, "report", str(tmp_path))
+    assert rc == 2 and "disagree" in err and "same settings, different numbers" in err
+
+
+def test_identical_copies_of_a_record_count_once(es, capsys, sample_runs, tmp_path):
+    shutil.copytree(sample_runs / "box-fill" / "coco-box", tmp_path / "copy")
+    rc, out, _ = _run_cli(es, capsys, "report", str(sample_runs), str(tmp_path / "copy"), "--table", "4")
+    assert rc == 0 and out.count("| box-fill |") == 1
+
+
+def test_non_default_options_get_no_delta(es, capsys, tmp_path):
+    synthetic_record(tmp_path, "efficientsam-s", "coco-1click", {"mIoU": 60.0}, options={"click_rule": "sam"})
+    rc, out, _ = _run_cli(es, capsys, "report", str(tmp_path))
+    assert rc == 0 and "60.0 (50.0 [1], n/a)" in out and "no Δ is given there" in out
+
+
+def test_missing_paths_and_empty_folders_are_input_errors(es, capsys, tmp_path):
+    assert _run_cli(es, capsys, "report", str(tmp_path / "nope"))[0] == 2
+    rc, _, err = _run_cli(es, capsys, "report", str(tmp_path))
+    assert rc == 2 and "no record.json found" in err
+    (tmp_path / "x").mkdir()
+    (tmp_path / "x" / "record.json").write_text("{}")
+    rc, _, err = _run_cli(es, capsys, "report", str(tmp_path))
+    assert rc == 2 and "not a run record" in err
+
+
+# -- exports ----------------------------------------------------------------------------------------------
+def test_per_size_and_per_category_exports(es, capsys, sample_runs):
+    rc, out, _ = _run_cli(es, capsys, "export", "per-size", str(sample_runs))
+    assert rc == 0
+    _golden("sample_per_size.csv", _stable_ids(out))
+    rc, out, _ = _run_cli(es, capsys, "export", "per-category", str(sample_runs / "box-fill" / "coco-box"))
+    assert rc == 0
+    rows = out.splitlines()
+    assert rows[0] == "model,protocol_id,options_hash,dataset,category_id,category,metric,value,n,run_id"
+    record = json.loads((sample_runs / "box-fill" / "coco-box" / "record.json").read_text())
+    assert len(rows) - 1 == len(record["per_category"])
+    n_total = sum(int(r.split(",")[8]) for r in rows[1:])
+    assert n_total == record["counts"]["instances"]
+
+
+# -- plots --------------------------------------------------------------------------------------------------
+def _check_png(path: Path, pixels: tuple[int, int]) -> None:
+    assert path.stat().st_size > 5_000
+    with Image.open(path) as im:
+        assert im.size == pixels
+
+
+@pytest.mark.parametrize(
+    "kind,extra,inches",
+    [
+        ("speed", ["--protocol", "coco-box", "--protocol", "coco-vitdet"], (8.4, 4.3)),
+        ("clicks", [], (4.6, 3.8)),
+        ("sizes", ["--protocol", "coco-box", "--protocol", "coco-vitdet"], (7.2, 3.4)),
+    ],
+)
+def test_record_plots_render_png_and_pdf(es, capsys, sample_runs, tmp_path, kind, extra, inches):
+    png, pdf = tmp_path / f"{kind}.png", tmp_path / f"{kind}.pdf"
+    rc, _, err = _run_cli(
+        es,
+        capsys,
+        "plot",
+        kind,
+        str(sample_runs),
+        *extra,
+        "--dpi",
+        "60",
+        "--out",
+        str(png),
+        "--out",
+        str(pdf),
+    )
+    assert rc == 0, err
+    _check_png(png, (round(inches[0] * 60), round(inches[1] * 60)))
+    assert pdf.read_bytes().startswith(b"%PDF") and pdf.stat().st_size > 1_000
+
+
+def test_qualitative_grid_repredicts_the_logged_prompts(es, capsys, sample_runs, tmp_path):
+    png = tmp_path / "q.png"
+    rc, _, err = _run_cli(
+        es, capsys, "plot", "qualitative", str(sample_runs / "box-fill" / "coco-box"), "--worst", "2",
+        "--dpi", "50", "--out", str(png), "--out", str(tmp_path / "q.pdf"),
+    )  # fmt: skip
+    assert rc == 0, err
+    assert "differs from the logged" not in err  # re-prediction reproduces the logged IoUs
+    _check_png(png, (round(7.5 * 50), round((2.45 * 2 + 0.5) * 50)))
+    rc, _, err = _run_cli(
+        es, capsys, "plot", "qualitative", str(sample_runs / "oracle" / "coco-3click"),
+        "--instance", "100003:900001", "--out", str(tmp_path / "o.png"),
+    )  # fmt: skip
+    assert rc == 0, err
+    rc, _, err = _run_cli(
+        es, capsys, "plot", "qualitative", str(sample_runs / "oracle" / "coco-vitdet"), "--out", str(png)
+    )
+    assert rc == 2 and "is an AP protocol" in err
+
+
+def test_speed_plot_refuses_mixed_devices(es, capsys, tmp_path):
+    synthetic_record(tmp_path, "efficientsam-s", "coco-box", {"mIoU": 76.0})
+    path = synthetic_record(tmp_path, "efficientsam-ti", "coco-box", {"mIoU": 75.0})
+    rec = json.loads(path.read_text())
+    rec["environment"]["device_name"] = "Other GPU"
+    path.write_text(json.dumps(rec))
+    rc, _, err = _run_cli(es, capsys, "plot", "speed", str(tmp_path), "--out", str(tmp_path / "s.png"))
+    assert rc == 2 and "different devices" in err
+
+
+# -- gates ---------------------------------------------------------------------------------------------------
+def _gates_file(path: Path, rows: list[dict]) -> Path:
+    def val(v):
+        return json.dumps(v) if isinstance(v, str) else repr(v)
+
+    path.write_text(
+        "".join("[[gate]]\n" + "".join(f"{k} = {val(v)}\n" for k, v in r.items()) + "\n" for r in rows)
+    )
+    return path
+
+
+def _box_fill_gate(sample_runs: Path, tolerance: float) -> dict:
+    rec = json.loads((sample_runs / "box-fill" / "coco-box" / "record.json").read_text())
+    return {
+        "model": "box-fill",
+        "protocol": "coco-box@1",
+        "options_hash": rec["protocol"]["options_hash"],
+        "metric": "mIoU",
+        "expected": rec["metrics"]["mIoU"],
+        "tolerance": tolerance,
+        "run_id": rec["run_id"],
+    }
+
+
+def _moved_copy(sample_runs: Path, dest: Path, metric_value) -> Path:
+    shutil.copytree(sample_runs / "box-fill" / "coco-box", dest / "box-fill" / "coco-box")
+    path = dest / "box-fill" / "coco-box" / "record.json"
+    rec = json.loads(path.read_text())
+    rec["metrics"]["mIoU"] = metric_value(rec["metrics"]["mIoU"])
+    path.write_text(json.dumps(rec))
+    return dest
+
+
+def test_gate_passes_within_and_fails_beyond_tolerance(es, capsys, sample_runs, tmp_path):
+    gates = _gates_file(tmp_path / "g.toml", [_box_fill_gate(sample_runs, 0.01)])
+    rc, out, _ = _run_cli(es, capsys, "gate", str(gates), str(sample_runs))
+    assert rc == 0 and "| ok |" in out and "1 of 1 gates passed" in out
+    within = _moved_copy(sample_runs, tmp_path / "within", lambda v: v + 0.009)
+    rc, out, _ = _run_cli(es, capsys, "gate", str(gates), str(within))
+    assert rc == 0 and "+0.009000" in out
+    beyond = _moved_copy(sample_runs, tmp_path / "beyond", lambda v: v - 0.011)
+    rc, out, err = _run_cli(es, capsys, "gate", str(gates), str(beyond))
+    assert rc == 1 and "| MISS |" in out and "-0.011000" in out and "1 of 1 gates failed" in err
+
+
+def test_gate_fails_on_null_metric_missing_record_and_changed_options(es, capsys, sample_runs, tmp_path):
+    row = _box_fill_gate(sample_runs, 1.0)
+    nulled = _moved_copy(sample_runs, tmp_path / "null", lambda v: None)
+    rc, out, _ = _run_cli(es, capsys, "gate", str(_gates_file(tmp_path / "g.toml", [row])), str(nulled))
+    assert rc == 1 and "NO VALUE" in out
+    nan = _moved_copy(sample_runs, tmp_path / "nan", lambda v: float("nan"))  # json writes NaN
+    rc, out, _ = _run_cli(es, capsys, "gate", str(_gates_file(tmp_path / "g.toml", [row])), str(nan))
+    assert rc == 1 and "NO VALUE (mIoU is nan)" in out
+    missing = {**row, "model": "no-such-model"}
+    rc, out, _ = _run_cli(
+        es, capsys, "gate", str(_gates_file(tmp_path / "g2.toml", [missing])), str(sample_runs)
+    )
+    assert rc == 1 and "NO RECORD" in out
+    other = {**row, "options_hash": "0" * 16}
+    rc, out, _ = _run_cli(
+        es, capsys, "gate", str(_gates_file(tmp_path / "g3.toml", [other])), str(sample_runs)
+    )
+    assert rc == 1 and "record options_hash" in out
+    rc, _, err = _run_cli(es, capsys, "gate", str(_gates_file(tmp_path / "g4.toml", [{"model": "x"}])))
+    assert rc == 2 and "missing 'protocol'" in err
+
+
+def test_sample_gates_hold_for_fresh_runs(es, capsys, sample_runs, tmp_path):
+    """gates/sample.toml's expectations, for the protocols run here, match runs made now."""
+    rows = tomllib.loads((REPO / "gates" / "sample.toml").read_text())["gate"]
+    have = {(r.model, r.protocol_id) for r in find_records([sample_runs])}
+    subset = [r for r in rows if (r["model"], r["protocol"]) in have]
+    assert len({(r["model"], r["protocol"]) for r in subset}) == len(have) == 7
+    rc, out, _ = _run_cli(es, capsys, "gate", str(_gates_file(tmp_path / "s.toml", subset)), str(sample_runs))
+    assert rc == 0, out
+    protos = {p.id for p in load_protocols().values()}
+    assert {r["protocol"] for r in rows} <= protos
+    assert all(r["run_id"].startswith(f"{r['model']}__{r['protocol'].split('@')[0]}__") for r in rows)
+
+
+# -- paired bootstrap ----------------------------------------------------------------------------------------
+def test_bootstrap_hand_computed_cases():
+    # d = [1, 0]: resampled means are 0, 1/2, 1 with probabilities 1/4, 1/2, 1/4 -> 95 % CI [0, 1]
+    r = paired_bootstrap([1.0, 0.0], [0.0, 0.0], resamples=4000, seed=3)
+    assert (r.delta, r.ci_low, r.ci_high, r.mean_a, r.mean_b) == (50.0, 0.0, 100.0, 50.0, 0.0)
+    # d = [0, 0, 1]: mean = K/3 with K ~ Binomial(3, 1/3); P(K <= 2) = 26/27 = 0.963
+    r = paired_bootstrap([0.5, 0.5, 1.0], [0.5, 0.5, 0.0], resamples=20000, seed=0, confidence=0.90)
+    assert r.ci_low == 0.0 and r.ci_high == pytest.approx(200 / 3)  # 95th percentile: K = 2 -> 2/3
+    r = paired_bootstrap([0.5, 0.5, 1.0], [0.5, 0.5, 0.0], resamples=20000, seed=0, confidence=0.95)
+    assert r.ci_high == 100.0  # 97.5th percentile lies beyond 26/27: K = 3
+    # a constant difference has no spread
+    a = np.array([0.8, 0.6, 0.7, 0.9])
+    r = paired_bootstrap(a, a - 0.1, resamples=500)
+    assert (
+        r.delta == pytest.approx(10.0)
+        and r.ci_low == pytest.approx(10.0)
+        and r.ci_high == pytest.approx(10.0)
+    )
+
+
+def test_bootstrap_is_seeded_antisymmetric_and_chunk_independent():
+    rng = np.random.default_rng(7)
+    a, b = rng.random(101), rng.random(101)
+    r1 = paired_bootstrap(a, b, resamples=999, seed=5)
+    assert r1 == paired_bootstrap(a, b, resamples=999, seed=5, chunk_elements=101 * 7)
+    r2 = paired_bootstrap(b, a, resamples=999, seed=5)
+    assert r2.delta == pytest.approx(-r1.delta) and r2.ci_low == pytest.approx(-r1.ci_high)
+    assert r1 != paired_bootstrap(a, b, resamples=999, seed=6)
+    with pytest.raises(ValueError):
+        paired_bootstrap([1.0], [1.0, 2.0])
+
+
+def test_pairing_refuses_different_instance_sets():
+    a = [{"image_id": 1, "ann_id": 1, "iou": 0.5}, {"image_id": 1, "ann_id": 2, "iou": 0.7}]
+    keys, ia, ib = pair_instances(a, list(reversed(a)))
+    assert keys == [(1, 1), (1, 2)] and list(ia) == list(ib) == [0.5, 0.7]
+    with pytest.raises(ValueError, match="1 only in A"):
+        pair_instances(a, a[:1])
+    b = [{**a[0], "prompt": {"box": [0, 0, 2, 2]}}, {**a[1]}]
+    pair_instances(a, b)
+    with pytest.raises(ValueError, match="prompted differently"):
+        pair_instances(a, b, same_prompts=True)
+
+
+def test_compare_cli(es, capsys, sample_runs, tmp_path):
+    a, b = sample_runs / "oracle" / "coco-box", sample_runs / "box-fill" / "coco-box"
+    rc, out, err = _run_cli(es, capsys, "compare", str(a), str(b), "--resamples", "2000")
+    assert rc == 0, err
+    rec = json.loads((b / "record.json").read_text())
+    assert (
+        f"| all | 202 | 100.00 | {rec['metrics']['mIoU']:.2f} | +{100 - rec['metrics']['mIoU']:.2f} |" in out
+    )
+    assert "| S |" in out and "2000 resamples, seed 0" in out
+    # drop one instance from B: the sets differ
+    shutil.copytree(b, tmp_path / "b")
+    lines = (tmp_path / "b" / "instances.jsonl").read_text().splitlines()
+    (tmp_path / "b" / "instances.jsonl").write_text("\n".join(lines[1:]) + "\n")
+    rec["counts"]["instances"] -= 1
+    (tmp_path / "b" / "record.json").write_text(json.dumps(rec))
+    rc, _, err = _run_cli(es, capsys, "compare", str(a), str(tmp_path / "b"))
+    assert rc == 2 and "different instances" in err
+    rc, _, err = _run_cli(es, capsys, "compare", str(a), str(sample_runs / "oracle" / "coco-1click"))
+    assert rc == 2 and "not the same protocol" in err
+
+
+# -- NoC --------------------------------------------------------------------------------------------------
+def test_noc_hand_computed():
+    assert noc([0.5, 0.86, 0.91], 0.85, max_clicks=3) == 2
+    assert noc([0.5, 0.86, 0.91], 0.90, max_clicks=3) == 3
+    assert noc([0.85], 0.85, max_clicks=20) == 1  # reaching the threshold exactly counts
+    assert noc([0.5] * 20, 0.85) == 20  # never reached: the cap
+    assert noc([0.1] * 5 + [0.99], 0.85, max_clicks=5) == 5  # clicks beyond the cap do not count
+    with pytest.raises(ValueError, match="need 20"):
+        noc([0.5, 0.6], 0.85)
+    with pytest.raises(ValueError):
+        noc([0.9], 85)
+    s = summarize_noc([[0.9] * 20, [0.5] * 19 + [0.86]])
+    assert s.noc == {0.85: 10.5, 0.90: 10.5}
+    assert s.failures == {0.85: 0, 0.90: 1}
+    assert s.miou_at[0] == pytest.approx(70.0) and s.miou_at[19] == pytest.approx(88.0)
+
+
+class DiskRunner(Runner):
+    """A deterministic point model: disks around positive clicks minus disks around negative ones."""
+
+    name = "disk"
+    prompt_kinds = frozenset({PROMPT_POINTS})
+    RADII = (5, 14, 30)
+
+    def set_image(self, image: np.ndarray) -> None:
+        self.h, self.w = image.shape[:2]
+
+    def predict(self, boxes=None, points=None, point_labels=None, multimask=True) -> Prediction:
+        yy, xx = np.mgrid[: self.h, : self.w]
+        n = len(points)
+        masks = np.zeros((n, len(self.RADII), self.h, self.w), dtype=bool)
+        for i in range(n):
+            for j, r in enumerate(self.RADII):
+                pos = np.zeros((self.h, self.w), dtype=bool)
+                neg = np.zeros_like(pos)
+                for (x, y), lab in zip(points[i], point_labels[i], strict=True):
+                    disk = (xx - x) ** 2 + (yy - y) ** 2 <= r * r
+                    pos, neg = (pos | disk, neg) if lab == 1 else (pos, neg | disk)
+                masks[i, j] = pos & ~neg
+        return Prediction(torch.from_numpy(masks), torch.tensor([[0.2, 0.9, 0.5]] * n))
+
+
+def test_sam_click_ious_equals_the_evaluators_sam_click_loop():
+    """The NoC loop's IoU after click k equals what the k-click protocol with click_rule=sam scores."""
+    reader = locate("coco", "sample").open()
+    sample = reader.sample(reader.image_ids()[1])
+    cache = MaskCache(sample)
+    runner = DiskRunner()
+    runner.set_image(load_rgb(sample.path))
+    protocol = get_protocol("coco-3click").with_options({"click_rule": "sam"})
+    task = MIoUTask(protocol, TaskContext(reader=reader, image_ids=[sample.image_id]))
+    records, _ = task.run_image(runner, cache)
+    gt = select_instances(cache, include_crowd=False)
+    assert len(records) == len(gt.instances) >= 3
+    saw_negative = False
+    for rec, mask in zip(records, gt.masks, strict=True):
+        seq = sam_click_ious(runner, mask, clicks=3)
+        assert seq.ious[-1] == pytest.approx(rec.iou, abs=1e-12)
+        assert seq.points.tolist() == rec.prompt["points"] and seq.labels.tolist() == rec.prompt["labels"]
+        saw_negative |= 0 in rec.prompt["labels"]
+    assert saw_negative  # the loop was exercised beyond the first click
+
+
+def test_noc_cli_on_the_sample(es, capsys, tmp_path):
+    rc, out, err = _run_cli(
+        es, capsys, "noc", "--model", "oracle", "--data", "sample", "--limit", "1", "--max-clicks", "3",
+        "--out", str(tmp_path),
+    )  # fmt: skip
+    assert rc == 0, err
+    summary = json.loads((tmp_path / "noc.json").read_text())
+    assert summary["metrics"]["NoC@85"] == 1.0 and summary["metrics"]["failures@90"] == 0
+    rows = [json.loads(line) for line in (tmp_path / "noc.jsonl").read_text().splitlines()]
+    assert len(rows) == summary["counts"]["instances"] > 0 and all(r["ious"][0] == 1.0 for r in rows)
+    assert "| oracle | sample-coco |" in out
+    rc, _, err = _run_cli(es, capsys, "noc", "--model", "box-fill", "--data", "sample", "--limit", "1")
+    assert rc == 2 and "point prompts" in err
+
+
+def test_records_are_not_modified_by_reporting(es, capsys, sample_runs):
+    snapshot = {p: p.read_bytes() for p in sample_runs.rglob("*") if p.is_file()}
+    _run_cli(es, capsys, "report", str(sample_runs))
+    _run_cli(es, capsys, "export", "per-size", str(sample_runs))
+    assert {p: p.read_bytes() for p in sample_runs.rglob("*") if p.is_file()} == snapshot
