@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import http.server
 import io
 import json
 import random
 import re
 import socket
-import threading
 import zipfile
 from pathlib import Path
 
 import pytest
 import torch
+from loopback import ServerState, loopback_server
 
 from evalsuite.data.jsonio import sha256_file
 from evalsuite.download import DownloadError, check_url, download, part_path
@@ -87,84 +86,13 @@ def _set_registry(monkeypatch: pytest.MonkeyPatch, model: str, **changes) -> Non
     monkeypatch.setitem(CHECKPOINTS, model, dataclasses.replace(CHECKPOINTS[model], **changes))
 
 
-# --- loopback server -------------------------------------------------------------------------
-
-
-class _State:
-    def __init__(self, root: Path, url: str) -> None:
-        self.root = root
-        self.url = url
-        self.ignore_range = False
-        self.cuts_left = 0  # responses that send half the body, then drop the connection
-        self.requests: list[tuple[str, str | None]] = []
-
-
-class _Handler(http.server.BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
-        st: _State = self.server.state  # type: ignore[attr-defined]
-        rng = self.headers.get("Range")
-        st.requests.append((self.path, rng))
-        if self.path.startswith("/redirect/"):
-            self.send_response(302)
-            self.send_header("Location", self.path[len("/redirect/") :].replace("_", "/"))
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-            return
-        f = st.root / Path(self.path).name
-        if not f.is_file():
-            self.send_error(404)
-            return
-        data = f.read_bytes()
-        start = 0
-        if rng and not st.ignore_range:
-            start = int(re.fullmatch(r"bytes=(\d+)-", rng).group(1))
-            if start >= len(data):
-                self.send_response(416)
-                self.send_header("Content-Range", f"bytes */{len(data)}")
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-                return
-            self.send_response(206)
-            self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
-        else:
-            self.send_response(200)
-        body = data[start:]
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        if st.cuts_left > 0:
-            st.cuts_left -= 1
-            self.wfile.write(body[: len(body) // 2])
-            self.close_connection = True
-            return
-        self.wfile.write(body)
-
-    def log_message(self, *args) -> None:
-        pass
-
-
 @pytest.fixture
 def server(tmp_path: Path):
-    """A ThreadingHTTPServer on 127.0.0.1 serving tmp_path/srv; shuts itself down after 60 s at most."""
-    root = tmp_path / "srv"
-    root.mkdir()
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    httpd.daemon_threads = True
-    httpd.state = _State(root, f"http://127.0.0.1:{httpd.server_address[1]}")  # type: ignore[attr-defined]
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    watchdog = threading.Timer(60, httpd.shutdown)
-    watchdog.daemon = True
-    watchdog.start()
-    try:
-        yield httpd.state  # type: ignore[attr-defined]
-    finally:
-        watchdog.cancel()
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(5)
+    with loopback_server(tmp_path / "srv") as state:
+        yield state
 
 
-def _serve(server: _State, name: str, data: bytes) -> None:
+def _serve(server: ServerState, name: str, data: bytes) -> None:
     (server.root / name).write_bytes(data)
 
 
@@ -371,7 +299,7 @@ def test_default_path_with_matching_published_sha(monkeypatch: pytest.MonkeyPatc
 # --- downloads -------------------------------------------------------------------------------
 
 
-def test_download_good_file(server: _State, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_download_good_file(server: ServerState, monkeypatch: pytest.MonkeyPatch) -> None:
     data = _payload()
     _serve(server, "sam_vit_b_01ec64.pth", data)
     _set_registry(monkeypatch, "sam-vit-b", sha256=_sha(data), size=len(data))
@@ -385,7 +313,7 @@ def test_download_good_file(server: _State, monkeypatch: pytest.MonkeyPatch) -> 
     assert len(server.requests) == n
 
 
-def test_checksum_mismatch_leaves_no_file(server: _State, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_checksum_mismatch_leaves_no_file(server: ServerState, monkeypatch: pytest.MonkeyPatch) -> None:
     data = _payload()
     _serve(server, "sam_vit_b_01ec64.pth", data)
     _set_registry(monkeypatch, "sam-vit-b", sha256="0" * 64, size=len(data))
@@ -396,7 +324,7 @@ def test_checksum_mismatch_leaves_no_file(server: _State, monkeypatch: pytest.Mo
     assert not dest.exists() and not part_path(dest).exists()
 
 
-def test_size_mismatch_is_refused(server: _State, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_size_mismatch_is_refused(server: ServerState, monkeypatch: pytest.MonkeyPatch) -> None:
     data = _payload()
     _serve(server, "sam_vit_b_01ec64.pth", data)
     _set_registry(monkeypatch, "sam-vit-b", sha256=_sha(data), size=len(data) + 1)
@@ -405,7 +333,9 @@ def test_size_mismatch_is_refused(server: _State, monkeypatch: pytest.MonkeyPatc
     assert not default_path("sam-vit-b").exists()
 
 
-def test_interrupted_transfer_resumes_with_range(server: _State, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_interrupted_transfer_resumes_with_range(
+    server: ServerState, monkeypatch: pytest.MonkeyPatch
+) -> None:
     data = _payload()
     _serve(server, "mobile_sam.pt", data)
     _set_registry(monkeypatch, "mobilesam", sha256=_sha(data), size=len(data))
@@ -422,7 +352,7 @@ def test_interrupted_transfer_resumes_with_range(server: _State, monkeypatch: py
     assert server.requests[-1][1] == f"bytes={have}-"  # the server saw the Range header
 
 
-def test_server_ignoring_range_restarts(server: _State, tmp_path: Path) -> None:
+def test_server_ignoring_range_restarts(server: ServerState, tmp_path: Path) -> None:
     data = _payload()
     _serve(server, "f.bin", data)
     server.ignore_range = True
@@ -434,7 +364,7 @@ def test_server_ignoring_range_restarts(server: _State, tmp_path: Path) -> None:
     assert server.requests[-1][1] == "bytes=1100-"  # asked to resume, was answered 200, restarted
 
 
-def test_complete_part_is_verified_without_a_request(server: _State, tmp_path: Path) -> None:
+def test_complete_part_is_verified_without_a_request(server: ServerState, tmp_path: Path) -> None:
     data = _payload(1000)
     dest = tmp_path / "f.bin"
     part_path(dest).write_bytes(data)
@@ -443,7 +373,7 @@ def test_complete_part_is_verified_without_a_request(server: _State, tmp_path: P
     assert server.requests == [] and dest.read_bytes() == data
 
 
-def test_complete_part_of_unknown_size_gets_416_and_finishes(server: _State, tmp_path: Path) -> None:
+def test_complete_part_of_unknown_size_gets_416_and_finishes(server: ServerState, tmp_path: Path) -> None:
     data = _payload(1000)
     _serve(server, "f.bin", data)
     dest = tmp_path / "f.bin"
@@ -452,7 +382,7 @@ def test_complete_part_of_unknown_size_gets_416_and_finishes(server: _State, tmp
     assert dest.read_bytes() == data
 
 
-def test_http_404(server: _State, tmp_path: Path) -> None:
+def test_http_404(server: ServerState, tmp_path: Path) -> None:
     with pytest.raises(DownloadError, match="HTTP 404"):
         download(f"{server.url}/absent.bin", tmp_path / "absent.bin", progress=False, timeout=5)
 
@@ -470,7 +400,7 @@ def test_offline_is_one_line_with_url_and_path(monkeypatch: pytest.MonkeyPatch) 
     assert str(default_path("efficientsam-ti")) in msg
 
 
-def test_redirects_are_followed_but_never_to_plain_http(server: _State, tmp_path: Path) -> None:
+def test_redirects_are_followed_but_never_to_plain_http(server: ServerState, tmp_path: Path) -> None:
     data = _payload(1000)
     _serve(server, "f.bin", data)
     target = f"{server.url}/f.bin".replace("/", "_")
@@ -491,7 +421,7 @@ def test_only_https_or_loopback_http() -> None:
         download_weights("sam-vit-b", progress=False, base_url="http://example.com")
 
 
-def test_trust_on_first_use_without_published_sha(server: _State, _home: Path) -> None:
+def test_trust_on_first_use_without_published_sha(server: ServerState, _home: Path) -> None:
     assert CHECKPOINTS["efficientsam-s"].sha256 is None
     inner = io.BytesIO()
     torch.save({"model": _sd()}, inner)

@@ -9,18 +9,17 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import http.server
 import importlib.util
 import io
 import json
 import re
 import stat
 import tarfile
-import threading
 import zipfile
 from pathlib import Path
 
 import pytest
+from loopback import ServerState, loopback_server
 from PIL import Image
 
 import evalsuite.cli as cli_mod
@@ -37,86 +36,10 @@ TRAIN_NAMES = ("000000000009.jpg", "000000000025.jpg")
 # --- loopback server --------------------------------------------------------------------------
 
 
-class _State:
-    def __init__(self, root: Path, url: str) -> None:
-        self.root = root
-        self.url = url
-        self.cuts_left = 0  # responses that send half the body, then drop the connection
-        self.corrupt: set[str] = set()  # paths served with one byte flipped
-        self.requests: list[tuple[str, str | None]] = []
-        self.lock = threading.Lock()
-
-    def serve(self, rel: str, data: bytes) -> None:
-        path = self.root / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
-
-    def paths(self) -> list[str]:
-        with self.lock:
-            return [p for p, _ in self.requests]
-
-
-class _Handler(http.server.BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
-        st: _State = self.server.state  # type: ignore[attr-defined]
-        rng = self.headers.get("Range")
-        with st.lock:
-            st.requests.append((self.path, rng))
-        f = (st.root / self.path.lstrip("/")).resolve()
-        if not f.is_relative_to(st.root.resolve()) or not f.is_file():
-            self.send_error(404)
-            return
-        data = f.read_bytes()
-        if self.path in st.corrupt and data:
-            data = data[: len(data) // 2] + bytes([data[len(data) // 2] ^ 0xFF]) + data[len(data) // 2 + 1 :]
-        start = 0
-        if rng:
-            start = int(re.fullmatch(r"bytes=(\d+)-", rng).group(1))
-            if start >= len(data):
-                self.send_response(416)
-                self.send_header("Content-Range", f"bytes */{len(data)}")
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-                return
-            self.send_response(206)
-            self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
-        else:
-            self.send_response(200)
-        body = data[start:]
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        with st.lock:
-            cut = st.cuts_left > 0
-            st.cuts_left -= cut
-        if cut:
-            self.wfile.write(body[: len(body) // 2])
-            self.close_connection = True
-            return
-        self.wfile.write(body)
-
-    def log_message(self, *args) -> None:
-        pass
-
-
 @pytest.fixture
 def server(tmp_path: Path):
-    root = tmp_path / "srv"
-    root.mkdir()
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    httpd.daemon_threads = True
-    httpd.state = _State(root, f"http://127.0.0.1:{httpd.server_address[1]}")  # type: ignore[attr-defined]
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    watchdog = threading.Timer(60, httpd.shutdown)
-    watchdog.daemon = True
-    watchdog.start()
-    try:
-        yield httpd.state  # type: ignore[attr-defined]
-    finally:
-        watchdog.cancel()
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(5)
+    with loopback_server(tmp_path / "srv") as state:
+        yield state
 
 
 @pytest.fixture(autouse=True)
@@ -218,7 +141,9 @@ def _pin(
     monkeypatch.setitem(ARTEFACTS, name, new)
 
 
-def _serve_coco(server: _State, monkeypatch: pytest.MonkeyPatch, pinned: bool = True) -> tuple[bytes, bytes]:
+def _serve_coco(
+    server: ServerState, monkeypatch: pytest.MonkeyPatch, pinned: bool = True
+) -> tuple[bytes, bytes]:
     val, ann = _val_zip(), _ann_zip()
     server.serve("val2017.zip", val)
     server.serve("annotations_trainval2017.zip", ann)
@@ -253,7 +178,7 @@ def test_registry_is_https_with_pinned_coco_checksums() -> None:
 
 
 def test_download_coco_extracts_and_loads(
-    server: _State, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    server: ServerState, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     _serve_coco(server, monkeypatch)
     root = tmp_path / "data"
@@ -271,7 +196,7 @@ def test_download_coco_extracts_and_loads(
 
 
 def test_interrupted_transfer_resumes_with_range(
-    server: _State, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    server: ServerState, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     _serve_coco(server, monkeypatch)
     server.cuts_left = 1  # the annotations zip comes first and is cut half-way
@@ -289,7 +214,7 @@ def test_interrupted_transfer_resumes_with_range(
 
 
 def test_pinned_checksum_mismatch_extracts_nothing(
-    server: _State, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    server: ServerState, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     _serve_coco(server, monkeypatch)
     server.corrupt.add("/val2017.zip")
@@ -302,7 +227,7 @@ def test_pinned_checksum_mismatch_extracts_nothing(
 
 @pytest.mark.parametrize("kind", ["not-a-zip", "bad-crc", "wrong-count"])
 def test_corrupt_archive_is_a_clear_error_and_nothing_half_extracted(
-    server: _State, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, kind: str
+    server: ServerState, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, kind: str
 ) -> None:
     _serve_coco(server, monkeypatch, pinned=False)  # trust-on-first-use: only extraction can tell
     if kind == "not-a-zip":
@@ -354,7 +279,7 @@ def _zip_with(member: str, data: bytes = b"pwned", symlink: bool = False) -> byt
     ],
 )
 def test_unsafe_members_are_refused(
-    server: _State, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, archive
+    server: ServerState, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, archive
 ) -> None:
     _serve_coco(server, monkeypatch, pinned=False)
     server.serve("val2017.zip", archive())
@@ -398,7 +323,7 @@ def test_safe_extract_merges_into_an_existing_folder(tmp_path: Path) -> None:
 
 
 def test_sha256_recorded_on_first_download_and_tampering_detected(
-    server: _State, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    server: ServerState, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     lvis_zip = _zip({"lvis_v1_val.json": _lvis_json()})
     server.serve("lvis_v1_val.json.zip", lvis_zip)
@@ -429,7 +354,7 @@ def test_sha256_recorded_on_first_download_and_tampering_detected(
 # --- LVIS images ---------------------------------------------------------------------------------
 
 
-def _serve_lvis(server: _State, lvis: bytes | None = None) -> None:
+def _serve_lvis(server: ServerState, lvis: bytes | None = None) -> None:
     server.serve("lvis_v1_val.json.zip", _zip({"lvis_v1_val.json": lvis or _lvis_json()}))
     for i, n in enumerate(TRAIN_NAMES):
         server.serve(f"train2017/{n}", _jpeg(100 + i))
@@ -437,7 +362,9 @@ def _serve_lvis(server: _State, lvis: bytes | None = None) -> None:
         server.serve(f"val2017/{n}", _jpeg(200 + i))
 
 
-def test_lvis_needed_fetches_only_missing_images_and_reports_failures(server: _State, tmp_path: Path) -> None:
+def test_lvis_needed_fetches_only_missing_images_and_reports_failures(
+    server: ServerState, tmp_path: Path
+) -> None:
     _serve_lvis(server)
     (server.root / "train2017" / TRAIN_NAMES[1]).unlink()  # one image the server does not have
     root = tmp_path / "data"
@@ -466,7 +393,7 @@ def test_lvis_needed_fetches_only_missing_images_and_reports_failures(server: _S
 
 
 def test_lvis_image_urls_are_built_by_evalsuite_not_taken_from_the_file(
-    server: _State, tmp_path: Path
+    server: ServerState, tmp_path: Path
 ) -> None:
     _serve_lvis(server, _lvis_json(host="http://attacker.example"))
     root = tmp_path / "data"
@@ -482,7 +409,7 @@ def test_lvis_image_urls_are_built_by_evalsuite_not_taken_from_the_file(
         ds.download_lvis(root, images="needed", progress=False, base_url=server.url)
 
 
-def test_lvis_non_image_response_is_a_failure_not_a_file(server: _State, tmp_path: Path) -> None:
+def test_lvis_non_image_response_is_a_failure_not_a_file(server: ServerState, tmp_path: Path) -> None:
     _serve_lvis(server)
     server.serve(f"val2017/{VAL_NAMES[1]}", b"<html>AccessDenied</html>")
     root = tmp_path / "data"
@@ -492,7 +419,7 @@ def test_lvis_non_image_response_is_a_failure_not_a_file(server: _State, tmp_pat
     assert not (root / "val2017" / VAL_NAMES[1]).exists()
 
 
-def test_lvis_archives_mode(server: _State, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_lvis_archives_mode(server: ServerState, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     _serve_lvis(server)
     train = _zip({f"train2017/{n}": _jpeg(i) for i, n in enumerate(TRAIN_NAMES)})
     server.serve("train2017.zip", train)
@@ -586,7 +513,7 @@ def test_doctor_reports_fakes_present(
 
 def test_cli_download_commands(
     registered,
-    server: _State,
+    server: ServerState,
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],

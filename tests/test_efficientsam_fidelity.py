@@ -409,16 +409,16 @@ def test_registry_builds_the_runner() -> None:
 
 @pytest.fixture
 def fake_checkpoints(monkeypatch: pytest.MonkeyPatch) -> dict:
-    """Stand-in for evalsuite.models.checkpoints: returns whatever state_dict the test puts in ``box``."""
+    """Stand-in for ``load_checkpoint``: returns whatever state_dict the test puts in ``box``."""
     box: dict = {}
 
     def load_checkpoint(model_name: str, path: str, trust: bool = False) -> types.SimpleNamespace:
         box["called"] = (model_name, path, trust)
         return types.SimpleNamespace(state_dict=box["state_dict"], sha256="ab" * 32, path=Path(path))
 
-    module = types.ModuleType("evalsuite.models.checkpoints")
-    module.load_checkpoint = load_checkpoint
-    monkeypatch.setitem(sys.modules, "evalsuite.models.checkpoints", module)
+    from evalsuite.models import checkpoints
+
+    monkeypatch.setattr(checkpoints, "load_checkpoint", load_checkpoint)
     return box
 
 

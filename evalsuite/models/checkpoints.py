@@ -476,3 +476,25 @@ def save_official_format(model: str, state_dict: Mapping[str, torch.Tensor], fol
     else:
         raise InputError(f"{model}: its checkpoints are {info.format} files, which evalsuite does not write")
     return path
+
+
+def load_strict(model: torch.nn.Module, ck: LoadedCheckpoint, name: str) -> None:
+    """``model.load_state_dict(strict=True)`` with any mismatch reported as a user error naming the file.
+
+    Official loaders are strict: a checkpoint that misses or adds keys is not the model's, and
+    loading it partially would give numbers that mean nothing.
+    """
+    if ck.state_dict is None:
+        raise InputError(f"{ck.path}: holds no state dict, so it is not a {name} checkpoint")
+    expected, got = set(model.state_dict()), set(ck.state_dict)
+    missing, unexpected = sorted(expected - got), sorted(got - expected)
+    if missing or unexpected:
+        raise InputError(
+            f"{ck.path}: not a {name} checkpoint: {len(missing)} missing key(s) {missing[:3]}, "
+            f"{len(unexpected)} unexpected key(s) {unexpected[:3]}",
+            hint=f"pass the official {name} file (`evalsuite download weights {name}`)",
+        )
+    try:
+        model.load_state_dict(dict(ck.state_dict), strict=True)
+    except RuntimeError as exc:  # same keys, wrong shapes: e.g. the -Ti file given for -S
+        raise InputError(f"{ck.path}: does not fit {name}: {str(exc).splitlines()[-1].strip()}") from None

@@ -159,12 +159,6 @@ class EfficientSamRunner(Runner):
         return Prediction(masks=masks, iou_predictions=iou, low_res_logits=low_res)
 
 
-def _missing_unexpected(model: torch.nn.Module, state_dict: dict) -> tuple[list[str], list[str]]:
-    own = set(model.state_dict())
-    got = set(state_dict)
-    return sorted(own - got), sorted(got - own)
-
-
 def _build(
     model_name: str,
     make: Callable[[], EfficientSam],
@@ -177,25 +171,10 @@ def _build(
     model = make()
     sha256 = None
     if checkpoint is not None:
-        from .checkpoints import load_checkpoint  # lazy: loading is optional and has its own deps
+        from .checkpoints import load_checkpoint, load_strict  # lazy: loading is optional
 
         ck = load_checkpoint(model_name, checkpoint, trust=trust_checkpoint)
-        if ck.state_dict is None:
-            raise InputError(f"{ck.path}: holds no state dict, so it is not a {model_name} checkpoint")
-        state_dict = dict(ck.state_dict)
-        missing, unexpected = _missing_unexpected(model, state_dict)
-        if missing or unexpected:
-            raise InputError(
-                f"{ck.path}: not a {model_name} checkpoint: {len(missing)} missing keys "
-                f"(e.g. {missing[:3]}), {len(unexpected)} unexpected keys (e.g. {unexpected[:3]})",
-                hint=f"pass the official {model_name} file (see `evalsuite ls`)",
-            )
-        try:
-            model.load_state_dict(state_dict, strict=True)
-        except RuntimeError as exc:  # shape mismatches: e.g. the -Ti file given for -S
-            raise InputError(
-                f"{ck.path}: does not fit {model_name}: {str(exc).splitlines()[-1].strip()}"
-            ) from exc
+        load_strict(model, ck, model_name)
         sha256 = ck.sha256
     runner = EfficientSamRunner(model, name=model_name, device=device)
     runner.checkpoint_sha256 = sha256

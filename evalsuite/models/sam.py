@@ -16,7 +16,6 @@ decoded in one batched call (the decoder treats the batch rows independently).
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -219,23 +218,6 @@ class SamRunner(Runner):
 
 
 # -- factories and registry entries ----------------------------------------------------------------
-def _load_strict(model: nn.Module, state_dict: dict[str, torch.Tensor], path: Path | str, name: str) -> None:
-    """``load_state_dict(strict=True)``, with a mismatch reported as a user error naming the file."""
-    expected = set(model.state_dict())
-    got = set(state_dict)
-    missing, unexpected = sorted(expected - got), sorted(got - expected)
-    if missing or unexpected:
-        raise InputError(
-            f"{path} is not a {name} checkpoint: {len(missing)} missing key(s) {missing[:3]}, "
-            f"{len(unexpected)} unexpected key(s) {unexpected[:3]}",
-            hint=f"pass the official {name} file (`evalsuite download weights {name}`)",
-        )
-    try:
-        model.load_state_dict(state_dict, strict=True)
-    except RuntimeError as exc:  # same keys, wrong shapes
-        raise InputError(f"{path} does not fit {name}: {exc}") from exc
-
-
 def _factory(name: str, variant: str) -> Callable[..., SamRunner]:
     def build(
         checkpoint: str | None = None, device: str = "cpu", trust_checkpoint: bool = False, **_: object
@@ -243,10 +225,10 @@ def _factory(name: str, variant: str) -> Callable[..., SamRunner]:
         model = build_sam_model(variant)
         sha256 = None
         if checkpoint is not None:
-            from .checkpoints import load_checkpoint  # lazy: only runs that load weights need it
+            from .checkpoints import load_checkpoint, load_strict  # lazy: only runs that load weights need it
 
             ck = load_checkpoint(name, checkpoint, trust=trust_checkpoint)
-            _load_strict(model, ck.state_dict, ck.path, name)
+            load_strict(model, ck, name)
             sha256 = ck.sha256
         model.eval()  # after loading: MobileSAM caches its attention biases here
         runner = SamRunner(model.to(device), device=device, name=name)
