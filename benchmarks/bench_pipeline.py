@@ -40,7 +40,6 @@ import torch
 from PIL import Image, ImageDraw
 from pycocotools import mask as mask_utils
 
-from evalsuite.data.masks import decode_segmentation, segmentation_to_rle
 from evalsuite.evaluator import PRECISIONS, RunConfig, precision_mode, run
 from evalsuite.models import build_model
 from evalsuite.models.base import Runner
@@ -55,6 +54,11 @@ TARGET_A_OVER_B = {"bf16": 3.0, "fp32": 1.8}
 TARGET_A_OVER_C = 0.85
 TARGET_VIT_H_BF16 = 40.0
 TARGET_DEVICE = "H100"
+
+
+def polygons_rle(polygons: list[list[float]], height: int, width: int) -> dict:
+    """One RLE for an instance's polygons, as ``COCO.annToRLE`` builds it."""
+    return mask_utils.merge(mask_utils.frPyObjects(polygons, height, width))
 
 
 # -- synthetic COCO-like data --------------------------------------------------------------------------
@@ -105,7 +109,7 @@ def make_dataset(root: Path, n_images: int, instances: int, seed: int = 0) -> li
         segs = []
         while len(segs) < k:
             poly = _polygon(rng)
-            rle = segmentation_to_rle([poly], HEIGHT, WIDTH)
+            rle = polygons_rle([poly], HEIGHT, WIDTH)
             area = float(mask_utils.area(rle))
             if area < 16:  # too thin to be an object: draw another
                 continue
@@ -222,7 +226,7 @@ def official_loop(runner: Runner, items: list[SynthImage], device: torch.device)
         h, w = image.shape[:2]
         runner.set_image(image)
         for seg in item.segmentations:
-            gt = decode_segmentation(seg, h, w)  # what COCO.annToMask does
+            gt = mask_utils.decode(polygons_rle(seg, h, w)).astype(bool)  # COCO.annToMask
             box = tight_box(gt)
             pred = runner.predict(boxes=box[None], multimask=True)
             masks = pred.masks[0].cpu().numpy()
