@@ -27,7 +27,7 @@ def load_rgb(
         raise DataNotFoundError(f"{who}: file not found", hint="check --data-root / the images folder")
     try:
         with Image.open(path) as im:
-            rgb = np.asarray(im.convert("RGB"))
+            rgb = np.array(im.convert("RGB"))  # writable: models may convert it in place
     except (UnidentifiedImageError, OSError, SyntaxError) as e:
         raise InputError(
             f"{who}: cannot decode image ({e})", hint="the file is corrupt or truncated"

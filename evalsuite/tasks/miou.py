@@ -111,7 +111,7 @@ class MIoUTask(Task):
         else:
             pred, prompts = self._sam_clicks(runner, masks)
         gt = torch.from_numpy(masks).to(pred.masks.device)
-        idx, iou, score = self._choose(pred, gt, boxes)
+        idx, iou, score = (t.tolist() for t in self._choose(pred, gt, boxes))  # one device sync each
         return [
             InstanceRecord(
                 image_id=sample.image_id,
