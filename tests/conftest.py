@@ -43,3 +43,37 @@ def coco_39769(tmp_path: Path, realdata: Path) -> Path:
         (src / "instances_val2017_39769.json").read_bytes()
     )
     return tmp_path
+
+
+class SetImageHook:
+    """Patches ``evalsuite.evaluator.build_model`` so each runner reports its ``set_image`` calls.
+
+    ``interrupt_after`` raises KeyboardInterrupt (a user's Ctrl-C) on the call after that many;
+    ``calls`` counts them (how many images were embedded). ``restore()`` undoes the patch.
+    """
+
+    def __init__(self, monkeypatch, interrupt_after: int | None = None) -> None:
+        from evalsuite import evaluator
+
+        self.calls = 0
+        self._monkeypatch = monkeypatch
+        self._evaluator = evaluator
+        self._real = evaluator.build_model
+        monkeypatch.setattr(evaluator, "build_model", self._build)
+        self.interrupt_after = interrupt_after
+
+    def _build(self, *args, **kwargs):
+        runner = self._real(*args, **kwargs)
+        original = runner.set_image
+
+        def set_image(image):
+            self.calls += 1
+            if self.interrupt_after is not None and self.calls > self.interrupt_after:
+                raise KeyboardInterrupt
+            original(image)
+
+        runner.set_image = set_image
+        return runner
+
+    def restore(self) -> None:
+        self._monkeypatch.setattr(self._evaluator, "build_model", self._real)

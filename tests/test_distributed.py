@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import SetImageHook
 
-from evalsuite import evaluator
 from evalsuite.evaluator import RunConfig, run
 
 PROTOCOLS = ["coco-box", "coco-3click", "lvis-1click"]
@@ -63,23 +63,7 @@ def test_two_processes_give_the_same_files_as_one(tmp_path):
 @pytest.mark.slow
 def test_resume_with_a_different_number_of_processes(tmp_path, monkeypatch):
     _cli(tmp_path / "ref", 1)
-    real = evaluator.build_model
-    seen = {"n": 0}
-
-    def interrupting(*a, **k):
-        inner = real(*a, **k)
-        original = inner.set_image
-
-        def set_image(image):
-            seen["n"] += 1
-            if seen["n"] > 9:
-                raise KeyboardInterrupt
-            original(image)
-
-        inner.set_image = set_image
-        return inner
-
-    monkeypatch.setattr(evaluator, "build_model", interrupting)
+    SetImageHook(monkeypatch, interrupt_after=9)
     with pytest.raises(KeyboardInterrupt):
         run(RunConfig(PROTOCOLS, "oracle", data="sample", out=tmp_path / "mixed", progress=False, workers=0))
     assert (tmp_path / "mixed" / "oracle" / "coco-box" / "images.rank0.jsonl").is_file()
@@ -88,21 +72,7 @@ def test_resume_with_a_different_number_of_processes(tmp_path, monkeypatch):
 
 
 def test_several_protocols_encode_each_image_once(tmp_path, monkeypatch):
-    calls = {"n": 0}
-    real = evaluator.build_model
-
-    def counting(*a, **k):
-        inner = real(*a, **k)
-        original = inner.set_image
-
-        def set_image(image):
-            calls["n"] += 1
-            original(image)
-
-        inner.set_image = set_image
-        return inner
-
-    monkeypatch.setattr(evaluator, "build_model", counting)
+    hook = SetImageHook(monkeypatch)
     outcomes = run(
         RunConfig(
             ["coco-box", "coco-1click", "coco-3click", "coco-5click"],
@@ -112,7 +82,7 @@ def test_several_protocols_encode_each_image_once(tmp_path, monkeypatch):
             progress=False,
         )
     )
-    assert calls["n"] == outcomes[0].record["counts"]["images"]
+    assert hook.calls == outcomes[0].record["counts"]["images"]
 
 
 def test_shard_never_duplicates_or_pads():

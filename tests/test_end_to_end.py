@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import SetImageHook
 from pycocotools.coco import COCO
 
-from evalsuite import evaluator
 from evalsuite.cli import main
 from evalsuite.data.locate import sample_root
 from evalsuite.evaluator import RunConfig, run
@@ -98,22 +98,6 @@ def test_click_records_hold_the_exact_clicks(tmp_path):
         assert b["prompt"]["points"][0] == a["prompt"]["points"][0]  # nested click sets
 
 
-class _Interrupting:
-    """Wraps a runner and raises KeyboardInterrupt at the n-th image (a user's Ctrl-C)."""
-
-    def __init__(self, inner, after: int) -> None:
-        self.inner, self.after, self.seen = inner, after, 0
-
-    def __getattr__(self, name):
-        return getattr(self.inner, name)
-
-    def set_image(self, image):
-        self.seen += 1
-        if self.seen > self.after:
-            raise KeyboardInterrupt
-        self.inner.set_image(image)
-
-
 def _files(folder: Path) -> dict[str, str]:
     return {n: (folder / n).read_text() for n in ("instances.jsonl", "images.jsonl")}
 
@@ -123,14 +107,13 @@ def test_resume_after_interruption_gives_the_same_record(tmp_path, monkeypatch, 
     protocols = ["coco-box", "coco-3click"]
     ref = run(RunConfig(protocols, "oracle", data="sample", out=tmp_path / "ref", progress=False))
 
-    real_build = evaluator.build_model
-    monkeypatch.setattr(evaluator, "build_model", lambda *a, **k: _Interrupting(real_build(*a, **k), after))
+    hook = SetImageHook(monkeypatch, interrupt_after=after)
     cfg = RunConfig(protocols, "oracle", data="sample", out=tmp_path / "resumed", progress=False)
     with pytest.raises(KeyboardInterrupt):
         run(cfg)
     partial = (tmp_path / "resumed" / "oracle" / "coco-box" / "images.rank0.jsonl").read_text().splitlines()
     assert len(partial) == after
-    monkeypatch.setattr(evaluator, "build_model", real_build)
+    hook.restore()
     resumed = run(cfg)
     for a, b in zip(ref, resumed, strict=True):
         assert _stable(a.record) == _stable(b.record)

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import functools
-import http.server
 import json
-import threading
-from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from conftest import SetImageHook
+from loopback import loopback_server
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
@@ -251,27 +249,11 @@ def test_refine_is_refused_for_models_without_a_mask_prompt(tmp_path, capsys):
 def test_ap_run_resumes_to_the_same_results(tmp_path, monkeypatch, exact_boxes):
     cfg = RunConfig(["lvis-vitdet"], "box-fill", data="sample", boxes=exact_boxes["lvis"], progress=False)
     (ref,) = run(RunConfig(**{**cfg.__dict__, "out": tmp_path / "a"}))
-    calls = Counter()
-    real = evaluator.build_model
-
-    def interrupting(*a, **k):
-        inner = real(*a, **k)
-        original = inner.set_image
-
-        def set_image(image):
-            calls["n"] += 1
-            if calls["n"] > 5:
-                raise KeyboardInterrupt
-            original(image)
-
-        inner.set_image = set_image
-        return inner
-
-    monkeypatch.setattr(evaluator, "build_model", interrupting)
+    hook = SetImageHook(monkeypatch, interrupt_after=5)
     resumed_cfg = RunConfig(**{**cfg.__dict__, "out": tmp_path / "b"})
     with pytest.raises(KeyboardInterrupt):
         run(resumed_cfg)
-    monkeypatch.setattr(evaluator, "build_model", real)
+    hook.restore()
     (again,) = run(resumed_cfg)
     assert (ref.folder / "segm_results.json").read_text() == (again.folder / "segm_results.json").read_text()
     assert ref.record["metrics"] == again.record["metrics"]
@@ -279,16 +261,8 @@ def test_ap_run_resumes_to_the_same_results(tmp_path, monkeypatch, exact_boxes):
 
 @pytest.fixture
 def file_server(tmp_path):
-    root = tmp_path / "served"
-    root.mkdir()
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
-    handler.log_message = lambda *a: None
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield root, f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with loopback_server(tmp_path / "served") as state:
+        yield state.root, state.url
 
 
 def test_download_boxes_records_the_sha256_on_first_download(file_server, tmp_path, monkeypatch):
