@@ -193,6 +193,7 @@ def run_suite(
         limit=limit,
         seed=args.seed,
         workers=args.workers,
+        image_batch=args.image_batch,
     )
     device = torch.device(args.device)
     _sync(device)
@@ -207,6 +208,7 @@ def run_suite(
         "loop_s": float(execution["wall_s"]),
         "total_s": total,
         "decode_workers": execution.get("decode_workers"),
+        "image_batch": execution.get("image_batch"),
         "mIoU": outcome.record["metrics"]["mIoU"],
         "instances": outcome.record["counts"].get("instances", outcome.record["counts"].get("scored")),
     }
@@ -282,6 +284,7 @@ class Row:
     miou_a: float | None
     miou_b: float
     decode_workers: int | None
+    a_image_batch: int | None
     runs_img_s: dict[str, list[float]] = field(default_factory=dict)
     targets: dict[str, dict[str, Any]] = field(default_factory=dict)
 
@@ -414,6 +417,7 @@ def bench_one(
         miou_a=a_runs[0]["mIoU"],
         miou_b=b_runs[0]["mIoU"],
         decode_workers=a_runs[0]["decode_workers"],
+        a_image_batch=a_runs[0]["image_batch"],
         runs_img_s={"a": a_rates, "b": b_rates, "c": c_rates},
     )
     row.targets = check_targets(row)
@@ -540,6 +544,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--workers", type=int, default=None, help="(a) decode workers (default: the suite's choice)"
     )
+    p.add_argument(
+        "--image-batch", type=int, default=None, help="(a) images per encoder pass (default: the suite's)"
+    )
     p.add_argument("--repeats", type=int, default=1, help="timed passes of each stage, interleaved (median)")
     p.add_argument("--seed", type=int, default=0, help="data and weights seed")
     p.add_argument(
@@ -577,6 +584,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             p.error(f"{name}: not a SAM-family model ({', '.join(SAM_FAMILY)})")
     if args.images < 1 or args.instances < 1 or args.encoder_batch < 1 or args.repeats < 1 or args.warmup < 0:
         p.error("--images, --instances, --encoder-batch and --repeats must be ≥ 1, --warmup ≥ 0")
+    if args.image_batch is not None and args.image_batch < 1:
+        p.error("--image-batch must be ≥ 1")
     if on_cuda and not torch.cuda.is_available():
         p.error("--device cuda, but CUDA is not available")
     return args

@@ -130,6 +130,12 @@ def cli(ctx: click.Context, debug: bool) -> None:
 @click.option(
     "--workers", type=int, default=None, help="Image-decoding worker processes (default: by cores)."
 )
+@click.option(
+    "--image-batch",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Images per encoder pass (default: 8 on CUDA, 1 otherwise).",
+)
 @click.option("--overwrite", is_flag=True, help="Discard an existing run with different settings in OUT.")
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
 @click.pass_context
@@ -153,6 +159,7 @@ def run(
     refine,
     precision,
     workers,
+    image_batch,
     overwrite,
     no_progress,
 ):
@@ -176,6 +183,7 @@ def run(
         overrides={**dict(parse_override(s) for s in sets), **({} if refine is None else {"refine": refine})},
         precision=precision,
         workers=workers,
+        image_batch=image_batch,
         overwrite=overwrite,
         boxes=boxes,
         skip_bad=skip_bad,
@@ -325,9 +333,10 @@ class _GreedyOption(click.Option):
 @click.option("--precision", type=click.Choice(["fp32", "tf32", "bf16"]), default="fp32", show_default=True)
 @click.option("--limit", type=int, default=None, help="Only the first N images of each dataset.")
 @click.option("--workers", type=int, default=None)
+@click.option("--image-batch", type=click.IntRange(min=1), default=None, help="Images per encoder pass.")
 @click.option("--dry-run", is_flag=True, help="Print the plan and an estimated time; run nothing.")
 def reproduce(which, models, data, data_root, boxes_coco, boxes_lvis, out, device, precision, limit, workers,
-              dry_run) -> None:  # fmt: skip
+              image_batch, dry_run) -> None:  # fmt: skip
     """Every run Table 4 / Table 5 need, then their tables and plots (resumable; a re-run does no work)."""
     from .boxes import default_boxes_path
     from .distributed import init_from_env, shutdown
@@ -367,6 +376,7 @@ def reproduce(which, models, data, data_root, boxes_coco, boxes_lvis, out, devic
             device=device,
             precision=precision,
             workers=workers,
+            image_batch=image_batch,
             progress=sys.stderr.isatty(),
         )
         outcomes = execute(plan, base)

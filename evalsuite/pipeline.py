@@ -1,7 +1,9 @@
 """Feeding the model: images and ground-truth masks decoded ahead, in worker processes.
 
-Decoding a JPEG and a few dozen polygons costs as much as a small encoder's forward pass,
-so a ``torch.utils.data.DataLoader`` does it in worker processes while the model runs.
+Decoding a JPEG and a few dozen polygons, and resizing the image for the encoder, costs as
+much as a small encoder's forward pass, so a ``torch.utils.data.DataLoader`` does it in
+worker processes while the model runs (the runner's :meth:`~evalsuite.models.Runner.image_transform`
+is the resize). On CUDA the results come in pinned memory, so copies to the device do not block.
 Errors from bad files travel back as values and are raised in the main process with
 their own message (a DataLoader would wrap them in a traceback).
 """
@@ -9,7 +11,8 @@ their own message (a DataLoader would wrap them in a traceback).
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, TypeVar
 
 import numpy as np
 from torch.utils.data import DataLoader, Dataset
@@ -20,6 +23,13 @@ from .data.types import Sample
 from .errors import EvalsuiteError
 from .tasks.gt import MaskCache
 
+T = TypeVar("T")
+
+
+def default_image_batch(device: str) -> int:
+    """Images per encoder pass: 8 on CUDA (fills the GPU; see benchmarks/README.md), 1 elsewhere."""
+    return 8 if str(device).startswith("cuda") else 1
+
 
 def default_workers() -> int:
     """Decode workers: none on a 2-core machine (the model needs the cores), else up to 8."""
@@ -28,9 +38,12 @@ def default_workers() -> int:
 
 
 class _Images(Dataset):
-    def __init__(self, reader: DatasetReader, image_ids: list[int]) -> None:
+    def __init__(
+        self, reader: DatasetReader, image_ids: list[int], transform: Callable[[np.ndarray], Any] | None
+    ) -> None:
         self.reader = reader
         self.image_ids = image_ids
+        self.transform = transform
 
     def __len__(self) -> int:
         return len(self.image_ids)
@@ -39,6 +52,8 @@ class _Images(Dataset):
         sample = self.reader.sample(self.image_ids[i])
         try:
             image = load_rgb(sample.path, (sample.height, sample.width), sample.image_id)
+            if self.transform is not None:
+                image = self.transform(image)
         except EvalsuiteError as e:
             return sample, e, {}
         return sample, image, MaskCache(sample).decode_all()
@@ -49,19 +64,43 @@ def _first(batch: list):
 
 
 def iter_images(
-    reader: DatasetReader, image_ids: list[int], workers: int = 0
-) -> Iterator[tuple[Sample, np.ndarray | EvalsuiteError, MaskCache]]:
-    """(sample, RGB image, mask cache) for each id, in order, decoded by ``workers`` processes.
+    reader: DatasetReader,
+    image_ids: list[int],
+    workers: int = 0,
+    transform: Callable[[np.ndarray], Any] | None = None,
+    pin_memory: bool = False,
+) -> Iterator[tuple[Sample, Any, MaskCache]]:
+    """(sample, image, mask cache) for each id, in order, decoded by ``workers`` processes.
 
-    An image that cannot be read comes with its error in place of the pixels: the caller
-    raises it, or skips and counts the image with ``--skip-bad``.
+    The image is the H×W×3 uint8 RGB array, or what ``transform`` (picklable; it runs in the
+    workers) makes of it. An image that cannot be read comes with its error in place of the
+    pixels: the caller raises it, or skips and counts the image with ``--skip-bad``.
     """
-    data = _Images(reader, image_ids)
+    data = _Images(reader, image_ids, transform)
     if workers <= 0:
         items = (data[i] for i in range(len(data)))
     else:
         items = iter(
-            DataLoader(data, batch_size=1, num_workers=workers, collate_fn=_first, prefetch_factor=2)
+            DataLoader(
+                data,
+                batch_size=1,
+                num_workers=workers,
+                collate_fn=_first,
+                prefetch_factor=2,
+                pin_memory=pin_memory,
+            )
         )
     for sample, image, masks in items:
         yield sample, image, MaskCache(sample, masks)
+
+
+def batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    """Consecutive lists of ``size`` items (the last may be shorter)."""
+    batch: list[T] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch

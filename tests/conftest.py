@@ -46,16 +46,18 @@ def coco_39769(tmp_path: Path, realdata: Path) -> Path:
 
 
 class SetImageHook:
-    """Patches ``evalsuite.evaluator.build_model`` so each runner reports its ``set_image`` calls.
+    """Patches ``evalsuite.evaluator.build_model`` so each runner reports the images it embeds.
 
-    ``interrupt_after`` raises KeyboardInterrupt (a user's Ctrl-C) on the call after that many;
-    ``calls`` counts them (how many images were embedded). ``restore()`` undoes the patch.
+    The evaluator embeds images through ``set_images(batch)``; ``calls`` counts the images
+    (``batches`` the encoder passes). ``interrupt_after`` raises KeyboardInterrupt (a user's
+    Ctrl-C) when a batch would take the count past that many. ``restore()`` undoes the patch.
     """
 
     def __init__(self, monkeypatch, interrupt_after: int | None = None) -> None:
         from evalsuite import evaluator
 
         self.calls = 0
+        self.batches: list[int] = []
         self._monkeypatch = monkeypatch
         self._evaluator = evaluator
         self._real = evaluator.build_model
@@ -64,15 +66,16 @@ class SetImageHook:
 
     def _build(self, *args, **kwargs):
         runner = self._real(*args, **kwargs)
-        original = runner.set_image
+        original = runner.set_images
 
-        def set_image(image):
-            self.calls += 1
-            if self.interrupt_after is not None and self.calls > self.interrupt_after:
+        def set_images(images):
+            if self.interrupt_after is not None and self.calls + len(images) > self.interrupt_after:
                 raise KeyboardInterrupt
-            original(image)
+            self.calls += len(images)
+            self.batches.append(len(images))
+            original(images)
 
-        runner.set_image = set_image
+        runner.set_images = set_images
         return runner
 
     def restore(self) -> None:

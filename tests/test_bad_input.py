@@ -191,6 +191,11 @@ def test_bad_image_files(damage, data_root, tmp_path, capsys):
     assert _run(data_root, tmp_path / "out2", "--limit", "2", "--skip-bad") == 0
     record = _record(tmp_path / "out2")
     assert record["counts"]["skipped"]["bad_image"] == 1 and record["counts"]["images"] == 2
+    # the bad image inside a batch of two: skipped the same way, the good one still embedded
+    assert _run(data_root, tmp_path / "out3", "--limit", "2", "--skip-bad", "--image-batch", "2") == 0
+    logs = [out / "oracle" / "coco-box" / "instances.jsonl" for out in (tmp_path / "out2", tmp_path / "out3")]
+    assert logs[0].read_text() == logs[1].read_text() != ""
+    assert _record(tmp_path / "out3")["counts"] == record["counts"]
 
 
 # --- checkpoints and names -------------------------------------------------------------------

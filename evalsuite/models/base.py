@@ -8,8 +8,9 @@ nothing about a model's internals, and a runner knows nothing about datasets.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -18,7 +19,6 @@ PROMPT_BOX = "box"
 PROMPT_POINTS = "points"
 
 
-@dataclass
 class Prediction:
     """Output of one :meth:`Runner.predict` call for N prompts.
 
@@ -26,11 +26,50 @@ class Prediction:
     1 without); ``iou_predictions``: N×M float, the model's own quality
     estimate used to pick a mask; ``low_res_logits``: N×M×h×w where the model
     has them (SAM's 256×256), else None.
+
+    A runner may give ``to_masks`` (low-res logits → full-size bool masks)
+    instead of ``masks``: the full-size masks are then made only when read, and
+    :meth:`select` upscales just the one chosen output per prompt, which is all
+    most protocols need (upscaling is per channel, so the result is the same).
     """
 
-    masks: torch.Tensor
-    iou_predictions: torch.Tensor
-    low_res_logits: torch.Tensor | None = None
+    def __init__(
+        self,
+        masks: torch.Tensor | None = None,
+        iou_predictions: torch.Tensor | None = None,
+        low_res_logits: torch.Tensor | None = None,
+        to_masks: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    ) -> None:
+        if iou_predictions is None:
+            raise TypeError("Prediction needs iou_predictions")
+        if masks is None and (to_masks is None or low_res_logits is None):
+            raise TypeError("Prediction needs masks, or low_res_logits with to_masks")
+        self._masks = masks
+        self.iou_predictions = iou_predictions
+        self.low_res_logits = low_res_logits
+        self._to_masks = to_masks
+
+    @property
+    def masks(self) -> torch.Tensor:
+        if self._masks is None:
+            self._masks = self._to_masks(self.low_res_logits)
+        return self._masks
+
+    @property
+    def num_outputs(self) -> int:
+        """M, the outputs per prompt."""
+        return int(self.iou_predictions.shape[1])
+
+    @property
+    def device(self) -> torch.device:
+        return self.iou_predictions.device
+
+    def select(self, index: torch.Tensor) -> torch.Tensor:
+        """The full-size mask of output ``index[i]`` for each prompt i: N×H×W bool."""
+        rows = torch.arange(len(index), device=index.device)
+        if self._masks is not None:
+            return self._masks[rows, index]
+        return self._to_masks(self.low_res_logits[rows, index][:, None])[:, 0]
 
 
 class Runner(ABC):
@@ -38,6 +77,12 @@ class Runner(ABC):
 
     Call :meth:`set_image` once per image, then :meth:`predict` any number of
     times for that image.
+
+    The evaluator feeds images in batches instead: the decode workers apply
+    :meth:`image_transform` to each image, :meth:`set_images` embeds a batch,
+    and :meth:`use_image` picks the image the next predict() calls are about.
+    The defaults fall back to one set_image() per image, so a runner needs only
+    set_image() and predict(); a model whose encoder batches overrides the three.
     """
 
     #: registry name, set by the factory
@@ -56,6 +101,23 @@ class Runner(ABC):
     @abstractmethod
     def set_image(self, image: np.ndarray) -> None:
         """Take an H×W×3 uint8 RGB image (original size) and compute its embedding."""
+
+    def image_transform(self) -> Callable[[np.ndarray], Any] | None:
+        """A picklable function the decode workers apply to each H×W×3 uint8 image (e.g. the resize).
+
+        Its results are what :meth:`set_images` receives; None (the default) passes the images as they are.
+        A result with a ``pin_memory()`` method is put in pinned memory when the run is on CUDA.
+        """
+        return None
+
+    def set_images(self, images: Sequence[Any]) -> None:
+        """Embed a batch of images (as :meth:`image_transform` made them), in one encoder pass where the
+        model allows; :meth:`use_image` then makes one of them current. Default: keep them for use_image."""
+        self._batch_images = list(images)
+
+    def use_image(self, index: int) -> None:
+        """Make image ``index`` of the last :meth:`set_images` batch the one predict() segments."""
+        self.set_image(self._batch_images[index])
 
     @abstractmethod
     def predict(

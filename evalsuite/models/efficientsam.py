@@ -21,7 +21,8 @@ Official behaviour reproduced (yformer/EfficientSAM d525f62, its example script)
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
@@ -43,15 +44,39 @@ from .nn.efficientsam_net import (
 _CLICK_LABELS = (-1, 0, 1)
 
 
-def image_to_tensor(image: np.ndarray) -> torch.Tensor:
-    """H×W×3 uint8 → 1×3×H×W float32 in [0, 1], the exact arithmetic of torchvision's ``ToTensor``."""
+def _check_image(image: np.ndarray) -> None:
     if not (
         isinstance(image, np.ndarray) and image.ndim == 3 and image.shape[2] == 3 and image.dtype == np.uint8
     ):
         desc = f"{getattr(image, 'dtype', type(image).__name__)} {getattr(image, 'shape', '')}"
         raise InputError(f"EfficientSAM needs an H×W×3 uint8 RGB image, got {desc}")
-    x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).contiguous()
-    return x.to(torch.float32).div(255)[None]
+
+
+def image_to_tensor(image: np.ndarray) -> torch.Tensor:
+    """H×W×3 uint8 → 1×3×H×W float32 in [0, 1], the exact arithmetic of torchvision's ``ToTensor``."""
+    _check_image(image)
+    return _to_unit_float(torch.from_numpy(np.ascontiguousarray(image)))
+
+
+def _to_unit_float(pixels: torch.Tensor) -> torch.Tensor:
+    """H×W×3 uint8 tensor → 1×3×H×W float32 in [0, 1] (``ToTensor``: to float, then divide by 255)."""
+    return pixels.permute(2, 0, 1).contiguous().to(torch.float32).div(255)[None]
+
+
+@dataclass(frozen=True)
+class EfficientSamInput:
+    """An image as the decode workers hand it over: H×W×3 uint8 (it is stretched on the device)."""
+
+    pixels: torch.Tensor
+
+    def pin_memory(self) -> EfficientSamInput:
+        return EfficientSamInput(self.pixels.pin_memory())
+
+
+def efficientsam_input(image: np.ndarray) -> EfficientSamInput:
+    """Check the image and wrap it as a tensor (what :meth:`EfficientSamRunner.set_images` takes)."""
+    _check_image(image)
+    return EfficientSamInput(torch.from_numpy(np.ascontiguousarray(image)))
 
 
 class EfficientSamRunner(Runner):
@@ -66,18 +91,41 @@ class EfficientSamRunner(Runner):
         self.model = model.to(self.device).eval()
         self._embedding: torch.Tensor | None = None
         self._size: tuple[int, int] | None = None
+        self._batch: list[tuple[torch.Tensor, tuple[int, int]]] = []
 
     # -- image -------------------------------------------------------------------------------------------
+    def image_transform(self) -> Callable[[np.ndarray], EfficientSamInput]:
+        return efficientsam_input
+
+    def _encoder_input(self, item: EfficientSamInput) -> torch.Tensor:
+        pixels = item.pixels.to(self.device, non_blocking=True)
+        return self.model.preprocess(_to_unit_float(pixels))
+
     @torch.inference_mode()
     def prepare_image(self, image: np.ndarray) -> torch.Tensor:
         """The normalised 1×3×1024×1024 tensor that enters the image encoder."""
-        return self.model.preprocess(image_to_tensor(image).to(self.device))
+        return self._encoder_input(efficientsam_input(image))
 
     @torch.inference_mode()
+    def set_images(self, images: Sequence[EfficientSamInput]) -> None:
+        """Stretch each image to 1024² on the device, then embed the batch in one encoder pass."""
+        self._embedding = None
+        self._batch = []
+        if not images:
+            return
+        embeddings = self.model.image_encoder(torch.cat([self._encoder_input(item) for item in images]))
+        self._batch = [
+            (embeddings[i : i + 1], (int(item.pixels.shape[0]), int(item.pixels.shape[1])))
+            for i, item in enumerate(images)
+        ]
+
+    def use_image(self, index: int) -> None:
+        self._embedding, self._size = self._batch[index]
+
     def set_image(self, image: np.ndarray) -> None:
-        x = self.prepare_image(image)
-        self._size = (int(image.shape[0]), int(image.shape[1]))
-        self._embedding = self.model.image_encoder(x)
+        self._embedding = None
+        self.set_images([efficientsam_input(image)])
+        self.use_image(0)
 
     def get_image_embedding(self) -> torch.Tensor:
         """The 1×256×64×64 embedding of the current image."""
@@ -144,8 +192,7 @@ class EfficientSamRunner(Runner):
         """Low-res logits → logits at the current image's original size (bicubic, as official)."""
         if self._size is None:
             raise RuntimeError("set_image() must be called first")
-        with torch.inference_mode():
-            return upscale_logits(low_res, self._size)
+        return _upscale(self._size, low_res)
 
     def predict(
         self,
@@ -155,8 +202,17 @@ class EfficientSamRunner(Runner):
         multimask: bool = True,
     ) -> Prediction:
         low_res, iou = self.predict_low_res(boxes, points, point_labels, multimask)
-        masks = self.upscale(low_res) >= 0  # official example: torch.ge(logits, 0)
-        return Prediction(masks=masks, iou_predictions=iou, low_res_logits=low_res)
+        # full-size masks are made when read (Prediction.select upscales only the chosen output)
+        return Prediction(iou_predictions=iou, low_res_logits=low_res, to_masks=partial(_masks, self._size))
+
+
+def _upscale(size: tuple[int, int], low_res: torch.Tensor) -> torch.Tensor:
+    with torch.inference_mode():
+        return upscale_logits(low_res, size)
+
+
+def _masks(size: tuple[int, int], low_res: torch.Tensor) -> torch.Tensor:
+    return _upscale(size, low_res) >= 0  # official example: torch.ge(logits, 0)
 
 
 def _build(

@@ -15,7 +15,9 @@ decoded in one batched call (the decoder treats the batch rows independently).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -92,6 +94,31 @@ def _as_array(x: Any, dtype: type) -> np.ndarray:
     return np.asarray(x, dtype=dtype)
 
 
+@dataclass(frozen=True)
+class SamInput:
+    """An image resized for SAM's encoder (made in the decode workers): h×w×3 uint8 and the sizes."""
+
+    pixels: torch.Tensor  # the resized image, h×w×3 uint8 (h, w = input_size)
+    input_size: tuple[int, int]
+    original_size: tuple[int, int]
+
+    def pin_memory(self) -> SamInput:
+        return replace(self, pixels=self.pixels.pin_memory())
+
+
+def sam_resize(image: np.ndarray, long_side: int, who: str = "sam") -> SamInput:
+    """``ResizeLongestSide(long_side).apply_image``: PIL bilinear on uint8, sizes rounded half up."""
+    if not (isinstance(image, np.ndarray) and image.ndim == 3 and image.shape[2] == 3):
+        raise InputError(f"{who}: expected an H×W×3 RGB image, got {getattr(image, 'shape', '?')}")
+    if image.dtype != np.uint8:
+        raise InputError(f"{who}: expected a uint8 image, got {image.dtype}")
+    h, w = image.shape[:2]
+    new_h, new_w = resized_shape(h, w, long_side)
+    # torchvision's resize(to_pil_image(img)) on a uint8 array is exactly this PIL call
+    resized = Image.fromarray(np.ascontiguousarray(image)).resize((new_w, new_h), Image.Resampling.BILINEAR)
+    return SamInput(torch.from_numpy(np.array(resized)), (new_h, new_w), (h, w))
+
+
 class SamRunner(Runner):
     """SAM / MobileSAM with ``SamPredictor``'s pre- and post-processing, N prompts per call."""
 
@@ -105,32 +132,41 @@ class SamRunner(Runner):
         self._features: torch.Tensor | None = None
         self._input_size: tuple[int, int] | None = None
         self._original_size: tuple[int, int] | None = None
+        self._batch: list[tuple[torch.Tensor, tuple[int, int], tuple[int, int]]] = []
 
     # -- image -----------------------------------------------------------------------------------
+    def image_transform(self) -> Callable[[np.ndarray], SamInput]:
+        return partial(sam_resize, long_side=self.model.img_size, who=self.name or "sam")
+
+    def _encoder_input(self, item: SamInput) -> torch.Tensor:
+        x = item.pixels.to(self.device, non_blocking=True).permute(2, 0, 1).contiguous()[None]
+        return self.model.preprocess(x)
+
     def preprocess(self, image: np.ndarray) -> tuple[torch.Tensor, tuple[int, int]]:
         """The 1×3×1024×1024 tensor entering the image encoder, and the resized (h, w) inside it."""
-        if not (isinstance(image, np.ndarray) and image.ndim == 3 and image.shape[2] == 3):
-            raise InputError(
-                f"{self.name or 'sam'}: expected an H×W×3 RGB image, got {getattr(image, 'shape', '?')}"
-            )
-        if image.dtype != np.uint8:
-            raise InputError(f"{self.name or 'sam'}: expected a uint8 image, got {image.dtype}")
-        h, w = image.shape[:2]
-        new_h, new_w = resized_shape(h, w, self.model.img_size)
-        # torchvision's resize(to_pil_image(img)) on a uint8 array is exactly this PIL call
-        resized = Image.fromarray(np.ascontiguousarray(image)).resize(
-            (new_w, new_h), Image.Resampling.BILINEAR
-        )
-        x = torch.from_numpy(np.array(resized)).to(self.device).permute(2, 0, 1).contiguous()[None]
-        return self.model.preprocess(x), (new_h, new_w)
+        item = self.image_transform()(image)
+        return self._encoder_input(item), item.input_size
 
     @torch.inference_mode()
+    def set_images(self, images: Sequence[SamInput]) -> None:
+        """Embed a batch of resized images in one encoder pass."""
+        self._features = None
+        self._batch = []
+        if not images:
+            return
+        features = self.model.image_encoder(torch.cat([self._encoder_input(item) for item in images]))
+        self._batch = [
+            (features[i : i + 1], item.input_size, item.original_size) for i, item in enumerate(images)
+        ]
+
+    def use_image(self, index: int) -> None:
+        self._features, self._input_size, self._original_size = self._batch[index]
+
     def set_image(self, image: np.ndarray) -> None:
         """Resize, normalise and pad ``image`` (H×W×3 uint8 RGB), then compute its embedding."""
         self._features = None
-        x, self._input_size = self.preprocess(image)
-        self._original_size = (int(image.shape[0]), int(image.shape[1]))
-        self._features = self.model.image_encoder(x)
+        self.set_images([self.image_transform()(image)])
+        self.use_image(0)
 
     @property
     def image_embedding(self) -> torch.Tensor:
@@ -138,6 +174,10 @@ class SamRunner(Runner):
         if self._features is None:
             raise RuntimeError("set_image() must be called first")
         return self._features
+
+    def _upscale(self, input_size: tuple[int, int], original_size: tuple[int, int], low_res: torch.Tensor):
+        with torch.inference_mode():
+            return self.model.postprocess_masks(low_res, input_size, original_size) > MASK_THRESHOLD
 
     # -- prompts ---------------------------------------------------------------------------------
     def _scale_coords(self, coords: np.ndarray) -> torch.Tensor:
@@ -212,9 +252,12 @@ class SamRunner(Runner):
             dense_prompt_embeddings=dense,
             multimask_output=multimask,
         )
-        logits = self.model.postprocess_masks(low_res, self._input_size, self._original_size)
-        masks = logits if return_logits else logits > MASK_THRESHOLD
-        return Prediction(masks=masks, iou_predictions=iou, low_res_logits=low_res)
+        if return_logits:
+            logits = self.model.postprocess_masks(low_res, self._input_size, self._original_size)
+            return Prediction(masks=logits, iou_predictions=iou, low_res_logits=low_res)
+        # full-size masks are made when read (Prediction.select upscales only the chosen output)
+        to_masks = partial(self._upscale, self._input_size, self._original_size)
+        return Prediction(iou_predictions=iou, low_res_logits=low_res, to_masks=to_masks)
 
 
 # -- factories and registry entries ----------------------------------------------------------------

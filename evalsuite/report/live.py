@@ -154,9 +154,8 @@ def repredict(
                     point_labels=np.asarray([prompt["labels"]], dtype=np.int64),
                     multimask=multimask,
                 )
-            gt_t = torch.from_numpy(gt[None]).to(pred.masks.device)
-            idx = int(choose_masks(pred, mask_choice, gt=gt_t, boxes=boxes)[0])
-            mask = pred.masks[0, idx]
+            gt_t = torch.from_numpy(gt[None]).to(pred.device)
+            mask = pred.select(choose_masks(pred, mask_choice, gt=gt_t, boxes=boxes))[0]
             iou = float(mask_iou(mask[None], gt_t)[0])
             name = reader.categories.get(inst.category_id, {}).get("name", str(inst.category_id))
             out.append(Repredicted(row, name, image, gt, mask.cpu().numpy().astype(bool), iou))

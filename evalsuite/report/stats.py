@@ -212,8 +212,8 @@ def sam_click_ious(runner, gt: np.ndarray, clicks: int, mask_choice: str = "scor
         pred = runner.predict(
             points=points[None], point_labels=labels[None], multimask=mask_choice != "single"
         )
-        idx = choose_masks(pred, mask_choice, gt=gt_t.to(pred.masks.device))
-        return pred.masks[0, int(idx[0])].cpu().numpy()
+        idx = choose_masks(pred, mask_choice, gt=gt_t.to(pred.device))
+        return pred.select(idx)[0].cpu().numpy()
 
     points, labels, preds = sam_clicks_sequence(g, predict, clicks)
     ious = [float(mask_iou(torch.from_numpy(p[None]), gt_t)[0]) for p in preds]

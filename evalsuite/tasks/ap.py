@@ -179,7 +179,7 @@ class APTask(Task):
         if self.options["refine"]:
             pred, idx = self._refine(runner, boxes, pred, idx)
         rows = torch.arange(len(idx), device=idx.device)
-        masks = pred.masks[rows, idx].cpu().numpy()
+        masks = pred.select(idx).cpu().numpy()
         mask_scores = pred.iou_predictions[rows, idx].float().cpu().numpy()
         idx_np = idx.cpu().numpy()
         s = cache.sample

@@ -18,10 +18,11 @@ def choose_masks(
     ``single``: the model was asked for one output, so index 0; ``oracle``: the output
     closest to the ground truth ``gt`` (N×H×W); ``box_iou``: the output with the highest
     IoU with the prompt box (FastSAM's rule, the EfficientSAM paper's Table 5 wording).
-    Ties go to the lowest index.
+    Ties go to the lowest index. ``single`` and ``score`` never read the full-size masks, so a
+    runner that makes them lazily upscales only the chosen output (:meth:`Prediction.select`).
     """
-    if mask_choice == "single" or pred.masks.shape[1] == 1:
-        return torch.zeros(pred.masks.shape[0], dtype=torch.long, device=pred.masks.device)
+    if mask_choice == "single" or pred.num_outputs == 1:
+        return torch.zeros(pred.iou_predictions.shape[0], dtype=torch.long, device=pred.device)
     if mask_choice == "score":
         return pred.iou_predictions.argmax(dim=1)
     if mask_choice == "oracle":

@@ -90,8 +90,7 @@ class MIoUTask(Task):
         """Chosen mask index, its IoU with the ground truth and its predicted score, per instance."""
         idx = choose_masks(pred, self.options["mask_choice"], gt=gt, boxes=boxes)
         rows = torch.arange(len(idx), device=idx.device)
-        chosen = pred.masks[rows, idx]
-        return idx, mask_iou(chosen, gt), pred.iou_predictions[rows, idx]
+        return idx, mask_iou(pred.select(idx), gt), pred.iou_predictions[rows, idx]
 
     def _run_chunk(
         self, runner: Runner, sample: Sample, instances, masks: np.ndarray, stats
@@ -110,7 +109,7 @@ class MIoUTask(Task):
             ]
         else:
             pred, prompts = self._sam_clicks(runner, masks)
-        gt = torch.from_numpy(masks).to(pred.masks.device)
+        gt = torch.from_numpy(masks).to(pred.device)
         idx, iou, score = (t.tolist() for t in self._choose(pred, gt, boxes))  # one device sync each
         return [
             InstanceRecord(
@@ -139,8 +138,9 @@ class MIoUTask(Task):
             points = np.concatenate([points, np.array([[xy] for xy, _ in new], dtype=np.float64)], axis=1)
             labels = np.concatenate([labels, np.array([[lab] for _, lab in new], dtype=np.int64)], axis=1)
             pred = self._predict(runner, masks, points=points, point_labels=labels)
-            idx, _, _ = self._choose(pred, torch.from_numpy(masks).to(pred.masks.device))
-            current = pred.masks[torch.arange(n), idx].cpu().numpy()
+            gt = torch.from_numpy(masks).to(pred.device)
+            idx = choose_masks(pred, self.options["mask_choice"], gt=gt)
+            current = pred.select(idx).cpu().numpy()  # the next click is found on the host
         prompts = [
             {"points": p.tolist(), "labels": lab.tolist()} for p, lab in zip(points, labels, strict=True)
         ]

@@ -1,0 +1,161 @@
+"""Images batched through the encoder, full-size masks made only for the chosen output.
+
+Batching and lazy upscaling are speed-ups only: they must not change a single record. On the CPU the
+batched embeddings are bitwise those of one image at a time (checked here with a 1e-6 tolerance so a
+different BLAS cannot fail it spuriously; the records must still be byte-identical).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import SetImageHook, require_shared
+
+from evalsuite.data.images import load_rgb
+from evalsuite.data.locate import locate
+from evalsuite.evaluator import RunConfig, run
+from evalsuite.models import build_model
+from evalsuite.models.base import Prediction
+from evalsuite.models.checkpoints import save_official_format
+from evalsuite.pipeline import batched, iter_images
+
+MODELS = ["efficientsam-ti", "mobilesam"]
+
+
+@pytest.fixture(scope="module")
+def fill():
+    folder = require_shared("fidelity")
+    sys.path.insert(0, str(folder))
+    try:
+        import fill as fill_module
+
+        yield fill_module
+    finally:
+        sys.path.remove(str(folder))
+
+
+@pytest.fixture(scope="module")
+def images() -> list[np.ndarray]:
+    reader = locate("coco", "sample", None, None).open()
+    out = []
+    for image_id in reader.image_ids()[:3]:
+        s = reader.sample(image_id)
+        out.append(load_rgb(s.path, (s.height, s.width), image_id))
+    return out
+
+
+def _runner(name: str, fill):
+    runner = build_model(name)
+    fill.fill_module(runner.model)
+    return runner
+
+
+def _embedding(runner) -> torch.Tensor:
+    return (
+        runner.image_embedding if hasattr(runner, "image_embedding") else runner.get_image_embedding()
+    ).clone()
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_a_batch_of_images_embeds_like_one_at_a_time(name, fill, images):
+    runner = _runner(name, fill)
+    singles = []
+    for image in images:
+        runner.set_image(image)
+        singles.append(_embedding(runner))
+    transform = runner.image_transform()
+    runner.set_images([transform(image) for image in images])
+    boxes = np.array([[10.0, 20.0, 200.0, 300.0], [50.0, 60.0, 120.0, 90.5]])
+    for k, image in enumerate(images):
+        runner.use_image(k)
+        torch.testing.assert_close(_embedding(runner), singles[k], rtol=0, atol=1e-6)
+        # sizes travel with each image of the batch: masks come back at that image's size
+        assert runner.predict(boxes=boxes).masks.shape[-2:] == image.shape[:2]
+
+
+@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.parametrize("multimask", [True, False])
+def test_select_upscales_exactly_what_the_full_masks_hold(name, multimask, fill, images):
+    runner = _runner(name, fill)
+    runner.set_image(images[0])
+    boxes = np.array([[10.0, 20.0, 200.0, 300.0], [50.0, 60.0, 120.0, 90.5], [0.0, 0.0, 640.0, 480.0]])
+    lazy = runner.predict(boxes=boxes, multimask=multimask)
+    chosen = lazy.iou_predictions.argmax(dim=1)
+    selected = lazy.select(chosen)  # before the full masks exist: upscales 3 outputs, not 3×M
+    rows = torch.arange(len(boxes))
+    assert torch.equal(selected, lazy.masks[rows, chosen])
+    assert lazy.masks.shape == (3, 3 if multimask else 1, *images[0].shape[:2])
+
+
+def test_a_prediction_needs_masks_or_a_way_to_make_them():
+    with pytest.raises(TypeError, match="masks"):
+        Prediction(iou_predictions=torch.ones(1, 1))
+    eager = Prediction(torch.zeros(2, 3, 4, 5, dtype=torch.bool), torch.rand(2, 3))
+    assert eager.select(torch.tensor([2, 0])).shape == (2, 4, 5) and eager.num_outputs == 3
+
+
+@pytest.mark.parametrize("items, size, expected", [(5, 2, [2, 2, 1]), (4, 4, [4]), (0, 3, []), (3, 8, [3])])
+def test_batched_keeps_order_and_every_item(items, size, expected):
+    out = list(batched(range(items), size))
+    assert [len(b) for b in out] == expected and [x for b in out for x in b] == list(range(items))
+
+
+def _logs(folder: Path) -> dict[str, str]:
+    return {n: (folder / n).read_text() for n in ("instances.jsonl", "images.jsonl")}
+
+
+@pytest.mark.slow
+def test_image_batches_give_byte_identical_records(fill, tmp_path, monkeypatch):
+    """One image per encoder pass against three: same logs and metrics, a third of the encoder passes."""
+    name = "efficientsam-ti"
+    ckpt = save_official_format(name, _runner(name, fill).model.state_dict(), tmp_path)
+    protocols = ["coco-box", "coco-1click"]
+    outcomes, passes = {}, {}
+    for batch in (1, 3):
+        hook = SetImageHook(monkeypatch)
+        cfg = RunConfig(
+            protocols,
+            name,
+            data="sample",
+            limit=5,
+            checkpoint=str(ckpt),
+            out=tmp_path / f"batch{batch}",
+            progress=False,
+            workers=0,
+            image_batch=batch,
+        )
+        outcomes[batch] = run(cfg)
+        passes[batch] = hook.batches
+        hook.restore()
+    assert passes == {1: [1] * 5, 3: [3, 2]}  # every image embedded once, in ceil(5 / batch) passes
+    for one, three in zip(outcomes[1], outcomes[3], strict=True):
+        assert _logs(one.folder) == _logs(three.folder)
+        assert one.record["metrics"] == three.record["metrics"]
+        assert json.loads((three.folder / "record.json").read_text())["execution"]["image_batch"] == 3
+
+
+def test_runners_without_batching_fall_back_to_one_image_at_a_time(tmp_path):
+    """box-fill implements only set_image(): a batch of 4 must still give the batch-1 logs."""
+    kw = dict(data="sample", progress=False, workers=0)
+    a = run(RunConfig(["coco-box", "lvis-box"], "box-fill", out=tmp_path / "a", image_batch=1, **kw))
+    b = run(RunConfig(["coco-box", "lvis-box"], "box-fill", out=tmp_path / "b", image_batch=4, **kw))
+    for x, y in zip(a, b, strict=True):
+        assert _logs(x.folder) == _logs(y.folder)
+
+
+@pytest.mark.parametrize("name", ["mobilesam", "efficientsam-ti"])
+def test_decode_workers_apply_the_runners_image_transform(name):
+    """The transform is pickled into the worker processes and gives what it gives in-process."""
+    reader = locate("coco", "sample", None, None).open()
+    ids = reader.image_ids()[:2]
+    transform = build_model(name).image_transform()
+    here = list(iter_images(reader, ids, workers=0, transform=transform))
+    there = list(iter_images(reader, ids, workers=1, transform=transform))
+    for (s0, a, _), (s1, b, _) in zip(here, there, strict=True):
+        assert s0.image_id == s1.image_id and type(a) is type(b)
+        assert torch.equal(a.pixels, b.pixels) and a.pixels.dtype == torch.uint8
