@@ -44,6 +44,7 @@ from evalsuite.evaluator import PRECISIONS, RunConfig, precision_mode, run
 from evalsuite.models import build_model
 from evalsuite.models.base import Runner
 from evalsuite.models.checkpoints import save_official_format
+from evalsuite.models.nn.sam_image_encoder import Attention
 from evalsuite.prompts import tight_box
 
 SAM_FAMILY = ("efficientsam-ti", "efficientsam-s", "mobilesam", "sam-vit-b", "sam-vit-l", "sam-vit-h")
@@ -547,6 +548,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--image-batch", type=int, default=None, help="(a) images per encoder pass (default: the suite's)"
     )
+    p.add_argument(
+        "--rel-pos",
+        choices=["auto", "dense", "folded"],
+        default="auto",
+        help="SAM ViT attention: relative-position bias as a dense mask, folded into q/k, or the "
+        "suite's choice (folded on CUDA); applies to (a), (b) and (c) alike",
+    )
     p.add_argument("--repeats", type=int, default=1, help="timed passes of each stage, interleaved (median)")
     p.add_argument("--seed", type=int, default=0, help="data and weights seed")
     p.add_argument(
@@ -594,12 +602,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark; print the table (and write ``--json``)."""
     args = parse_args(argv)
+    Attention.fold_rel_pos = {"auto": None, "dense": False, "folded": True}[args.rel_pos]
     env = environment(args)
     targets_apply = TARGET_DEVICE in env["device_name"]
     print(
         f"# bench_pipeline: {', '.join(args.models)} | {', '.join(args.precisions)} | {env['device_name']} | "
         f"{args.images} images × ~{args.instances} instances, warm-up {args.warmup}, "
-        f"encoder batch {args.encoder_batch}, torch {env['torch']}",
+        f"encoder batch {args.encoder_batch}, rel-pos {args.rel_pos}, torch {env['torch']}",
         flush=True,
     )
     rows: list[Row] = []

@@ -20,6 +20,8 @@ import torch
 from conftest import require_shared
 
 from evalsuite.errors import InputError
+from evalsuite.models.nn.sam_image_encoder import Attention as ViTAttention
+from evalsuite.models.nn.sam_image_encoder import decomposed_rel_pos_bias, rel_pos_attention_folded
 from evalsuite.models.nn.tiny_vit import Attention as TinyViTAttention
 from evalsuite.models.registry import get_spec
 from evalsuite.models.sam import SamRunner, build_sam_model
@@ -27,8 +29,13 @@ from evalsuite.models.sam import SamRunner, build_sam_model
 pytestmark = pytest.mark.shared
 
 VARIANTS = {"sam-vit-b": "vit_b", "sam-vit-l": "vit_l", "sam-vit-h": "vit_h", "mobilesam": "vit_t"}
-# ViT-B's encoder takes ~20 s on two CPU cores: the heaviest check
-GOLDEN_MODELS = [pytest.param("sam-vit-b", marks=pytest.mark.slow), "mobilesam"]
+# ViT-B's encoder takes ~20 s on two CPU cores: the heaviest check. "+folded": the relative-position
+# bias folded into q and k (the CUDA default), checked against the same goldens on the CPU.
+GOLDEN_MODELS = [
+    pytest.param("sam-vit-b", marks=pytest.mark.slow),
+    pytest.param("sam-vit-b+folded", marks=pytest.mark.slow),
+    "mobilesam",
+]
 PROMPT_CASES = [(p, mm) for p in ("box", "point1", "points3", "box_point") for mm in (1, 0)]
 
 
@@ -48,9 +55,15 @@ class GoldenRun:
     """One model filled with fill.py's weights, its golden file, and the synthetic image set."""
 
     def __init__(self, fid: SimpleNamespace, name: str) -> None:
+        name, _, variant = name.partition("+")
         self.fill = fid.fill
         self.golden = np.load(fid.root / "golden" / f"{name}.npz")
         self.runner: SamRunner = get_spec(name).build()
+        if variant == "folded":
+            attention = [m for m in self.runner.model.modules() if isinstance(m, ViTAttention)]
+            assert attention
+            for m in attention:
+                m.fold_rel_pos = True
         self.fill.fill_module(self.runner.model)
         self.runner.model.eval()  # after filling: TinyViT caches its attention biases on eval
         self.image = self.fill.make_image()
@@ -136,6 +149,22 @@ def test_prediction_matches_golden(golden_run, fidelity, name, prompt, mm):
     logits = run.runner.predict(multimask=bool(mm), return_logits=True, **kw).masks[0].reshape(-1)
     sample = logits[g[key + "mask_logits_sample_idx"]]
     assert _max_abs(sample, g[key + "mask_logits_sample"]) <= tol["mask_logits_sample"]
+
+
+@pytest.mark.parametrize(("hw", "dim"), [((14, 14), 64), ((14, 14), 80), ((16, 12), 72)])
+def test_folded_rel_pos_attention_equals_the_dense_mask(hw, dim):
+    """Windowed (14×14) and non-square grids, head dims of ViT-B/L (64) and ViT-H (80)."""
+    g = torch.Generator().manual_seed(0)
+    n = hw[0] * hw[1]
+    q, k, v = (torch.randn(3, 2, n, dim, generator=g) for _ in range(3))
+    rel_h = 0.3 * torch.randn(2 * hw[0] - 1, dim, generator=g)
+    rel_w = 0.3 * torch.randn(2 * hw[1] - 1, dim, generator=g)
+    scale = dim**-0.5
+    bias = decomposed_rel_pos_bias(q, rel_h, rel_w, hw)
+    dense = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=scale)
+    folded = rel_pos_attention_folded(q, k, v, rel_h, rel_w, hw, scale)
+    assert folded.shape == dense.shape
+    torch.testing.assert_close(folded, dense, rtol=0, atol=1e-5)
 
 
 # -- batching and the runner's contract (MobileSAM: the cheapest encoder) ---------------------------
