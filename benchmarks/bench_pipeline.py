@@ -177,7 +177,13 @@ def device_name(device: torch.device) -> str:
 
 # -- (a) the suite -------------------------------------------------------------------------------------
 def run_suite(
-    model: str, root: Path, checkpoint: Path, args: argparse.Namespace, precision: str, out: Path, limit: int
+    model: str,
+    root: Path,
+    checkpoint: Path | None,
+    args: argparse.Namespace,
+    precision: str,
+    out: Path,
+    limit: int,
 ) -> dict[str, Any]:
     """One ``evalsuite.evaluator.run`` on ``coco-box``: loop and total wall, mIoU."""
     cfg = RunConfig(
@@ -185,7 +191,7 @@ def run_suite(
         model,
         data="real",
         data_root=root,
-        checkpoint=str(checkpoint),
+        checkpoint=None if checkpoint is None else str(checkpoint),
         device=args.device,
         precision=precision,
         out=out,
@@ -261,6 +267,25 @@ def encoder_batch(runner: Runner, items: list[SynthImage], batch: int) -> torch.
         with Image.open(items[i % len(items)].path) as im:
             xs.append(encoder_input(runner, np.array(im.convert("RGB"))))
     return torch.cat(xs)
+
+
+# -- (d) the suite without a network -------------------------------------------------------------------
+def time_overhead(root: Path, items: list[SynthImage], work: Path, args: argparse.Namespace) -> dict:
+    """(d) the suite with ``box-fill`` on the device: what each image costs besides the network.
+
+    Same data, decode workers and image batch as (a), masks made on the device, so what is timed is
+    decoding, prompts, IoU, records and logs. ``1000 / ms_per_image`` bounds (a) for any network unless
+    that work overlaps the GPU's.
+    """
+    runs = work / "runs" / "box-fill"
+    if args.warmup:
+        run_suite("box-fill", root, None, args, "fp32", runs / "warmup", min(args.warmup, len(items)))
+    rates = []
+    for rep in range(args.repeats):
+        r = run_suite("box-fill", root, None, args, "fp32", runs / f"timed{rep}", len(items))
+        rates.append(r["images"] / r["loop_s"])
+    img_s = float(np.median(rates))
+    return {"img_s": img_s, "ms_per_image": 1000.0 / img_s, "runs_img_s": rates}
 
 
 # -- one (model, precision) ----------------------------------------------------------------------------
@@ -499,7 +524,9 @@ def environment(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def write_json(path: Path, args: argparse.Namespace, rows: list[Row], env: dict[str, Any]) -> None:
+def write_json(
+    path: Path, args: argparse.Namespace, rows: list[Row], env: dict[str, Any], overhead: dict[str, Any]
+) -> None:
     config = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
     doc = {
         "benchmark": "bench_pipeline",
@@ -508,6 +535,7 @@ def write_json(path: Path, args: argparse.Namespace, rows: list[Row], env: dict[
         "config": config,
         "environment": env,
         "targets_apply": TARGET_DEVICE in env["device_name"],
+        "suite_overhead": overhead,
         "results": [asdict(r) for r in rows],
     }
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -621,6 +649,12 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"data: {len(items)} images, {n_inst} instances in {time.perf_counter() - t0:.1f} s", flush=True
         )
+        overhead = time_overhead(root, items, work, args)
+        print(
+            f"(d) the suite without a network (box-fill on {args.device}): {overhead['img_s']:.3g} img/s, "
+            f"{overhead['ms_per_image']:.1f} ms per image",
+            flush=True,
+        )
         for model in args.models:
             runner, checkpoint = random_runner(model, args, work / "weights" / model)
             for precision in args.precisions:
@@ -634,7 +668,7 @@ def main(argv: list[str] | None = None) -> int:
                     flush=True,
                 )
                 if args.json:
-                    write_json(args.json, args, rows, env)
+                    write_json(args.json, args, rows, env, overhead)
                 if args.profile:
                     out = work / "runs" / model / precision / "profile"
                     profile_suite(model, root, checkpoint, args, precision, out, min(3, len(items)))
@@ -649,7 +683,7 @@ def main(argv: list[str] | None = None) -> int:
             f"on {env['device_name']} they are indicative only."
         )
     if args.json:
-        write_json(args.json, args, rows, env)
+        write_json(args.json, args, rows, env, overhead)
         print(f"results: {args.json}")
     return 0
 

@@ -32,6 +32,7 @@ def test_tiny_benchmark_writes_positive_throughputs(tmp_path: Path) -> None:
     doc = json.loads(out.read_text())
     assert doc["environment"]["device"] == "cpu"
     assert doc["environment"]["device_name"]
+    assert doc["suite_overhead"]["img_s"] > 0 and doc["suite_overhead"]["ms_per_image"] > 0  # stage (d)
     (row,) = doc["results"]
     assert (row["model"], row["precision"], row["images"]) == ("efficientsam-ti", "fp32", 3)
     for key in ("a_img_s", "b_img_s", "c_img_s", "a_over_b", "a_over_c"):

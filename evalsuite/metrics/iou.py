@@ -21,15 +21,15 @@ def mask_iou(pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
     )
 
 
-def box_masks(boxes: np.ndarray, height: int, width: int) -> torch.Tensor:
-    """N×H×W bool masks of the pixels whose centres lie inside each xyxy box.
+def box_masks(boxes: np.ndarray, height: int, width: int, device: str | torch.device = "cpu") -> torch.Tensor:
+    """N×H×W bool masks of the pixels whose centres lie inside each xyxy box (on ``device``).
 
     Pixel (r, c) has centre (c + 0.5, r + 0.5); for the integer pixel-edge boxes
     of the box protocols this is exactly the box's pixels.
     """
-    b = torch.as_tensor(boxes, dtype=torch.float64).reshape(-1, 4)
-    xs = torch.arange(width, dtype=torch.float64) + 0.5
-    ys = torch.arange(height, dtype=torch.float64) + 0.5
+    b = torch.as_tensor(boxes, dtype=torch.float64).reshape(-1, 4).to(device)
+    xs = torch.arange(width, dtype=torch.float64, device=device) + 0.5
+    ys = torch.arange(height, dtype=torch.float64, device=device) + 0.5
     inx = (xs[None] >= b[:, 0:1]) & (xs[None] < b[:, 2:3])
     iny = (ys[None] >= b[:, 1:2]) & (ys[None] < b[:, 3:4])
     return iny[:, :, None] & inx[:, None, :]
@@ -38,5 +38,5 @@ def box_masks(boxes: np.ndarray, height: int, width: int) -> torch.Tensor:
 def box_iou_of_masks(masks: torch.Tensor, boxes) -> torch.Tensor:
     """IoU of each mask (N×M×H×W) with its prompt box (N×4 xyxy) rasterised by pixel centres: N×M."""
     n, m, h, w = masks.shape
-    rect = box_masks(boxes, h, w).to(masks.device)[:, None].expand(n, m, h, w)
+    rect = box_masks(boxes, h, w, masks.device)[:, None].expand(n, m, h, w)
     return mask_iou(masks, rect)

@@ -49,13 +49,18 @@ class OracleRunner(Runner):
 
 
 class BoxFillRunner(Runner):
-    """Returns the prompt box, filled, as the mask (box prompts only)."""
+    """Returns the prompt box, filled, as the mask (box prompts only).
+
+    The masks are made on ``device``, so on a GPU a run costs what the suite itself costs there
+    (prompts, IoU, logs) without a network: the benchmark uses it to measure that overhead.
+    """
 
     name = "box-fill"
     prompt_kinds = frozenset({PROMPT_BOX})
 
-    def __init__(self) -> None:
+    def __init__(self, device: str | torch.device = "cpu") -> None:
         self._shape: tuple[int, int] | None = None
+        self.device = torch.device(device)
 
     def set_image(self, image: np.ndarray) -> None:
         self._shape = image.shape[:2]
@@ -65,8 +70,8 @@ class BoxFillRunner(Runner):
             raise InputError("model 'box-fill' takes box prompts only")
         h, w = self._shape
         return Prediction(
-            masks=box_masks(np.asarray(boxes, float), h, w)[:, None],
-            iou_predictions=torch.ones(len(boxes), 1),
+            masks=box_masks(np.asarray(boxes, float), h, w, self.device)[:, None],
+            iou_predictions=torch.ones(len(boxes), 1, device=self.device),
         )
 
 
@@ -77,7 +82,7 @@ def _build_oracle(checkpoint: str | None = None, device: str = "cpu", **_: objec
 
 def _build_box_fill(checkpoint: str | None = None, device: str = "cpu", **_: object) -> Runner:
     _no_checkpoint("box-fill", checkpoint)
-    return BoxFillRunner()
+    return BoxFillRunner(device)
 
 
 ORACLE = ModelSpec("oracle", "ground-truth masks (pipeline check: every protocol scores 100)", _build_oracle)
