@@ -271,7 +271,8 @@ def _run_dataset(
                         r.folder.append_image(
                             {"image_id": sample.image_id, "records": 0, "skipped": {SKIP_BAD_IMAGE: 1}}, []
                         )
-        runner.set_images([image for _, image, _ in readable])  # one encoder pass for the batch
+        if readable:
+            runner.set_images([image for _, image, _ in readable])  # one encoder pass for the batch
         for k, (sample, _, cache) in enumerate(readable):
             runner.use_image(k)  # one embedding serves every protocol of the run
             for r in runs:
@@ -293,6 +294,7 @@ def _run_dataset(
         "torch_threads": torch.get_num_threads(),
         "decode_workers": workers,
         "image_batch": image_batch,
+        **runner.execution_notes(),
         "peak_gpu_memory_bytes": torch.cuda.max_memory_allocated() if on_cuda else None,
     }
     dist_ctx.barrier()

@@ -2,8 +2,9 @@
 
 Decoding a JPEG and a few dozen polygons, and resizing the image for the encoder, costs as
 much as a small encoder's forward pass, so a ``torch.utils.data.DataLoader`` does it in
-worker processes while the model runs (the runner's :meth:`~evalsuite.models.Runner.image_transform`
-is the resize). On CUDA the results come in pinned memory, so copies to the device do not block.
+worker processes while the model runs (the runner's :meth:`~evalsuite.models.Runner.image_transform`,
+e.g. SAM's resize; EfficientSAM's stretch runs on the device). On CUDA, with decode workers, the
+results come in pinned memory, so copies to the device do not block.
 Errors from bad files travel back as values and are raised in the main process with
 their own message (a DataLoader would wrap them in a traceback).
 """
@@ -27,7 +28,8 @@ T = TypeVar("T")
 
 
 def default_image_batch(device: str) -> int:
-    """Images per encoder pass: 8 on CUDA (fills the GPU; see benchmarks/README.md), 1 elsewhere."""
+    """Images per encoder pass: 8 on CUDA (PERFORMANCE.md measured the SAM encoders at batch 8), 1 elsewhere
+    (a CPU gains nothing from batching and would hold B embeddings)."""
     return 8 if str(device).startswith("cuda") else 1
 
 

@@ -49,8 +49,9 @@ class SetImageHook:
     """Patches ``evalsuite.evaluator.build_model`` so each runner reports the images it embeds.
 
     The evaluator embeds images through ``set_images(batch)``; ``calls`` counts the images
-    (``batches`` the encoder passes). ``interrupt_after`` raises KeyboardInterrupt (a user's
-    Ctrl-C) when a batch would take the count past that many. ``restore()`` undoes the patch.
+    (``batches`` the size of each encoder pass). ``interrupt_after`` raises KeyboardInterrupt (a
+    user's Ctrl-C) when a batch would take the count past that many: with batches of B > 1 that is
+    at a batch boundary, not after exactly that many images. ``restore()`` undoes the patch.
     """
 
     def __init__(self, monkeypatch, interrupt_after: int | None = None) -> None:

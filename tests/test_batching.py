@@ -159,3 +159,69 @@ def test_decode_workers_apply_the_runners_image_transform(name):
     for (s0, a, _), (s1, b, _) in zip(here, there, strict=True):
         assert s0.image_id == s1.image_id and type(a) is type(b)
         assert torch.equal(a.pixels, b.pixels) and a.pixels.dtype == torch.uint8
+
+
+def test_use_image_outside_the_last_batch_is_a_clear_error():
+    runner = build_model("mobilesam")
+    runner.set_images([])  # a batch of unreadable images only
+    with pytest.raises(RuntimeError, match="batch has 0 image"):
+        runner.use_image(0)
+
+
+def test_the_attention_form_is_reported_for_the_record(monkeypatch):
+    from evalsuite.models.nn.sam_image_encoder import Attention
+
+    assert build_model("mobilesam").execution_notes() == {}  # TinyViT: no relative-position bias
+    vit = build_model("sam-vit-b")
+    assert vit.execution_notes() == {"rel_pos_attention": "dense_mask"}  # the CPU default
+    monkeypatch.setattr(Attention, "fold_rel_pos", True)
+    assert vit.execution_notes() == {"rel_pos_attention": "folded"}
+
+
+def _damaged_copy(tmp_path: Path, bad_positions: list[int]) -> Path:
+    """The sample COCO set in the real layout, with the images at ``bad_positions`` truncated."""
+    import shutil
+
+    from evalsuite.data.locate import sample_root
+
+    root = tmp_path / "coco"
+    (root / "annotations").mkdir(parents=True)
+    shutil.copytree(sample_root() / "val2017", root / "val2017")
+    ann = sample_root() / "annotations" / "instances_val2017.json"
+    shutil.copy(ann, root / "annotations")
+    images = json.loads(ann.read_text())["images"]
+    for i in bad_positions:
+        path = root / "val2017" / images[i]["file_name"]
+        path.write_bytes(path.read_bytes()[:200])
+    return root
+
+
+@pytest.mark.parametrize("bad", [[1], [0, 1]])
+def test_unreadable_images_inside_a_batch_are_skipped_like_alone(tmp_path, bad):
+    """A bad image after a good one, and a batch that is all bad: the logs equal those of batch 1."""
+    root = _damaged_copy(tmp_path, bad)
+    logs = []
+    for batch in (1, 2, 3):
+        cfg = RunConfig(
+            ["coco-box"],
+            "oracle",
+            data_root=root,
+            limit=5,
+            out=tmp_path / f"b{batch}",
+            progress=False,
+            workers=0,
+            image_batch=batch,
+            skip_bad=True,
+        )
+        (outcome,) = run(cfg)
+        assert outcome.record["counts"]["skipped"]["bad_image"] == len(bad)
+        logs.append(_logs(outcome.folder))
+    assert logs[0] == logs[1] == logs[2]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="pinned memory needs CUDA")
+def test_decode_workers_hand_over_pinned_memory_on_cuda():
+    reader = locate("coco", "sample", None, None).open()
+    transform = build_model("mobilesam").image_transform()
+    items = list(iter_images(reader, reader.image_ids()[:2], workers=1, transform=transform, pin_memory=True))
+    assert all(image.pixels.is_pinned() for _, image, _ in items)

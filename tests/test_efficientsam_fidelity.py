@@ -389,9 +389,11 @@ def test_bad_prompts_are_input_errors(case: Case, kwargs: dict, match: str) -> N
 
 
 def test_bad_images_are_input_errors(case: Case) -> None:
+    before = case.runner.get_image_embedding()
     for bad in (np.zeros((8, 8), np.uint8), np.zeros((8, 8, 4), np.uint8), np.zeros((8, 8, 3), np.float32)):
         with pytest.raises(InputError, match="uint8 RGB"):
-            case.runner.set_image(bad)  # rejected before the current image is replaced
+            case.runner.set_image(bad)
+        assert case.runner.get_image_embedding() is before  # rejected before the current image is replaced
 
 
 # ---------------------------------------------------------------------------------------------------------

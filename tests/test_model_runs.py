@@ -48,6 +48,8 @@ def test_run_with_an_official_format_checkpoint(name, fill, tmp_path, capsys):
     for protocol in ("coco-box", "coco-1click"):
         record = json.loads((out / name / protocol / "record.json").read_text())
         assert record["model"]["checkpoint_sha256"] == sha
+        if name == "sam-vit-b":  # the attention form is recorded (the dense mask on the CPU)
+            assert record["execution"]["rel_pos_attention"] == "dense_mask"
         assert record["counts"]["instances"] > 0
         assert 0.0 <= record["metrics"]["mIoU"] <= 100.0 and not math.isnan(record["metrics"]["mIoU"])
         rows = [json.loads(x) for x in (out / name / protocol / "instances.jsonl").read_text().splitlines()]

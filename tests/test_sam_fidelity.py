@@ -151,20 +151,40 @@ def test_prediction_matches_golden(golden_run, fidelity, name, prompt, mm):
     assert _max_abs(sample, g[key + "mask_logits_sample"]) <= tol["mask_logits_sample"]
 
 
-@pytest.mark.parametrize(("hw", "dim"), [((14, 14), 64), ((14, 14), 80), ((16, 12), 72)])
-def test_folded_rel_pos_attention_equals_the_dense_mask(hw, dim):
-    """Windowed (14×14) and non-square grids, head dims of ViT-B/L (64) and ViT-H (80)."""
+def _attention_case(hw: tuple[int, int], dim: int, batch: int):
     g = torch.Generator().manual_seed(0)
     n = hw[0] * hw[1]
-    q, k, v = (torch.randn(3, 2, n, dim, generator=g) for _ in range(3))
+    q, k, v = (torch.randn(batch, 2, n, dim, generator=g) for _ in range(3))
     rel_h = 0.3 * torch.randn(2 * hw[0] - 1, dim, generator=g)
     rel_w = 0.3 * torch.randn(2 * hw[1] - 1, dim, generator=g)
     scale = dim**-0.5
     bias = decomposed_rel_pos_bias(q, rel_h, rel_w, hw)
     dense = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=scale)
-    folded = rel_pos_attention_folded(q, k, v, rel_h, rel_w, hw, scale)
+    return (q, k, v, rel_h, rel_w, hw, scale), dense
+
+
+# windowed 14×14 (ViT-B/L head dim 64, ViT-H 80: padded to a multiple of 8), a non-square grid, and the
+# global 64×64 grid (64 + 64 + 64 = 192: no padding)
+ATTENTION_CASES = [((14, 14), 64, 3), ((14, 14), 80, 3), ((16, 12), 72, 3), ((64, 64), 64, 1)]
+
+
+@pytest.mark.parametrize(("hw", "dim", "batch"), ATTENTION_CASES)
+def test_folded_rel_pos_attention_equals_the_dense_mask(hw, dim, batch):
+    args, dense = _attention_case(hw, dim, batch)
+    folded = rel_pos_attention_folded(*args)
     assert folded.shape == dense.shape
     torch.testing.assert_close(folded, dense, rtol=0, atol=1e-5)
+
+
+def test_folded_rel_pos_attention_under_bf16_autocast():
+    """bf16 (the fast mode): the folded form stays within bf16 rounding of the fp32 dense result."""
+    args, dense = _attention_case((14, 14), 80, 2)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        q, k, v, *rest = args
+        folded = rel_pos_attention_folded(q.bfloat16(), k.bfloat16(), v.bfloat16(), *rest)
+    assert folded.dtype == torch.bfloat16
+    err = (folded.float() - dense).abs()
+    assert float(err.max()) < 0.1 and float(err.mean()) < 0.01
 
 
 # -- batching and the runner's contract (MobileSAM: the cheapest encoder) ---------------------------

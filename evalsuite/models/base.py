@@ -27,10 +27,11 @@ class Prediction:
     estimate used to pick a mask; ``low_res_logits``: N×M×h×w where the model
     has them (SAM's 256×256), else None.
 
-    A runner may give ``to_masks`` (low-res logits → full-size bool masks)
-    instead of ``masks``: the full-size masks are then made only when read, and
-    :meth:`select` upscales just the one chosen output per prompt, which is all
-    most protocols need (upscaling is per channel, so the result is the same).
+    ``iou_predictions`` lives on the same device as the masks. A runner may give
+    ``to_masks`` (low-res logits → full-size bool masks) instead of ``masks``:
+    the full-size masks are then made only when read, and :meth:`select`
+    upscales just the one chosen output per prompt, which is all most protocols
+    need (upscaling is per channel, so the result is the same).
     """
 
     def __init__(
@@ -62,7 +63,8 @@ class Prediction:
 
     @property
     def device(self) -> torch.device:
-        return self.iou_predictions.device
+        """Where the masks are (and so where IoU against the ground truth is computed)."""
+        return (self._masks if self._masks is not None else self.low_res_logits).device
 
     def select(self, index: torch.Tensor) -> torch.Tensor:
         """The full-size mask of output ``index[i]`` for each prompt i: N×H×W bool."""
@@ -105,8 +107,10 @@ class Runner(ABC):
     def image_transform(self) -> Callable[[np.ndarray], Any] | None:
         """A picklable function the decode workers apply to each H×W×3 uint8 image (e.g. the resize).
 
-        Its results are what :meth:`set_images` receives; None (the default) passes the images as they are.
-        A result with a ``pin_memory()`` method is put in pinned memory when the run is on CUDA.
+        Its results are what :meth:`set_images` receives (and, through the default :meth:`use_image`,
+        what set_image() receives: override the three together); None (the default) passes the images
+        as they are. A result with a ``pin_memory()`` method is put in pinned memory by the decode
+        workers when the run is on CUDA.
         """
         return None
 
@@ -118,6 +122,10 @@ class Runner(ABC):
     def use_image(self, index: int) -> None:
         """Make image ``index`` of the last :meth:`set_images` batch the one predict() segments."""
         self.set_image(self._batch_images[index])
+
+    def execution_notes(self) -> dict[str, Any]:
+        """Kernel choices that can change results in the last bits (recorded in the run's ``execution``)."""
+        return {}
 
     @abstractmethod
     def predict(

@@ -120,11 +120,15 @@ class EfficientSamRunner(Runner):
         ]
 
     def use_image(self, index: int) -> None:
+        if not 0 <= index < len(self._batch):
+            raise RuntimeError(
+                f"use_image({index}): the last set_images() batch has {len(self._batch)} image(s)"
+            )
         self._embedding, self._size = self._batch[index]
 
     def set_image(self, image: np.ndarray) -> None:
-        self._embedding = None
-        self.set_images([efficientsam_input(image)])
+        item = efficientsam_input(image)  # a bad image is refused before the current one is dropped
+        self.set_images([item])
         self.use_image(0)
 
     def get_image_embedding(self) -> torch.Tensor:

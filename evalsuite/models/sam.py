@@ -30,6 +30,7 @@ from ..errors import InputError
 from .base import PROMPT_BOX, PROMPT_POINTS, ModelSpec, Prediction, Runner
 from .nn.sam_decoder import MaskDecoder, PromptEncoder
 from .nn.sam_image_encoder import VIT_B, VIT_H, VIT_L, ImageEncoderViT, ViTConfig
+from .nn.sam_image_encoder import Attention as ViTAttention
 from .nn.tiny_vit import TinyViT
 
 PIXEL_MEAN = (123.675, 116.28, 103.53)
@@ -160,13 +161,25 @@ class SamRunner(Runner):
         ]
 
     def use_image(self, index: int) -> None:
+        if not 0 <= index < len(self._batch):
+            raise RuntimeError(
+                f"use_image({index}): the last set_images() batch has {len(self._batch)} image(s)"
+            )
         self._features, self._input_size, self._original_size = self._batch[index]
 
     def set_image(self, image: np.ndarray) -> None:
         """Resize, normalise and pad ``image`` (H×W×3 uint8 RGB), then compute its embedding."""
-        self._features = None
-        self.set_images([self.image_transform()(image)])
+        item = self.image_transform()(image)  # a bad image is refused before the current one is dropped
+        self.set_images([item])
         self.use_image(0)
+
+    def execution_notes(self) -> dict[str, str]:
+        attention = [m for m in self.model.image_encoder.modules() if isinstance(m, ViTAttention)]
+        if not attention:
+            return {}
+        fold = attention[0].fold_rel_pos
+        folded = self.device.type == "cuda" if fold is None else fold
+        return {"rel_pos_attention": "folded" if folded else "dense_mask"}
 
     @property
     def image_embedding(self) -> torch.Tensor:
