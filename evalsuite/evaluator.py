@@ -14,6 +14,7 @@ import contextlib
 import hashlib
 import json
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -258,6 +259,7 @@ def _run_dataset(
     show = cfg.progress and dist_ctx.is_main
     images = iter_images(reader, todo, workers, transform=runner.image_transform(), pin_memory=on_cuda)
     progress = tqdm(images, total=len(todo), desc=desc, unit="img", disable=not show)
+    embedder = _Embedder(runner, image_batch, cfg.model)
     for batch in batched(progress, image_batch):
         readable = []
         for sample, image, cache in batch:
@@ -271,11 +273,8 @@ def _run_dataset(
                         r.folder.append_image(
                             {"image_id": sample.image_id, "records": 0, "skipped": {SKIP_BAD_IMAGE: 1}}, []
                         )
-        if readable:
-            runner.set_images([image for _, image, _ in readable])  # one encoder pass for the batch
-        for k, (sample, _, cache) in enumerate(readable):
-            runner.use_image(k)  # one embedding serves every protocol of the run
-            for r in runs:
+        for sample, cache in embedder.embed(readable):  # the image set on the runner, in order
+            for r in runs:  # one embedding serves every protocol of the run
                 if sample.image_id in r.done:
                     continue
                 t0 = time.perf_counter()
@@ -293,7 +292,8 @@ def _run_dataset(
         "world_size": dist_ctx.world_size,
         "torch_threads": torch.get_num_threads(),
         "decode_workers": workers,
-        "image_batch": image_batch,
+        "image_batch": embedder.size,
+        **({"image_batch_requested": image_batch} if embedder.size != image_batch else {}),
         **runner.execution_notes(),
         "peak_gpu_memory_bytes": torch.cuda.max_memory_allocated() if on_cuda else None,
     }
@@ -303,6 +303,41 @@ def _run_dataset(
         outcomes = [_finish(cfg, runner, source, reader, ids, r, execution) for r in runs]
     dist_ctx.barrier()
     return outcomes
+
+
+class _Embedder:
+    """Embeds images ``size`` at a time; on GPU out-of-memory, halves ``size`` for the rest of the run.
+
+    A speed setting must not end a long run: a batch that does not fit is retried in halves (said on
+    stderr, recorded in the run's ``execution``), down to one image, where the error is the user's to fix.
+    """
+
+    def __init__(self, runner: Runner, size: int, model: str) -> None:
+        self.runner = runner
+        self.size = size
+        self.model = model
+
+    def embed(self, items: list[tuple[Any, Any, Any]]) -> Iterator[tuple[Any, Any]]:
+        """Yield (sample, cache) for each (sample, image, cache) with that image set on the runner."""
+        start = 0
+        while start < len(items):
+            chunk = items[start : start + self.size]
+            try:
+                self.runner.set_images([image for _, image, _ in chunk])
+            except torch.cuda.OutOfMemoryError:
+                if self.size == 1:
+                    raise EvalsuiteError(
+                        f"{self.model}: the GPU ran out of memory embedding a single image",
+                        hint="free the GPU of other work, or try --precision bf16",
+                    ) from None
+                self.size = max(1, self.size // 2)
+                torch.cuda.empty_cache()
+                tqdm.write(f"evalsuite: GPU out of memory: images per encoder pass lowered to {self.size}")
+                continue
+            for k, (sample, _, cache) in enumerate(chunk):
+                self.runner.use_image(k)
+                yield sample, cache
+            start += len(chunk)
 
 
 def _finish(

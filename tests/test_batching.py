@@ -225,3 +225,63 @@ def test_decode_workers_hand_over_pinned_memory_on_cuda():
     transform = build_model("mobilesam").image_transform()
     items = list(iter_images(reader, reader.image_ids()[:2], workers=1, transform=transform, pin_memory=True))
     assert all(image.pixels.is_pinned() for _, image, _ in items)
+
+
+def test_gpu_out_of_memory_halves_the_image_batch_and_loses_nothing(tmp_path, monkeypatch):
+    """A batch that does not fit is retried in halves; the logs equal a run that never ran out."""
+    from evalsuite import evaluator
+
+    real_build = evaluator.build_model
+
+    def build(*args, **kwargs):
+        runner = real_build(*args, **kwargs)
+        original = runner.set_images
+
+        def set_images(images):
+            if len(images) > 2:  # pretend a GPU that holds two images at a time
+                raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
+            original(images)
+
+        runner.set_images = set_images
+        return runner
+
+    kw = dict(data="sample", limit=7, progress=False, workers=0)
+    ref = run(RunConfig(["coco-box"], "box-fill", out=tmp_path / "ref", image_batch=1, **kw))
+    monkeypatch.setattr(evaluator, "build_model", build)
+    (got,) = run(RunConfig(["coco-box"], "box-fill", out=tmp_path / "oom", image_batch=8, **kw))
+    assert _logs(got.folder) == _logs(ref[0].folder)
+    assert got.record["execution"]["image_batch"] == 2
+    assert got.record["execution"]["image_batch_requested"] == 8
+
+
+def test_gpu_out_of_memory_on_one_image_is_a_clear_error(tmp_path, monkeypatch, capsys):
+    from evalsuite import evaluator
+    from evalsuite.cli import main
+
+    real_build = evaluator.build_model
+
+    def build(*args, **kwargs):
+        runner = real_build(*args, **kwargs)
+
+        def set_images(images):
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
+
+        runner.set_images = set_images
+        return runner
+
+    monkeypatch.setattr(evaluator, "build_model", build)
+    args = [
+        "run",
+        "coco-box",
+        "--model",
+        "box-fill",
+        "--data",
+        "sample",
+        "--out",
+        str(tmp_path),
+        "--image-batch",
+        "2",
+    ]
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert "ran out of memory embedding a single image" in err and "Traceback" not in err
