@@ -8,6 +8,7 @@ failure so CI can never pass by skipping them.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -25,6 +26,19 @@ def require_shared(*parts: str) -> Path:
             pytest.fail(msg + " (mandatory under .ci/run)")
         pytest.skip(msg)
     return path
+
+
+@pytest.fixture(scope="module")
+def fill():
+    """../shared/fidelity's ``fill`` module: deterministic weights the goldens were made with."""
+    folder = require_shared("fidelity")
+    sys.path.insert(0, str(folder))
+    try:
+        import fill as fill_module
+
+        yield fill_module
+    finally:
+        sys.path.remove(str(folder))
 
 
 @pytest.fixture

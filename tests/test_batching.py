@@ -8,13 +8,12 @@ different BLAS cannot fail it spuriously; the records must still be byte-identic
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from conftest import SetImageHook, require_shared
+from conftest import SetImageHook
 
 from evalsuite.data.images import load_rgb
 from evalsuite.data.locate import locate
@@ -25,18 +24,6 @@ from evalsuite.models.checkpoints import save_official_format
 from evalsuite.pipeline import batched, iter_images
 
 MODELS = ["efficientsam-ti", "mobilesam"]
-
-
-@pytest.fixture(scope="module")
-def fill():
-    folder = require_shared("fidelity")
-    sys.path.insert(0, str(folder))
-    try:
-        import fill as fill_module
-
-        yield fill_module
-    finally:
-        sys.path.remove(str(folder))
 
 
 @pytest.fixture(scope="module")

@@ -10,27 +10,13 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import sys
 
 import pytest
 import torch
-from conftest import require_shared
 
 from evalsuite.cli import main
 from evalsuite.models import build_model
 from evalsuite.models.checkpoints import CHECKPOINTS, default_path, save_official_format
-
-
-@pytest.fixture(scope="module")
-def fill():
-    folder = require_shared("fidelity")
-    sys.path.insert(0, str(folder))
-    try:
-        import fill as fill_module
-
-        yield fill_module
-    finally:
-        sys.path.remove(str(folder))
 
 
 @pytest.mark.slow
