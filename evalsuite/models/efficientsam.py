@@ -52,14 +52,8 @@ def _check_image(image: np.ndarray) -> None:
         raise InputError(f"EfficientSAM needs an H×W×3 uint8 RGB image, got {desc}")
 
 
-def image_to_tensor(image: np.ndarray) -> torch.Tensor:
-    """H×W×3 uint8 → 1×3×H×W float32 in [0, 1], the exact arithmetic of torchvision's ``ToTensor``."""
-    _check_image(image)
-    return _to_unit_float(torch.from_numpy(np.ascontiguousarray(image)))
-
-
 def _to_unit_float(pixels: torch.Tensor) -> torch.Tensor:
-    """H×W×3 uint8 tensor → 1×3×H×W float32 in [0, 1] (``ToTensor``: to float, then divide by 255)."""
+    """H×W×3 uint8 tensor → 1×3×H×W float32 in [0, 1], the exact arithmetic of torchvision's ``ToTensor``."""
     return pixels.permute(2, 0, 1).contiguous().to(torch.float32).div(255)[None]
 
 

@@ -134,13 +134,13 @@ class MIoUTask(Task):
         current: np.ndarray | None = None
         pred = None
         for _ in range(k):
+            if pred is not None:  # the chosen masks so far; the next click is found on the host
+                gt = torch.from_numpy(masks).to(pred.device)
+                current = pred.select(choose_masks(pred, self.options["mask_choice"], gt=gt)).cpu().numpy()
             new = [sam_click(masks[i], None if current is None else current[i], points[i]) for i in range(n)]
             points = np.concatenate([points, np.array([[xy] for xy, _ in new], dtype=np.float64)], axis=1)
             labels = np.concatenate([labels, np.array([[lab] for _, lab in new], dtype=np.int64)], axis=1)
             pred = self._predict(runner, masks, points=points, point_labels=labels)
-            gt = torch.from_numpy(masks).to(pred.device)
-            idx = choose_masks(pred, self.options["mask_choice"], gt=gt)
-            current = pred.select(idx).cpu().numpy()  # the next click is found on the host
         prompts = [
             {"points": p.tolist(), "labels": lab.tolist()} for p, lab in zip(points, labels, strict=True)
         ]
