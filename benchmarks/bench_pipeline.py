@@ -4,7 +4,7 @@
 Per model and precision, in one process, on the same synthetic COCO-like images (480×640 JPEGs,
 ~K polygon instances each) and the same random weights:
 
-(a) the suite: ``evalsuite.evaluator.run`` on the ``coco-box`` protocol (decode workers, encoder,
+(a) the suite: ``evalsuite.engine.run`` on the ``coco-box`` protocol (decode workers, encoder,
     prompt batching, decoder, IoU, logs). Images/s over the evaluator's own image loop
     (``execution.wall_s`` of the run record); the whole ``run()`` call, model loading and scoring
     included, is reported beside it;
@@ -40,11 +40,11 @@ import torch
 from PIL import Image, ImageDraw
 from pycocotools import mask as mask_utils
 
-from evalsuite.evaluator import PRECISIONS, RunConfig, precision_mode, run
+from evalsuite.engine import PRECISIONS, RunConfig, precision_mode, run
 from evalsuite.models import build_model
 from evalsuite.models.base import Runner
-from evalsuite.models.checkpoints import save_official_format
 from evalsuite.models.nn.sam_image_encoder import Attention
+from evalsuite.models.weights import save_official_format
 from evalsuite.prompts import tight_box
 
 SAM_FAMILY = ("efficientsam-ti", "efficientsam-s", "mobilesam", "sam-vit-b", "sam-vit-l", "sam-vit-h")
@@ -185,7 +185,7 @@ def run_suite(
     out: Path,
     limit: int,
 ) -> dict[str, Any]:
-    """One ``evalsuite.evaluator.run`` on ``coco-box``: loop and total wall, mIoU."""
+    """One ``evalsuite.engine.run`` on ``coco-box``: loop and total wall, mIoU."""
     cfg = RunConfig(
         [PROTOCOL],
         model,
@@ -209,15 +209,15 @@ def run_suite(
         (outcome,) = run(cfg)
     _sync(device)
     total = time.perf_counter() - t0
-    execution = outcome.record["execution"]
+    execution = outcome.record.to_json()["execution"]
     return {
         "images": int(execution["images_this_session"]),
         "loop_s": float(execution["wall_s"]),
         "total_s": total,
         "decode_workers": execution.get("decode_workers"),
         "image_batch": execution.get("image_batch"),
-        "mIoU": outcome.record["metrics"]["mIoU"],
-        "instances": outcome.record["counts"].get("instances", outcome.record["counts"].get("scored")),
+        "mIoU": outcome.record.metric("mIoU"),
+        "instances": outcome.record.counts.instances,
     }
 
 
@@ -251,12 +251,9 @@ def official_loop(runner: Runner, items: list[SynthImage], device: torch.device)
 
 
 # -- (c) encoder alone ---------------------------------------------------------------------------------
-def encoder_input(runner: Runner, image: np.ndarray) -> torch.Tensor:
+def encoder_input(runner: Any, image: np.ndarray) -> torch.Tensor:
     """The normalised 1×3×1024×1024 tensor the runner feeds its image encoder."""
-    if hasattr(runner, "prepare_image"):  # EfficientSAM
-        return runner.prepare_image(image)
-    x, _ = runner.preprocess(image)  # SAM / MobileSAM
-    return x
+    return runner.encoder_input(image)  # every batched-encoder runner names it so
 
 
 @torch.inference_mode()

@@ -21,9 +21,9 @@ import numpy as np
 import torch
 
 from evalsuite.data.locate import locate
-from evalsuite.evaluator import RunConfig, precision_mode, run
+from evalsuite.engine import RunConfig, precision_mode, run
 from evalsuite.models import build_model
-from evalsuite.models.checkpoints import save_official_format
+from evalsuite.models.weights import save_official_format
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "fidelity"
 
@@ -47,9 +47,10 @@ def _pixel_flips(model: str, ckpt: Path, precision: str, device: str, limit: int
     runner = build_model(model, checkpoint=str(ckpt), device=device)
     reader = locate("coco", "sample").open()
     flips = total = 0
+    from evalsuite.tasks.gt import MaskCache, select_instances
+
     from evalsuite.data.images import load_rgb
     from evalsuite.prompts import tight_box
-    from evalsuite.tasks.gt import MaskCache, select_instances
 
     for image_id in reader.image_ids()[:limit]:
         sample = reader.sample(image_id)
@@ -113,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
                 for name, o in outcomes.items():
                     a, b = _ious(base[name].folder), _ious(o.folder)
                     d = max(abs(a[k] - b[k]) for k in a)
-                    m0, m1 = base[name].record["metrics"]["mIoU"], o.record["metrics"]["mIoU"]
+                    m0, m1 = base[name].record.metric("mIoU"), o.record.metric("mIoU")
                     print(
                         f"| {model} | {precision} | {name} | {len(a)} | {m0:.3f} | {m1:.3f} | {m1 - m0:+.3f} "
                         f"| {d:.4f} | {flips:.2e} |"

@@ -1,8 +1,48 @@
-"""evalsuite: zero-shot evaluation of promptable segmentation models.
+"""evalsuite: trustworthy zero-shot numbers for promptable segmentation models.
 
-Reproduces the Table 4 (mIoU with box / click prompts) and Table 5 (detector-box
-instance-segmentation AP) protocols of the EfficientSAM paper with the official
-COCO / LVIS tooling underneath.
+Reproduces the Table 4 (mIoU with box / click prompts) and Table 5 (detector-box instance AP)
+protocols of the EfficientSAM paper on COCO / LVIS — and runs your own models and checkpoints
+on them — with the official COCO / LVIS tooling underneath.
+
+From Python::
+
+    import evalsuite
+
+    res = evalsuite.evaluate("efficientsam-s", "coco-box", data="sample", weights="random", limit=3)
+    res.summary            # pandas: one row per run × metric (paper value and Δ where comparable)
+    res.instances          # pandas: one row per scored instance
+    evalsuite.load("runs/").table(4)
+
+Entry points: :func:`evaluate`, :func:`load`, :class:`Results`, :class:`RunConfig` (+ ``run``),
+:class:`RunRecord`; models in :mod:`evalsuite.models`. The command line is ``evalsuite --help``.
 """
 
-__version__ = "0.1.0"
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ._version import __version__
+
+if TYPE_CHECKING:
+    from .api import Results, evaluate, load
+    from .engine import RunConfig, run
+    from .record import RunRecord
+
+_LAZY = {
+    "evaluate": "api",
+    "load": "api",
+    "Results": "api",
+    "RunConfig": "engine",
+    "run": "engine",
+    "RunRecord": "record",
+}
+__all__ = ["Results", "RunConfig", "RunRecord", "__version__", "evaluate", "load", "run"]
+
+
+def __getattr__(name: str) -> Any:
+    """Import the heavy parts (torch, pandas) only when they are used."""
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module 'evalsuite' has no attribute {name!r}")

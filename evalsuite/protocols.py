@@ -1,14 +1,15 @@
 """Protocol definitions, loaded from the versioned TOML files in ``protocols/``.
 
-A protocol is data: name, version, dataset family, task and options. The option
-schema below is the one place that says which options exist and which values
-they take; a run may override options (``--set key=value``), and every record
-stores the full option set and its hash, so two numbers are comparable exactly
-when their protocol name, version and options hash agree.
+A protocol is data: name, version, dataset family, task kind and options. Which options exist is
+declared once: per task kind here (:data:`TASK_OPTIONS`), per prompt rule by the prompt strategies
+(:mod:`evalsuite.prompts.strategies`). A run may override options (``--set key=value``); every
+record stores the full option set, its hash and the overrides, so two numbers are comparable
+exactly when their protocol name, version and options agree.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import tomllib
@@ -18,25 +19,48 @@ from importlib import resources
 from typing import Any
 
 from .errors import InputError, UnknownNameError, did_you_mean
+from .options import OptionSpec
+from .prompts.strategies import KIND_BOX, click_rules, prompt_values, strategy_class
 
-#: option name -> allowed values (a tuple) or a type for free values
-OPTION_SCHEMA: dict[str, tuple | type] = {
-    "prompt": ("box", "clicks"),
-    "box_source": ("tight", "ann"),  # tight box of the decoded mask, or the annotation's bbox
-    "click_rule": ("random", "sam"),  # EfficientSAM paper's random clicks, or SAM's error-region clicks
-    "clicks": int,
-    "include_crowd": bool,
-    # argmax predicted IoU; single-output token; best vs GT (mIoU only); highest IoU with the prompt box
-    "mask_choice": ("score", "single", "oracle", "box_iou"),
-    "refine": (0, 1),  # AP protocols: SAM's mask-refinement iteration (models that take a mask prompt)
-    "max_dets": int,  # AP protocols: detections kept per image, highest scores first
+#: options of each task kind (the prompt strategy adds its own). Column options change what a table
+#: column measures; the others are model variants (rows).
+TASK_OPTIONS: dict[str, dict[str, OptionSpec]] = {
+    "miou": {
+        "include_crowd": OptionSpec(bool, help="also score COCO iscrowd=1 annotations"),
+        # argmax predicted IoU; single-output token; best vs GT; highest IoU with the prompt box
+        "mask_choice": OptionSpec(choices=("score", "single", "oracle", "box_iou"), column=False),
+    },
+    "ap": {
+        "mask_choice": OptionSpec(choices=("score", "single", "box_iou"), column=False),
+        # SAM's mask-refinement iteration (models that take a mask prompt)
+        "refine": OptionSpec(choices=(0, 1), column=False),
+        "max_dets": OptionSpec(int, minimum=1, maximum=10_000, help="detections kept per image"),
+    },
+    "noc": {
+        "include_crowd": OptionSpec(bool),
+        "mask_choice": OptionSpec(choices=("score", "single", "oracle"), column=False),
+    },
 }
-#: (task, prompt) -> the options such a protocol has (all of them, each with its default in the TOML)
-_OPTIONS_FOR = {
-    ("miou", "box"): {"prompt", "box_source", "include_crowd", "mask_choice"},
-    ("miou", "clicks"): {"prompt", "click_rule", "clicks", "include_crowd", "mask_choice"},
-    ("ap", "box"): {"prompt", "mask_choice", "refine", "max_dets"},
-}
+#: prompt kinds each task kind can use (the AP task prompts with the detection file's boxes)
+TASK_PROMPTS: dict[str, tuple[str, ...]] = {"miou": prompt_values(), "ap": ("box",), "noc": ("clicks",)}
+#: NoC counts clicks of the iterative SAM rule
+TASK_CLICK_RULES: dict[str, tuple[str, ...]] = {"noc": ("sam",)}
+
+
+def option_schema(task: str, options: dict[str, Any]) -> dict[str, OptionSpec]:
+    """Every option a protocol of ``task`` with these selector options has, with its declaration."""
+    if task not in TASK_OPTIONS:
+        raise InputError(f"unknown task {task!r}; expected one of {', '.join(TASK_OPTIONS)}")
+    schema = {"prompt": OptionSpec(choices=TASK_PROMPTS[task])}
+    schema.update(TASK_OPTIONS[task])
+    if task == "ap":
+        return schema
+    if options.get("prompt") == "clicks":
+        schema["click_rule"] = OptionSpec(choices=TASK_CLICK_RULES.get(task, click_rules()))
+    # an unknown prompt or click rule is refused by the value check of its selector
+    with contextlib.suppress(InputError):
+        schema.update(strategy_class(options).options)
+    return schema
 
 
 @dataclass(frozen=True)
@@ -46,10 +70,12 @@ class Protocol:
     name: str
     version: int
     dataset: str  # "coco" | "lvis"
-    task: str  # "miou"
+    task: str  # "miou" | "ap" | "noc"
     summary: str
     metrics: tuple[str, ...]
     options: dict[str, Any] = field(default_factory=dict)
+    #: the options as shipped (what the paper's numbers belong to)
+    defaults: dict[str, Any] = field(default_factory=dict)
 
     @property
     def id(self) -> str:
@@ -62,57 +88,69 @@ class Protocol:
         blob = json.dumps(self.options, sort_keys=True, separators=(",", ":")).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
+    @property
+    def overrides(self) -> dict[str, Any]:
+        """Options that differ from the shipped protocol."""
+        return {k: v for k, v in sorted(self.options.items()) if self.defaults.get(k) != v}
+
+    @property
+    def label(self) -> str:
+        """``coco-1click@1``, or ``coco-1click@1 (clicks=3)`` with overrides (never a bare, wrong id)."""
+        if not self.overrides:
+            return self.id
+        text = ", ".join(
+            f"{k}={str(v).lower() if isinstance(v, bool) else v}" for k, v in self.overrides.items()
+        )
+        return f"{self.id} ({text})"
+
+    @property
+    def prompt_kind(self) -> str:
+        """What the model must take: box or points."""
+        return KIND_BOX if self.options.get("prompt", "box") == "box" else "points"
+
     def with_options(self, overrides: dict[str, Any]) -> Protocol:
         """A copy with some options changed (validated against the schema)."""
         if not overrides:
             return self
         merged = {**self.options, **overrides}
-        _validate_options(merged, self.name, self.task)
+        validate_options(merged, self.name, self.task)
         return replace(self, options=merged)
 
 
-def _validate_options(options: dict[str, Any], where: str, task: str) -> None:
+def validate_options(options: dict[str, Any], where: str, task: str) -> None:
+    """Every option known, typed and in bounds; exactly the options this protocol kind has."""
+    schema = option_schema(task, options)
     for key, value in options.items():
-        if key not in OPTION_SCHEMA:
-            raise InputError(
-                f"{where}: unknown option {key!r}.{did_you_mean(key, list(OPTION_SCHEMA))}",
-                hint="options: " + ", ".join(OPTION_SCHEMA),
+        if key not in schema:
+            known = sorted(
+                {k for t in TASK_OPTIONS.values() for k in t}
+                | {"prompt", "click_rule", "clicks", "box_source"}
             )
-        allowed = OPTION_SCHEMA[key]
-        if isinstance(allowed, tuple):
-            if value not in allowed:
-                raise InputError(f"{where}: option {key}={value!r} not one of {', '.join(map(str, allowed))}")
-        elif not isinstance(value, allowed) or (allowed is int and isinstance(value, bool)):
-            raise InputError(f"{where}: option {key} must be {allowed.__name__}, got {value!r}")
-    expected = _OPTIONS_FOR.get((task, options.get("prompt")))
-    if expected is None:
-        raise InputError(
-            f"{where}: task {task!r} with prompt {options.get('prompt')!r} is not a known combination"
-        )
-    if missing := expected - set(options):
+            if key in known:
+                raise InputError(f"{where}: option {key!r} does not apply to this protocol")
+            raise InputError(
+                f"{where}: unknown option {key!r}.{did_you_mean(key, known)}",
+                hint="options: " + ", ".join(schema),
+            )
+        schema[key].check(key, value, where)
+    if missing := set(schema) - set(options):
         raise InputError(f"{where}: missing option(s) {', '.join(sorted(missing))}")
-    if extra := set(options) - expected:
-        raise InputError(f"{where}: option(s) {', '.join(sorted(extra))} do not apply to this protocol")
-    if options.get("clicks", 1) < 1 or options.get("max_dets", 1) < 1:
-        raise InputError(f"{where}: clicks and max_dets must be >= 1")
 
 
-def parse_override(text: str) -> tuple[str, Any]:
-    """``key=value`` from the command line, with the value typed by the schema."""
+def parse_override(
+    text: str, task: str | None = None, options: dict[str, Any] | None = None
+) -> tuple[str, Any]:
+    """``key=value`` from the command line, typed by the option's declaration."""
     if "=" not in text:
         raise InputError(f"--set expects KEY=VALUE, got {text!r}")
     key, raw = (s.strip() for s in text.split("=", 1))
-    kind = OPTION_SCHEMA.get(key)
-    if kind is bool:
-        if raw.lower() not in ("true", "false", "1", "0", "yes", "no"):
-            raise InputError(f"--set {key}: expected true or false, got {raw!r}")
-        return key, raw.lower() in ("true", "1", "yes")
-    if kind is int:
-        try:
-            return key, int(raw)
-        except ValueError:
-            raise InputError(f"--set {key}: expected an integer, got {raw!r}") from None
-    return key, raw
+    specs: dict[str, OptionSpec] = {}
+    for t, opts in TASK_OPTIONS.items():
+        if task in (None, t):
+            specs.update(opts)
+    specs.update({"clicks": OptionSpec(int), "box_source": OptionSpec(str), "click_rule": OptionSpec(str)})
+    spec = specs.get(key)
+    return key, raw if spec is None else spec.parse(key, raw)
 
 
 def _protocol_files():
@@ -124,12 +162,12 @@ def _protocol_files():
 
 @cache
 def load_protocols() -> dict[str, Protocol]:
-    """Every protocol shipped with evalsuite, by name."""
+    """Every protocol shipped with evalsuite, by name (paper order: dataset, task, clicks)."""
     found: dict[str, Protocol] = {}
     for path in _protocol_files():
         data = tomllib.loads(path.read_text(encoding="utf-8"))
         options = dict(data.get("options", {}))
-        _validate_options(options, path.name, data["task"])
+        validate_options(options, path.name, data["task"])
         proto = Protocol(
             name=data["name"],
             version=int(data["version"]),
@@ -138,12 +176,16 @@ def load_protocols() -> dict[str, Protocol]:
             summary=data.get("summary", ""),
             metrics=tuple(data.get("metrics", ())),
             options=options,
+            defaults=dict(options),
         )
         if proto.name in found:
             raise RuntimeError(f"protocol {proto.name!r} is defined twice")
         found[proto.name] = proto
-    # Paper order: per dataset, box first, then clicks by count.
-    order = sorted(found.values(), key=lambda p: (p.dataset, p.task, p.options.get("clicks", 0), p.name))
+    task_order = {"miou": 0, "noc": 1, "ap": 2}
+    order = sorted(
+        found.values(),
+        key=lambda p: (p.dataset, task_order.get(p.task, 9), p.options.get("clicks", 0), p.name),
+    )
     return {p.name: p for p in order}
 
 

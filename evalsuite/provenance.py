@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from . import __version__
+from ._version import __version__
 
 _PACKAGES = (
     "torch",
@@ -71,7 +71,7 @@ def software() -> dict[str, object]:
     }
 
 
-def device_info(device: str) -> dict[str, object]:
+def device_info(device: str) -> dict[str, str]:
     """The device a run used, by name (GPU model or CPU)."""
     dev = torch.device(device)
     if dev.type == "cuda":

@@ -17,6 +17,9 @@ REPO = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("EVALSUITE_SHARED", REPO.parent / "shared"))
 
 
+_SKIPPED_FOR_SHARED: list[str] = []
+
+
 def require_shared(*parts: str) -> Path:
     """Path inside ../shared, or skip (fail under CI) when it is missing."""
     path = SHARED.joinpath(*parts)
@@ -24,8 +27,22 @@ def require_shared(*parts: str) -> Path:
         msg = f"{path} not found: the team's ../shared folder is needed for this check"
         if os.environ.get("EVALSUITE_REQUIRE_SHARED") == "1":
             pytest.fail(msg + " (mandatory under .ci/run)")
+        _SKIPPED_FOR_SHARED.append(str(path))
         pytest.skip(msg)
     return path
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
+    """One clear line when checks were skipped for want of ../shared (they are mandatory in CI)."""
+    if _SKIPPED_FOR_SHARED:
+        terminalreporter.write_line(
+            f"NOTE: {len(_SKIPPED_FOR_SHARED)} fidelity / real-data check(s) skipped: the team's shared folder "
+            f"was not found at {SHARED} (set EVALSUITE_SHARED=DIR to point at it); "
+            "they compare the models with the official code's goldens and the metrics with real COCO/LVIS "
+            "files, and .ci/run makes them mandatory.",
+            yellow=True,
+            bold=True,
+        )
 
 
 @pytest.fixture(scope="module")
@@ -60,16 +77,16 @@ def coco_39769(tmp_path: Path, realdata: Path) -> Path:
 
 
 class SetImageHook:
-    """Patches ``evalsuite.evaluator.build_model`` so each runner reports the images it embeds.
+    """Patches the engine's ``build_model`` so each runner reports the images it embeds.
 
-    The evaluator embeds images through ``set_images(batch)``; ``calls`` counts the images
+    The engine embeds images through ``set_images(batch)``; ``calls`` counts the images
     (``batches`` the size of each encoder pass). ``interrupt_after`` raises KeyboardInterrupt (a
     user's Ctrl-C) when a batch would take the count past that many: with batches of B > 1 that is
     at a batch boundary, not after exactly that many images. ``restore()`` undoes the patch.
     """
 
     def __init__(self, monkeypatch, interrupt_after: int | None = None) -> None:
-        from evalsuite import evaluator
+        from evalsuite.engine import naming as evaluator
 
         self.calls = 0
         self.batches: list[int] = []

@@ -24,7 +24,7 @@ from lvis import LVISResults
 from pycocotools import mask as mask_utils
 
 from evalsuite.data.locate import sample_root
-from evalsuite.data.readers import _PreloadedLVIS
+from evalsuite.data.readers import PreloadedLVIS
 from evalsuite.errors import InputError
 from evalsuite.metrics.ap import (
     BACKENDS,
@@ -304,7 +304,7 @@ def test_lvis_top_k_keeps_what_lvis_results_keeps(lvis100: dict) -> None:
         }
         for i, d in enumerate(lvis100["dets"])
     ]
-    official = LVISResults(_PreloadedLVIS(lvis100["gt"]), copy.deepcopy(dets), max_dets=300)
+    official = LVISResults(PreloadedLVIS(lvis100["gt"]), copy.deepcopy(dets), max_dets=300)
     assert [d["tag"] for d in lvis_top_k(dets, 300)] == [a["tag"] for a in official.dataset["annotations"]]
 
 

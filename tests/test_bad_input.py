@@ -16,9 +16,9 @@ import torch
 
 from evalsuite.cli import main
 from evalsuite.data.locate import sample_root
+from evalsuite.engine.runfolder import RunFolder
 from evalsuite.models import build_model
-from evalsuite.models.checkpoints import save_official_format
-from evalsuite.records import RunFolder
+from evalsuite.models.weights import save_official_format
 
 
 @pytest.fixture

@@ -17,11 +17,11 @@ from conftest import SetImageHook
 
 from evalsuite.data.images import load_rgb
 from evalsuite.data.locate import locate
-from evalsuite.evaluator import RunConfig, run
+from evalsuite.engine import RunConfig, run
+from evalsuite.engine.loader import batched, iter_images
 from evalsuite.models import build_model
 from evalsuite.models.base import Prediction
-from evalsuite.models.checkpoints import save_official_format
-from evalsuite.pipeline import batched, iter_images
+from evalsuite.models.weights import save_official_format
 
 MODELS = ["efficientsam-ti", "mobilesam"]
 
@@ -43,9 +43,7 @@ def _runner(name: str, fill):
 
 
 def _embedding(runner) -> torch.Tensor:
-    return (
-        runner.image_embedding if hasattr(runner, "image_embedding") else runner.get_image_embedding()
-    ).clone()
+    return (runner.image_embedding).clone()
 
 
 @pytest.mark.parametrize("name", MODELS)
@@ -122,7 +120,7 @@ def test_image_batches_give_byte_identical_records(fill, tmp_path, monkeypatch):
     assert passes == {1: [1] * 5, 3: [3, 2]}  # every image embedded once, in ceil(5 / batch) passes
     for one, three in zip(outcomes[1], outcomes[3], strict=True):
         assert _logs(one.folder) == _logs(three.folder)
-        assert one.record["metrics"] == three.record["metrics"]
+        assert one.record.to_json()["metrics"] == three.record.to_json()["metrics"]
         assert json.loads((three.folder / "record.json").read_text())["execution"]["image_batch"] == 3
 
 
@@ -201,7 +199,7 @@ def test_unreadable_images_inside_a_batch_are_skipped_like_alone(tmp_path, bad):
             skip_bad=True,
         )
         (outcome,) = run(cfg)
-        assert outcome.record["counts"]["skipped"]["bad_image"] == len(bad)
+        assert outcome.record.to_json()["counts"]["skipped"]["bad_image"] == len(bad)
         logs.append(_logs(outcome.folder))
     assert logs[0] == logs[1] == logs[2]
 
@@ -216,7 +214,7 @@ def test_decode_workers_hand_over_pinned_memory_on_cuda():
 
 def test_gpu_out_of_memory_halves_the_image_batch_and_loses_nothing(tmp_path, monkeypatch):
     """A batch that does not fit is retried in halves; the logs equal a run that never ran out."""
-    from evalsuite import evaluator
+    from evalsuite.engine import naming as evaluator
 
     real_build = evaluator.build_model
 
@@ -237,13 +235,13 @@ def test_gpu_out_of_memory_halves_the_image_batch_and_loses_nothing(tmp_path, mo
     monkeypatch.setattr(evaluator, "build_model", build)
     (got,) = run(RunConfig(["coco-box"], "box-fill", out=tmp_path / "oom", image_batch=8, **kw))
     assert _logs(got.folder) == _logs(ref[0].folder)
-    assert got.record["execution"]["image_batch"] == 2
-    assert got.record["execution"]["image_batch_requested"] == 8
+    assert got.record.to_json()["execution"]["image_batch"] == 2
+    assert got.record.to_json()["execution"]["image_batch_requested"] == 8
 
 
 def test_gpu_out_of_memory_on_one_image_is_a_clear_error(tmp_path, monkeypatch, capsys):
-    from evalsuite import evaluator
     from evalsuite.cli import main
+    from evalsuite.engine import naming as evaluator
 
     real_build = evaluator.build_model
 

@@ -17,17 +17,37 @@ import torch
 from loopback import ServerState, loopback_server
 
 from evalsuite.data.jsonio import sha256_file
-from evalsuite.download import DownloadError, check_url, download, part_path
 from evalsuite.errors import InputError, UnknownNameError
-from evalsuite.models import checkpoints as ck
-from evalsuite.models.checkpoints import (
-    CHECKPOINTS,
+from evalsuite.fetch.cache import home
+from evalsuite.fetch.http import DownloadError, check_url, download, part_path
+from evalsuite.models import registry
+from evalsuite.models.base import WEIGHT_FORMATS, ModelSpec, Prediction, Runner
+from evalsuite.models.weights import (
     CheckpointMissingError,
-    default_path,
     download_weights,
     find_checkpoint,
-    load_checkpoint,
+    load_weights,
+    network_factory,
+    official_weights,
 )
+from evalsuite.models.weights import read_checkpoint as load_checkpoint
+
+WEIGHTED = (
+    "sam-vit-b",
+    "sam-vit-l",
+    "sam-vit-h",
+    "mobilesam",
+    "efficientsam-ti",
+    "efficientsam-s",
+    "fastsam-s",
+    "fastsam-x",
+)
+CHECKPOINTS = {n: official_weights(n) for n in WEIGHTED}
+
+
+def default_path(model: str) -> Path:
+    return official_weights(model).default_path()
+
 
 # --- helpers ---------------------------------------------------------------------------------
 
@@ -82,8 +102,48 @@ def _home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return home
 
 
-def _set_registry(monkeypatch: pytest.MonkeyPatch, model: str, **changes) -> None:
-    monkeypatch.setitem(CHECKPOINTS, model, dataclasses.replace(CHECKPOINTS[model], **changes))
+def _set_registry(monkeypatch: pytest.MonkeyPatch, model: str, build=None, **changes) -> None:
+    """Change a registered model's weights facts (and, optionally, its network) for one test."""
+    real = registry.get_spec
+
+    def get_spec(name: str) -> ModelSpec:
+        spec = real(name)
+        if name != model:
+            return spec
+        assert spec.weights is not None
+        return dataclasses.replace(
+            spec, weights=dataclasses.replace(spec.weights, **changes), build=build or spec.build
+        )
+
+    monkeypatch.setattr(registry, "get_spec", get_spec)
+
+
+class TinyNet(torch.nn.Module):
+    """A network whose state dict is ``_sd()``'s layout: a stand-in for a big official one."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.image_encoder = torch.nn.Module()
+        self.image_encoder.w = torch.nn.Parameter(torch.zeros(4, 3))
+        self.mask_decoder = torch.nn.Module()
+        self.mask_decoder.b = torch.nn.Parameter(torch.zeros(5))
+
+
+class TinyRunner(Runner):
+    def __init__(self, model: torch.nn.Module) -> None:
+        self.model = model
+
+    def set_image(self, image) -> None:
+        pass
+
+    def predict(
+        self, boxes=None, points=None, point_labels=None, multimask=True, mask_input=None
+    ) -> Prediction:
+        raise AssertionError("not called in these tests")
+
+
+def tiny_build(name: str):
+    return network_factory(name, TinyNet, lambda net, device: TinyRunner(net))
 
 
 @pytest.fixture
@@ -111,9 +171,9 @@ def test_registry_covers_the_official_models() -> None:
         "fastsam-x",
     }
     for name, info in CHECKPOINTS.items():
-        assert info.model == name
+        assert info.name == name and info.kind == "checkpoints"
         assert info.url.startswith("https://") and info.url.endswith("/" + info.filename)
-        assert info.format in ck.FORMATS
+        assert info.format in WEIGHT_FORMATS
         assert info.sha256 is None or re.fullmatch(r"[0-9a-f]{64}", info.sha256)
         assert info.pickled == (info.format == "ultralytics")
         assert (info.member is not None) == (info.format == "zip_model_key")
@@ -124,7 +184,7 @@ def test_registry_covers_the_official_models() -> None:
 def test_home_and_default_path(monkeypatch: pytest.MonkeyPatch, _home: Path) -> None:
     assert default_path("mobilesam") == _home / "checkpoints" / "mobile_sam.pt"
     monkeypatch.delenv("EVALSUITE_HOME")
-    assert ck.home() == Path.home() / ".cache" / "evalsuite"
+    assert home() == Path.home() / ".cache" / "evalsuite"
     with pytest.raises(UnknownNameError, match="sam-vit-b"):
         default_path("sam-vit-bb")
 
@@ -421,23 +481,30 @@ def test_only_https_or_loopback_http() -> None:
         download_weights("sam-vit-b", progress=False, base_url="http://example.com")
 
 
-def test_trust_on_first_use_without_published_sha(server: ServerState, _home: Path) -> None:
-    assert CHECKPOINTS["efficientsam-s"].sha256 is None
+def _esam_s_zip(state: dict) -> bytes:
     inner = io.BytesIO()
-    torch.save({"model": _sd()}, inner)
+    torch.save({"model": state}, inner)
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as zf:
         zf.writestr("efficient_sam_vits.pt", inner.getvalue())
-    data = buf.getvalue()
+    return buf.getvalue()
+
+
+def test_trust_on_first_use_without_published_sha(
+    server: ServerState, _home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert CHECKPOINTS["efficientsam-s"].sha256 is None
+    _set_registry(monkeypatch, "efficientsam-s", build=tiny_build("efficientsam-s"))
+    data = _esam_s_zip(_sd())
     _serve(server, "efficient_sam_vits.pt.zip", data)
 
     path = download_weights("efficientsam-s", progress=False, base_url=server.url)
     record = json.loads((_home / "checkpoints" / "sha256.json").read_text())
-    assert record == {"efficient_sam_vits.pt.zip": _sha(data)}
+    assert record == {"efficient_sam_vits.pt.zip": _sha(data)}  # recorded once it loaded into the network
     assert load_checkpoint("efficientsam-s", path).sha256 == _sha(data)
 
     path.write_bytes(data + b"tampered")  # the cached file changes behind our back
-    with pytest.raises(InputError, match="recorded on first download"):
+    with pytest.raises(InputError, match="recorded at first use"):
         load_checkpoint("efficientsam-s", path)
     # and a fresh download that does not match the record is refused too
     path.unlink()
@@ -445,3 +512,30 @@ def test_trust_on_first_use_without_published_sha(server: ServerState, _home: Pa
     with pytest.raises(DownloadError, match="SHA-256 mismatch"):
         download_weights("efficientsam-s", progress=False, base_url=server.url)
     assert not path.exists()
+
+
+def test_a_file_that_does_not_load_is_never_trusted(
+    server: ServerState, _home: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Refused at the cache path (hostile pickle, truncated file, wrong network): no SHA-256 is recorded,
+    and `download weights` neither succeeds offline nor keeps the file."""
+    _set_registry(monkeypatch, "efficientsam-s", build=tiny_build("efficientsam-s"))
+    trust = _home / "checkpoints" / "sha256.json"
+    marker = tmp_path / "pwned"
+    good = _esam_s_zip(_sd())
+    for bad in (_esam_s_zip({"x": torch.zeros(1)}), good[: len(good) // 2]):
+        path = default_path("efficientsam-s")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(bad)
+        with pytest.raises(InputError):
+            load_weights(TinyNet(), "efficientsam-s", path)
+        assert not trust.exists()
+        # the same file met by `download weights` (offline: nothing served) is refused and removed
+        with pytest.raises(InputError, match="does not load"):
+            download_weights("efficientsam-s", progress=False, base_url=server.url)
+        assert not path.exists() and not trust.exists()
+    path = default_path("efficientsam-s")
+    _save({"model": Evil(marker)}, path)
+    with pytest.raises(InputError, match="--trust-checkpoint"):
+        load_weights(TinyNet(), "efficientsam-s", path)
+    assert not marker.exists() and not trust.exists()

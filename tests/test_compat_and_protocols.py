@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 
 from evalsuite.compat import patch_lvis_numpy_float
+from evalsuite.engine import resolve_protocols
 from evalsuite.errors import InputError, UnknownNameError
-from evalsuite.evaluator import resolve_protocols
 from evalsuite.models import build_model, model_names
 from evalsuite.models import registry as model_registry
+from evalsuite.paper import paper_value
 from evalsuite.protocols import get_protocol, load_protocols, parse_override
-from evalsuite.reference import paper_value
 
 
 def test_lvis_eval_runs_on_numpy2_with_the_shim(realdata, tmp_path):

@@ -17,9 +17,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from evalsuite.data.detections import load_detections
+from evalsuite.data.gt import MaskCache, select_instances
 from evalsuite.data.readers import CocoReader, LvisReader
 from evalsuite.errors import InputError
-from evalsuite.tasks.gt import MaskCache, select_instances
 
 PROTOCOLS = ["coco-box", "coco-3click", "lvis-1click"]
 
@@ -58,6 +58,7 @@ def _snapshot(out: Path) -> dict:
         folder = out / "oracle" / p
         record = json.loads((folder / "record.json").read_text())
         record.pop("execution")
+        record.pop("timing", None)
         snap[p] = (record, (folder / "instances.jsonl").read_text(), (folder / "images.jsonl").read_text())
     return snap
 

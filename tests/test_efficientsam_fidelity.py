@@ -156,8 +156,8 @@ def _produced(case: Case) -> dict[str, np.ndarray]:
         "input_size": np.array([net.IMG_SIZE, net.IMG_SIZE]),
         "original_size": np.array(case.image.shape[:2]),
     }
-    out.update(_stats("encoder_input", r.prepare_image(case.image).numpy(), fill))
-    emb = r.get_image_embedding().numpy()
+    out.update(_stats("encoder_input", r.encoder_input(case.image).numpy(), fill))
+    emb = r.image_embedding.numpy()
     out.update(_stats("embedding", emb, fill))
     out["embedding__channel_mean"] = emb[0].mean(axis=(1, 2))
     out["embedding__spatial_mean"] = emb[0].mean(axis=0)
@@ -291,11 +291,11 @@ def test_official_forward_end_to_end(
     its (deterministic) output is the embedding already computed by ``set_image``.
     """
     fill = case.fill
-    expected_input = case.runner.prepare_image(case.image)
+    expected_input = case.runner.encoder_input(case.image)
 
     def cached_encoder(x: torch.Tensor) -> torch.Tensor:
         assert torch.equal(x, expected_input)
-        return case.runner.get_image_embedding()
+        return case.runner.image_embedding
 
     monkeypatch.setattr(case.runner.model.image_encoder, "forward", cached_encoder)
     pts = np.full((1, 4, 3, 2), -1.0, dtype=np.float32)
@@ -389,11 +389,11 @@ def test_bad_prompts_are_input_errors(case: Case, kwargs: dict, match: str) -> N
 
 
 def test_bad_images_are_input_errors(case: Case) -> None:
-    before = case.runner.get_image_embedding()
+    before = case.runner.image_embedding
     for bad in (np.zeros((8, 8), np.uint8), np.zeros((8, 8, 4), np.uint8), np.zeros((8, 8, 3), np.float32)):
         with pytest.raises(InputError, match="uint8 RGB"):
             case.runner.set_image(bad)
-        assert case.runner.get_image_embedding() is before  # rejected before the current image is replaced
+        assert case.runner.image_embedding is before  # rejected before the current image is replaced
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -403,7 +403,7 @@ def test_registry_builds_the_runner() -> None:
     rows = {"efficientsam-ti": "EfficientSAM-Ti", "efficientsam-s": "EfficientSAM-S"}
     for name, spec in MODELS.items():
         assert registry.get_spec(name) is spec
-        assert spec.needs_weights and spec.paper_row == rows[name]
+        assert spec.needs_weights and spec.label == rows[name]
     runner = registry.build_model("efficientsam-ti")
     assert isinstance(runner, EfficientSamRunner) and runner.name == "efficientsam-ti"
     assert runner.checkpoint_sha256 is None and not runner.model.training and not runner.takes_mask_prompt
@@ -414,13 +414,16 @@ def fake_checkpoints(monkeypatch: pytest.MonkeyPatch) -> dict:
     """Stand-in for ``load_checkpoint``: returns whatever state_dict the test puts in ``box``."""
     box: dict = {}
 
-    def load_checkpoint(model_name: str, path: str, trust: bool = False) -> types.SimpleNamespace:
-        box["called"] = (model_name, path, trust)
-        return types.SimpleNamespace(state_dict=box["state_dict"], sha256="ab" * 32, path=Path(path))
+    def read_checkpoint(spec, path: str, trust: bool = False) -> types.SimpleNamespace:
+        spec = registry.get_spec(spec) if isinstance(spec, str) else spec
+        box["called"] = (spec.name, path, trust)
+        return types.SimpleNamespace(
+            state_dict=box["state_dict"], sha256="ab" * 32, path=Path(path), spec=spec, confirm=lambda: None
+        )
 
-    from evalsuite.models import checkpoints
+    from evalsuite.models import weights
 
-    monkeypatch.setattr(checkpoints, "load_checkpoint", load_checkpoint)
+    monkeypatch.setattr(weights, "read_checkpoint", read_checkpoint)
     return box
 
 
@@ -448,7 +451,7 @@ def test_checkpoint_key_mismatches_are_input_errors(case: Case, fake_checkpoints
 
 def test_official_file_layout_loads_through_the_real_loader(tmp_path: Path) -> None:
     """The official file layout ``{"model": state_dict}`` (``torch.load(f)["model"]``) via the real loader."""
-    pytest.importorskip("evalsuite.models.checkpoints")
+    pytest.importorskip("evalsuite.models.weights")
     weights = EFFICIENTSAM_TI.build().model.state_dict()  # random init: any weights will do
     path = tmp_path / "finetuned_vitt.pt"
     torch.save({"model": weights}, path)

@@ -342,8 +342,8 @@ def test_runner_gives_empty_masks_for_an_image_without_candidates():
 
 
 def test_specs_and_the_one_line_error_without_the_extra(monkeypatch):
-    assert (FASTSAM_S.name, FASTSAM_S.needs_weights, FASTSAM_S.paper_row) == ("fastsam-s", True, None)
-    assert (FASTSAM_X.name, FASTSAM_X.needs_weights, FASTSAM_X.paper_row) == ("fastsam-x", True, "FastSAM")
+    assert (FASTSAM_S.name, FASTSAM_S.needs_weights, FASTSAM_S.label) == ("fastsam-s", True, "FastSAM-s")
+    assert (FASTSAM_X.name, FASTSAM_X.needs_weights, FASTSAM_X.label) == ("fastsam-x", True, "FastSAM-x")
     monkeypatch.setitem(sys.modules, "ultralytics", None)  # import fails as if not installed
     for var, value in (("YOLO_OFFLINE", "1"), ("YOLO_AUTOINSTALL", "0")):  # the factory sets them:
         monkeypatch.setenv(var, os.environ.get(var, value))  # restore them after the test
@@ -441,7 +441,7 @@ def test_runner_with_ultralytics_yolov8_seg_from_yaml(offline_ultralytics, monke
 @pytest.mark.slow
 def test_evaluator_runs_fastsam_on_the_sample(offline_ultralytics, tmp_path, monkeypatch):
     from evalsuite import evaluator
-    from evalsuite.evaluator import RunConfig, run
+    from evalsuite.engine import RunConfig, run
 
     runner = runner_with_candidates(synthetic_image())
     # fastsam-s needs weights, so the evaluator would look for the official file; hand it the

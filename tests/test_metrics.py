@@ -10,7 +10,7 @@ from hypothesis.extra.numpy import arrays
 
 from evalsuite.metrics import (
     InstanceRecord,
-    MIoUEvaluator,
+    MIoUMetric,
     mask_iou,
     per_category_miou,
     size_bucket,
@@ -74,11 +74,11 @@ def test_per_category():
 
 
 def test_evaluator_merge_is_order_independent_and_refuses_duplicates():
-    a, b = MIoUEvaluator(), MIoUEvaluator()
+    a, b = MIoUMetric(), MIoUMetric()
     a.process([_rec(2, 5, 0.1), _rec(1, 1, 0.9)])
     b.process([_rec(1, 2, 0.4)])
     a.merge(b)
-    c = MIoUEvaluator()
+    c = MIoUMetric()
     c.process([_rec(1, 2, 0.4), _rec(2, 5, 0.1), _rec(1, 1, 0.9)])
     assert a.evaluate() == c.evaluate()
     assert [r.key for r in a.records] == [(1, 1), (1, 2), (2, 5)]

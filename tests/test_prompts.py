@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -15,7 +17,6 @@ from evalsuite.prompts import (
     random_clicks,
     sam_click,
     sam_click_center,
-    sam_clicks_sequence,
     tight_box,
     xywh_to_xyxy,
     xyxy_to_xywh,
@@ -389,7 +390,23 @@ def test_sam_click_lands_in_the_error_it_targets(pair, data):
         assert (fn if label == 1 else fp)[y, x]
 
 
-def test_sam_clicks_sequence_with_fixed_prediction():
+def _sam_strategy_rounds(gt: np.ndarray, predict, k: int):
+    """Drive SamClicks (the suite's one SAM clicker) for one instance: its clicks and predictions."""
+    from evalsuite.data.types import Instance
+    from evalsuite.prompts.strategies import PromptInput, strategy_for
+
+    strategy = strategy_for({"prompt": "clicks", "click_rule": "sam", "clicks": k})
+    inp = PromptInput(1, 0, [Instance(1, 1, float(gt.sum()), (0, 0, 1, 1), [])], gt[None])
+    prompts = strategy.first(inp, Counter())
+    preds = []
+    for r in range(strategy.rounds):
+        if r:
+            prompts = strategy.next(inp, prompts, preds[-1][None])
+        preds.append(np.asarray(predict(prompts.points[0].copy(), prompts.labels[0].copy()), dtype=bool))
+    return prompts.points[0], prompts.labels[0], preds
+
+
+def test_sam_strategy_with_fixed_prediction():
     gt = rect((20, 20), 2, 7, 2, 7)  # 5x5, centre (4, 4)
     fixed = gt | rect((20, 20), 10, 17, 10, 17)  # covers gt, plus a 7x7 FP block centred at (13, 13)
     calls: list[tuple[np.ndarray, np.ndarray]] = []
@@ -399,16 +416,16 @@ def test_sam_clicks_sequence_with_fixed_prediction():
         points[:] = -1  # mutating the arguments must not disturb the driver
         return fixed
 
-    points, labels, preds = sam_clicks_sequence(gt, predict, 3)
+    points, labels, preds = _sam_strategy_rounds(gt, predict, 3)
     np.testing.assert_array_equal(points, [[4, 4], [13, 13], [12, 12]])
     np.testing.assert_array_equal(labels, [1, 0, 0])
     assert points.dtype == np.float64 and labels.dtype == np.int64
-    assert len(preds) == 3 and all(p.dtype == bool and np.array_equal(p, fixed) for p in preds)
+    assert len(preds) == 3 and all(np.array_equal(p, fixed) for p in preds)
     assert [len(lab) for _, lab in calls] == [1, 2, 3]
     np.testing.assert_array_equal(calls[2][1], [1, 0, 0])
 
 
-def test_sam_clicks_sequence_matches_stepwise_clicks():
+def test_sam_strategy_matches_stepwise_clicks():
     gt = rect((16, 16), 3, 13, 2, 9)
 
     def predict(points, labels):
@@ -420,7 +437,7 @@ def test_sam_clicks_sequence_matches_stepwise_clicks():
             out = out | disc if lab == 1 else out & ~disc
         return out
 
-    points, labels, preds = sam_clicks_sequence(gt, predict, 5)
+    points, labels, preds = _sam_strategy_rounds(gt, predict, 5)
     pred = None
     for i in range(5):
         assert sam_click(gt, pred, points[:i]) == ((points[i, 0], points[i, 1]), labels[i])
@@ -429,11 +446,12 @@ def test_sam_clicks_sequence_matches_stepwise_clicks():
     assert len({tuple(p) for p in points}) == 5
 
 
-def test_sam_clicks_sequence_errors_and_zero():
-    gt = rect((5, 5), 1, 4, 1, 4)
-    with pytest.raises(ValueError, match="empty"):
-        sam_clicks_sequence(np.zeros((5, 5), dtype=bool), lambda p, lab: gt, 1)
-    with pytest.raises(ValueError, match="shape"):
-        sam_clicks_sequence(gt, lambda p, lab: np.zeros((4, 4), dtype=bool), 1)
-    points, labels, preds = sam_clicks_sequence(gt, lambda p, lab: gt, 0)
-    assert points.shape == (0, 2) and labels.shape == (0,) and preds == []
+def test_sam_strategy_bounds_and_one_round_strategies():
+    from evalsuite.errors import InputError
+    from evalsuite.prompts.strategies import strategy_class, strategy_for
+
+    assert strategy_for({"prompt": "clicks", "click_rule": "sam", "clicks": 4}).rounds == 4
+    assert strategy_for({"prompt": "clicks", "click_rule": "random", "clicks": 4}).rounds == 1
+    assert strategy_for({"prompt": "box", "box_source": "tight"}).rounds == 1
+    with pytest.raises(InputError, match="no prompt strategy"):
+        strategy_class({"prompt": "clicks", "click_rule": "spiral"})

@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 from pycocotools.coco import COCO
 
+from evalsuite.data.gt import SKIP_CROWD, SKIP_EMPTY, MaskCache, select_instances
 from evalsuite.data.images import load_rgb
 from evalsuite.data.locate import locate
 from evalsuite.data.masks import decode_segmentation, encode_mask
 from evalsuite.data.readers import CocoReader, LvisReader, lvis_image_relpath
 from evalsuite.data.types import Instance, Sample
 from evalsuite.errors import DataNotFoundError, InputError
-from evalsuite.tasks.gt import SKIP_CROWD, SKIP_EMPTY, MaskCache, select_instances
 
 
 @pytest.mark.parametrize(

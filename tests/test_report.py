@@ -1,13 +1,16 @@
 """Reports from run records: tables (golden snapshots), refusals, exports, plots, gates, bootstrap, NoC.
 
-Records are made here, either by the real evaluator on the bundled sample with the deterministic
-runners (``oracle``, ``box-fill``) or as small synthetic record dicts (paper models, odd options).
+Records are made here, either by the real engine on the bundled sample with the deterministic
+runners (``oracle``, ``box-fill``) or as small synthetic record dicts in the schema-1 layout
+(paper models, odd options: old records still load).
 Set ``EVALSUITE_UPDATE_GOLDEN=1`` to rewrite the snapshots in tests/golden/report/ after a
 deliberate change, and review the diff.
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import re
@@ -22,22 +25,17 @@ import torch
 from PIL import Image
 
 from evalsuite.cli import cli, main
-from evalsuite.cli_report import register
+from evalsuite.cli.report import register
+from evalsuite.data.gt import MaskCache, select_instances
 from evalsuite.data.images import load_rgb
 from evalsuite.data.locate import locate
-from evalsuite.evaluator import RunConfig, run
+from evalsuite.engine import RunConfig, run
+from evalsuite.metrics.noc import noc, summarize_noc
 from evalsuite.models.base import PROMPT_POINTS, Prediction, Runner
 from evalsuite.protocols import get_protocol, load_protocols
-from evalsuite.report.records import find_records
-from evalsuite.report.stats import (
-    noc,
-    pair_instances,
-    paired_bootstrap,
-    sam_click_ious,
-    summarize_noc,
-)
-from evalsuite.tasks import MIoUTask, TaskContext
-from evalsuite.tasks.gt import MaskCache, select_instances
+from evalsuite.record import find_records
+from evalsuite.report.stats import pair_instances, paired_bootstrap
+from evalsuite.tasks import MIoUTask, NocTask, TaskContext
 
 REPO = Path(__file__).resolve().parent.parent
 GOLDEN = REPO / "tests" / "golden" / "report"
@@ -149,7 +147,7 @@ def synthetic(tmp_path: Path) -> Path:
     synthetic_record(tmp_path, "my-model", "coco-box", miou(70.0))
     ap = {"AP": 44.0, "AP50": 60.0, "AP75": 45.0, "APS": 28.0, "APM": 48.9, "APL": 60.1}
     synthetic_record(tmp_path, "efficientsam-s", "coco-vitdet", ap)
-    synthetic_record(tmp_path, "sam-vit-h", "coco-vitdet", {**ap, "AP": 46.1})
+    synthetic_record(tmp_path, "sam-vit-h", "coco-vitdet", {**ap, "AP": 46.1}, options={"refine": 1})
     synthetic_record(tmp_path, "fastsam-x", "lvis-vitdet", {**ap, "APr": 20.0, "APc": 30.0, "APf": 40.0})
     return tmp_path
 
@@ -173,14 +171,15 @@ def test_paper_values_sit_beside_measurements_with_delta_and_source(es, capsys, 
     rc, out, _ = _run_cli(es, capsys, "report", str(synthetic), "--table", "4")
     assert rc == 0
     # sam-vit-h coco-box: 78.52 measured vs 78.4 paper; efficientsam-s coco-1click 50.31 vs 50.0
-    assert "| sam-vit-h | 78.5 (78.4 [1], +0.1) |" in out
+    assert re.search(r"\| sam-vit-h +\| +78\.5 \(78\.4 \[1\], \+0\.1\) \|", out), out
     assert "50.3 (50.0 [1], +0.3)" in out
     assert "[1] EfficientSAM (Xiong et al., CVPR 2024, arXiv 2312.00863 v1), Table 4" in out
     assert "COCO 5 click" in out and "Columns beyond the paper" in out
     rc, out, _ = _run_cli(es, capsys, "report", str(synthetic), "--table", "5", "--format", "csv")
-    rows = out.splitlines()
-    sam = next(r for r in rows if r.startswith("5,sam-vit-h,COCO AP,"))
-    assert ",46.1,46.5,-0.4," in sam and "includes one mask-refinement iteration" in sam
+    rows = list(csv.DictReader(io.StringIO(out)))
+    sam = next(r for r in rows if r["name"] == "sam-vit-h" and r["column"] == "COCO AP")
+    assert (sam["measured"], sam["paper"], sam["delta"]) == ("46.1", "46.5", "-0.4")  # measured with refine=1
+    assert "includes one mask-refinement iteration" in sam["paper_source"]
 
 
 def test_out_file_and_latex_fragment(es, capsys, synthetic, tmp_path):
@@ -250,13 +249,15 @@ def test_latex_is_well_formed_and_compiles_where_pdflatex_exists(es, capsys, syn
 
 
 # -- refusals -------------------------------------------------------------------------------------------
-def test_refuses_different_options_in_one_column(es, capsys, tmp_path):
+def test_an_option_that_changes_what_a_column_measures_makes_its_own_labelled_column(es, capsys, tmp_path):
     synthetic_record(tmp_path, "efficientsam-ti", "coco-1click", {"mIoU": 45.0})
     synthetic_record(tmp_path, "efficientsam-s", "coco-1click", {"mIoU": 50.0}, options={"click_rule": "sam"})
     rc, out, err = _run_cli(es, capsys, "report", str(tmp_path))
-    assert rc == 2 and out == ""
-    assert "column 'coco-1click'" in err and "options_hash" in err
-    assert "click_rule='sam' vs 'random'" in err  # efficientsam-s (first by name) against efficientsam-ti
+    assert rc == 0, err
+    header = next(line for line in out.splitlines() if line.startswith("| model"))
+    assert "COCO 1 click " in header and "COCO 1 click (click_rule=sam)" in header
+    assert "45.0 (45.5 [1], -0.5)" in out  # the paper's column keeps its paper value
+    assert "50.0 (" not in out  # no paper value beside the SAM-clicker column
 
 
 def test_refuses_different_click_seeds_in_one_column(es, capsys, tmp_path):
@@ -284,13 +285,26 @@ def test_refuses_two_disagreeing_records_of_one_model_and_protocol(es, capsys, t
 def test_identical_copies_of_a_record_count_once(es, capsys, sample_runs, tmp_path):
     shutil.copytree(sample_runs / "box-fill" / "coco-box", tmp_path / "copy")
     rc, out, _ = _run_cli(es, capsys, "report", str(sample_runs), str(tmp_path / "copy"), "--table", "4")
-    assert rc == 0 and out.count("| box-fill |") == 1
+    assert rc == 0 and len(re.findall(r"\| box-fill +\|", out)) == 1
 
 
-def test_non_default_options_get_no_delta(es, capsys, tmp_path):
-    synthetic_record(tmp_path, "efficientsam-s", "coco-1click", {"mIoU": 60.0}, options={"click_rule": "sam"})
+def test_a_model_variant_gets_the_paper_value_but_no_delta(es, capsys, tmp_path):
+    synthetic_record(
+        tmp_path,
+        "efficientsam-s",
+        "coco-box",
+        {"mIoU": 60.0},
+        options={"mask_choice": "single"},
+        folder="efficientsam-s+mask_choice=single",
+    )
+    path = tmp_path / "efficientsam-s+mask_choice=single" / "coco-box" / "record.json"
+    rec = json.loads(path.read_text())
+    rec["schema_version"], rec["name"] = 2, "efficientsam-s+mask_choice=single"
+    path.write_text(json.dumps(rec))
     rc, out, _ = _run_cli(es, capsys, "report", str(tmp_path))
-    assert rc == 0 and "60.0 (50.0 [1], n/a)" in out and "no Δ is given there" in out
+    assert rc == 0 and "60.0 (76.9 [1], n/a)" in out
+    assert "No Δ for efficientsam-s+mask_choice=single: other protocol options than the paper's" in out
+    assert "Row options of efficientsam-s+mask_choice=single: mask_choice=single" in out
 
 
 def test_missing_paths_and_empty_folders_are_input_errors(es, capsys, tmp_path):
@@ -311,10 +325,13 @@ def test_per_size_and_per_category_exports(es, capsys, sample_runs):
     rc, out, _ = _run_cli(es, capsys, "export", "per-category", str(sample_runs / "box-fill" / "coco-box"))
     assert rc == 0
     rows = out.splitlines()
-    assert rows[0] == "model,protocol_id,options_hash,dataset,category_id,category,metric,value,n,run_id"
+    assert (
+        rows[0]
+        == "name,model,protocol_id,overrides,options_hash,dataset,run_id,category_id,category,metric,value,n"
+    )
     record = json.loads((sample_runs / "box-fill" / "coco-box" / "record.json").read_text())
     assert len(rows) - 1 == len(record["per_category"])
-    n_total = sum(int(r.split(",")[8]) for r in rows[1:])
+    n_total = sum(int(r.split(",")[-1]) for r in rows[1:])
     assert n_total == record["counts"]["instances"]
 
 
@@ -357,21 +374,39 @@ def test_record_plots_render_png_and_pdf(es, capsys, sample_runs, tmp_path, kind
 def test_qualitative_grid_repredicts_the_logged_prompts(es, capsys, sample_runs, tmp_path):
     png = tmp_path / "q.png"
     rc, _, err = _run_cli(
-        es, capsys, "plot", "qualitative", str(sample_runs / "box-fill" / "coco-box"), "--worst", "2",
-        "--dpi", "50", "--out", str(png), "--out", str(tmp_path / "q.pdf"),
-    )  # fmt: skip
+        es,
+        capsys,
+        "plot",
+        "qualitative",
+        str(sample_runs / "box-fill" / "coco-box"),
+        "--worst",
+        "2",
+        "--dpi",
+        "50",
+        "--out",
+        str(png),
+        "--out",
+        str(tmp_path / "q.pdf"),
+    )
     assert rc == 0, err
     assert "differs from the logged" not in err  # re-prediction reproduces the logged IoUs
     _check_png(png, (round(7.5 * 50), round((2.45 * 2 + 0.5) * 50)))
     rc, _, err = _run_cli(
-        es, capsys, "plot", "qualitative", str(sample_runs / "oracle" / "coco-3click"),
-        "--instance", "100003:900001", "--out", str(tmp_path / "o.png"),
-    )  # fmt: skip
+        es,
+        capsys,
+        "plot",
+        "qualitative",
+        str(sample_runs / "oracle" / "coco-3click"),
+        "--instance",
+        "100003:900001",
+        "--out",
+        str(tmp_path / "o.png"),
+    )
     assert rc == 0, err
     rc, _, err = _run_cli(
         es, capsys, "plot", "qualitative", str(sample_runs / "oracle" / "coco-vitdet"), "--out", str(png)
     )
-    assert rc == 2 and "is an AP protocol" in err
+    assert rc == 2 and "needs an mIoU record" in err
 
 
 def test_speed_plot_refuses_mixed_devices(es, capsys, tmp_path):
@@ -454,7 +489,7 @@ def test_gate_fails_on_null_metric_missing_record_and_changed_options(es, capsys
 def test_sample_gates_hold_for_fresh_runs(es, capsys, sample_runs, tmp_path):
     """gates/sample.toml's expectations, for the protocols run here, match runs made now."""
     rows = tomllib.loads((REPO / "gates" / "sample.toml").read_text())["gate"]
-    have = {(r.model, r.protocol_id) for r in find_records([sample_runs])}
+    have = {(r.name, r.protocol.id) for r in find_records([sample_runs])}
     subset = [r for r in rows if (r["model"], r["protocol"]) in have]
     assert len({(r["model"], r["protocol"]) for r in subset}) == len(have) == 7
     rc, out, _ = _run_cli(es, capsys, "gate", str(_gates_file(tmp_path / "s.toml", subset)), str(sample_runs))
@@ -513,10 +548,10 @@ def test_compare_cli(es, capsys, sample_runs, tmp_path):
     rc, out, err = _run_cli(es, capsys, "compare", str(a), str(b), "--resamples", "2000")
     assert rc == 0, err
     rec = json.loads((b / "record.json").read_text())
-    assert (
-        f"| all | 202 | 100.00 | {rec['metrics']['mIoU']:.2f} | +{100 - rec['metrics']['mIoU']:.2f} |" in out
-    )
-    assert "| S |" in out and "2000 resamples, seed 0" in out
+    m = rec["metrics"]["mIoU"]
+    assert re.search(rf"\| all +\| +202 \| +100\.00 \| +{m:.2f} \| +\+{100 - m:.2f} \|", out), out
+    assert re.search(r"\| S +\|", out) and "2000 resamples, seed 0" in out
+    assert "A and B differ in: model oracle vs box-fill" in out
     # drop one instance from B: the sets differ
     shutil.copytree(b, tmp_path / "b")
     lines = (tmp_path / "b" / "instances.jsonl").read_text().splitlines()
@@ -526,7 +561,7 @@ def test_compare_cli(es, capsys, sample_runs, tmp_path):
     rc, _, err = _run_cli(es, capsys, "compare", str(a), str(tmp_path / "b"))
     assert rc == 2 and "different instances" in err
     rc, _, err = _run_cli(es, capsys, "compare", str(a), str(sample_runs / "oracle" / "coco-1click"))
-    assert rc == 2 and "not the same protocol" in err
+    assert rc == 2 and "not measured on the same things" in err and "coco-box@1 vs coco-1click@1" in err
 
 
 # -- NoC --------------------------------------------------------------------------------------------------
@@ -571,40 +606,53 @@ class DiskRunner(Runner):
         return Prediction(torch.from_numpy(masks), torch.tensor([[0.2, 0.9, 0.5]] * n))
 
 
-def test_sam_click_ious_equals_the_evaluators_sam_click_loop():
-    """The NoC loop's IoU after click k equals what the k-click protocol with click_rule=sam scores."""
+def test_noc_task_and_the_sam_click_rule_are_one_clicker():
+    """NoC's IoU after click k equals what the k-click protocol with click_rule=sam scores, click by click."""
     reader = locate("coco", "sample").open()
     sample = reader.sample(reader.image_ids()[1])
     cache = MaskCache(sample)
     runner = DiskRunner()
     runner.set_image(load_rgb(sample.path))
-    protocol = get_protocol("coco-3click").with_options({"click_rule": "sam"})
-    task = MIoUTask(protocol, TaskContext(reader=reader, image_ids=[sample.image_id]))
-    records, _ = task.run_image(runner, cache)
+    ctx = TaskContext(reader=reader, image_ids=[sample.image_id])
+    miou = MIoUTask(get_protocol("coco-3click").with_options({"click_rule": "sam"}), ctx)
+    records, _ = miou.run_image(runner, cache)
+    nocs, _ = NocTask(get_protocol("coco-noc20").with_options({"clicks": 3}), ctx).run_image(runner, cache)
     gt = select_instances(cache, include_crowd=False)
-    assert len(records) == len(gt.instances) >= 3
+    assert len(records) == len(nocs) == len(gt.instances) >= 3
     saw_negative = False
-    for rec, mask in zip(records, gt.masks, strict=True):
-        seq = sam_click_ious(runner, mask, clicks=3)
-        assert seq.ious[-1] == pytest.approx(rec.iou, abs=1e-12)
-        assert seq.points.tolist() == rec.prompt["points"] and seq.labels.tolist() == rec.prompt["labels"]
+    for rec, seq in zip(records, nocs, strict=True):
+        assert len(seq.ious) == 3 and seq.ious[-1] == pytest.approx(rec.iou, abs=1e-12)
+        assert seq.prompt == rec.prompt
         saw_negative |= 0 in rec.prompt["labels"]
     assert saw_negative  # the loop was exercised beyond the first click
 
 
 def test_noc_cli_on_the_sample(es, capsys, tmp_path):
     rc, out, err = _run_cli(
-        es, capsys, "noc", "--model", "oracle", "--data", "sample", "--limit", "1", "--max-clicks", "3",
-        "--out", str(tmp_path),
-    )  # fmt: skip
+        es,
+        capsys,
+        "noc",
+        "--model",
+        "oracle",
+        "--data",
+        "sample",
+        "--limit",
+        "1",
+        "--set",
+        "clicks=3",
+        "--out",
+        str(tmp_path),
+    )
     assert rc == 0, err
-    summary = json.loads((tmp_path / "noc.json").read_text())
-    assert summary["metrics"]["NoC@85"] == 1.0 and summary["metrics"]["failures@90"] == 0
-    rows = [json.loads(line) for line in (tmp_path / "noc.jsonl").read_text().splitlines()]
-    assert len(rows) == summary["counts"]["instances"] > 0 and all(r["ious"][0] == 1.0 for r in rows)
-    assert "| oracle | sample-coco |" in out
+    folder = tmp_path / "oracle+clicks=3" / "coco-noc20"
+    record = json.loads((folder / "record.json").read_text())
+    assert record["metrics"]["NoC@85"] == 1.0 and record["metrics"]["NoF@90"] == 0.0
+    assert record["higher_is_better"]["NoC@85"] is False and record["higher_is_better"]["mIoU@3"] is True
+    rows = [json.loads(line) for line in (folder / "instances.jsonl").read_text().splitlines()]
+    assert len(rows) == record["counts"]["instances"] > 0 and all(r["ious"] == [1.0, 1.0, 1.0] for r in rows)
+    assert "coco-noc20@1 (clicks=3)" in out
     rc, _, err = _run_cli(es, capsys, "noc", "--model", "box-fill", "--data", "sample", "--limit", "1")
-    assert rc == 2 and "point prompts" in err
+    assert rc == 2 and "points prompts" in err
 
 
 def test_records_are_not_modified_by_reporting(es, capsys, sample_runs):

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import re
+import shlex
 
 import pytest
 
 from evalsuite.cli import main
-from evalsuite.reproduce import make_plan
+from evalsuite.engine.reproduce import make_plan
 
 
 def _tree(folder) -> dict[str, str]:
@@ -21,12 +23,17 @@ def _tree(folder) -> dict[str, str]:
 @pytest.mark.slow
 def test_reproduce_all_on_the_sample_then_again_without_work(tmp_path, capsys):
     out = tmp_path / "results"
-    args = ["reproduce", "all", "--models", "box-fill", "oracle", "--data", "sample", "--out", str(out)]
+    args = ["reproduce", "all", "--models", "box-fill,oracle", "--data", "sample", "--out", str(out)]
     assert main(args) == 0
+    captured = capsys.readouterr()
+    assert "[1/4] box-fill on COCO" in captured.err and "[4/4] oracle on LVIS" in captured.err
+    assert "| step |" in captured.out.replace("  ", " ") or "step" in captured.out.splitlines()[-6]
     for name in ("table4.md", "table4.tex", "table5.md", "table5.tex", "plots/clicks.png", "plots/speed.pdf"):
         assert (out / name).stat().st_size > 0, name
     table4 = (out / "table4.md").read_text()
-    assert "| oracle | 100.0 | 100.0 | 100.0 |" in table4 and "| box-fill | 60.4 | – |" in table4
+    assert re.search(r"\| oracle +\| +100\.0 \| +100\.0 \| +100\.0 \|", table4), table4
+    assert re.search(r"\| box-fill +\| +60\.4 \| +– \|", table4), table4
+    assert "SAM (ViT-H) (paper)" in table4  # the paper's rows give the measured ones their context
     assert "\\toprule" in (out / "table5.tex").read_text()
     for model, protocol in [
         ("oracle", "lvis-5click"),
@@ -35,7 +42,6 @@ def test_reproduce_all_on_the_sample_then_again_without_work(tmp_path, capsys):
     ]:
         assert (out / "runs" / model / protocol / "record.json").is_file()
     before = _tree(out)
-    capsys.readouterr()
     assert main(args) == 0
     assert _tree(out) == before
 
@@ -48,11 +54,52 @@ def test_plan_shares_one_run_per_model_and_dataset_and_skips_what_a_model_cannot
         ("oracle", "coco", 5),
         ("oracle", "lvis", 5),
     ]
-    assert "box-fill coco-1click (takes no clicks)" in plan.skipped
+    assert "box-fill coco-1click (takes no points)" in plan.skipped
 
 
-def test_dry_run_prints_the_plan_and_an_estimate(capsys):
-    assert main(["reproduce", "table4", "--models", "efficientsam-ti", "sam-vit-h", "--dry-run"]) == 0
+def test_the_default_plan_is_the_papers():
+    """Table 4 has no FastSAM row; SAM ViT-H's Table 5 row was measured with the refinement iteration."""
+    t4 = make_plan("table4", None, {})
+    assert {r.model for r in t4.runs} == {"sam-vit-h", "mobilesam", "efficientsam-ti", "efficientsam-s"}
+    t5 = make_plan("table5", None, {"coco": None, "lvis": None})
+    assert {r.model for r in t5.runs} == {
+        "sam-vit-h",
+        "mobilesam",
+        "fastsam-x",
+        "efficientsam-ti",
+        "efficientsam-s",
+    }
+    assert all(r.overrides == ({"refine": 1} if r.model == "sam-vit-h" else {}) for r in t5.runs)
+
+
+def test_dry_run_prints_copyable_commands_what_is_missing_and_an_honest_estimate(
+    capsys, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("EVALSUITE_HOME", str(tmp_path / "home"))
+    args = [
+        "reproduce",
+        "all",
+        "--models",
+        "efficientsam-ti,sam-vit-h",
+        "--data-root",
+        str(tmp_path / "coco"),
+    ]
+    assert main([*args, "--out", str(tmp_path / "res"), "--dry-run", "--device", "cpu"]) == 0
     out = capsys.readouterr().out
-    assert "evalsuite run coco-box coco-1click" in out and "--model sam-vit-h" in out
-    assert "estimated time:" in out and "official code" in out
+    commands = [line.split("] ", 1)[1] for line in out.splitlines() if line.startswith("[")]
+    assert len(commands) == 4
+    for cmd in commands:
+        argv = shlex.split(cmd)
+        assert (
+            argv[:2] == ["evalsuite", "run"]
+            and "--data-root" in argv
+            and "--out" in argv
+            and "--device" in argv
+        )
+    sam_coco = next(c for c in commands if "--model sam-vit-h" in c and "coco-vitdet" in c)
+    assert "--refine 1" in sam_coco  # the paper's SAM ViT-H row includes the refinement iteration
+    assert "missing: COCO data" in out and "missing: sam-vit-h weights" in out
+    assert "missing: coco-vitdet detections" in out
+    assert "estimated time: unknown on cpu" in out  # never an H100 figure for a CPU run
+    assert main([*args, "--out", str(tmp_path / "res"), "--device", "cpu"]) == 2  # preflight refuses to start
+    assert "missing before any run starts" in capsys.readouterr().err

@@ -104,7 +104,8 @@ def test_encoder_input_matches_golden(golden_run, fidelity, name):
     run = golden_run(name)
     g, tol = run.golden, fidelity.tol["encoder_input__sample"]
     assert tuple(g["original_size"]) == run.fill.IMAGE_HW
-    x, input_size = run.runner.preprocess(run.image)
+    x = run.runner.encoder_input(run.image)
+    input_size = run.runner.image_transform()(run.image).input_size
     assert input_size == tuple(g["input_size"])
     assert list(x.shape) == list(g["encoder_input__shape"])
     flat = x.reshape(-1)
@@ -222,9 +223,9 @@ def test_mask_input_is_sams_refinement_input(golden_run):
 def test_runner_rejects_bad_input(golden_run):
     r = golden_run("mobilesam").runner
     with pytest.raises(InputError):
-        r.preprocess(np.zeros((8, 8, 3), dtype=np.float32))
+        r.encoder_input(np.zeros((8, 8, 3), dtype=np.float32))
     with pytest.raises(InputError):
-        r.preprocess(np.zeros((8, 8), dtype=np.uint8))
+        r.encoder_input(np.zeros((8, 8), dtype=np.uint8))
     with pytest.raises(InputError):
         r.predict(boxes=np.zeros((2, 4)), points=np.zeros((3, 1, 2)), point_labels=np.ones((3, 1)))
     with pytest.raises(InputError):
@@ -270,7 +271,7 @@ def test_specs_and_factory():
     for name in VARIANTS:
         spec = get_spec(name)
         assert spec.name == name and spec.needs_weights
-    assert get_spec("sam-vit-h").paper_row == "SAM (ViT-H)" and get_spec("mobilesam").paper_row == "MobileSAM"
+    assert get_spec("sam-vit-h").label == "SAM ViT-H" and get_spec("mobilesam").label == "MobileSAM"
     runner = get_spec("mobilesam").build(checkpoint=None, device="cpu")
     assert isinstance(runner, SamRunner) and runner.checkpoint_sha256 is None and runner.takes_mask_prompt
     assert not runner.model.training

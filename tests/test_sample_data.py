@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -16,8 +17,12 @@ from PIL import Image, features
 from pycocotools.coco import COCO
 from scipy import ndimage
 
-from evalsuite.data import sample_gen
-from evalsuite.data.sample_gen import SAMPLE_DIR, SAMPLE_VERSION
+TOOLS = Path(__file__).resolve().parent.parent / "tools"
+sys.path.insert(0, str(TOOLS))
+import make_sample as sample_gen  # noqa: E402  (a development tool, not part of the package)
+
+SAMPLE_DIR, SAMPLE_VERSION = sample_gen.SAMPLE_DIR, sample_gen.SAMPLE_VERSION
+
 
 COCO_JSON = SAMPLE_DIR / "annotations" / "instances_val2017.json"
 LVIS_JSON = SAMPLE_DIR / "annotations" / "lvis_v1_val.json"
@@ -73,7 +78,7 @@ def test_regeneration_is_byte_identical(regenerated: Path) -> None:
         f"MANIFEST was written with Pillow {manifest['pillow_version']} "
         f"(libjpeg-turbo {manifest.get('libjpeg_turbo_version')}), installed is Pillow {PIL.__version__} "
         f"(libjpeg-turbo {features.version('libjpeg_turbo')}); JPEG bytes depend on the libjpeg bundled "
-        "with Pillow. If the generator changed on purpose, rerun `python -m evalsuite.data.sample_gen`."
+        "with Pillow. If the generator changed on purpose, rerun `python tools/make_sample.py`."
     )
     assert sorted(committed) == sorted(fresh), (
         f"file sets differ: only committed {sorted(set(committed) - set(fresh))}, "

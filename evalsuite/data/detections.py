@@ -95,7 +95,7 @@ def _problem(det: object, image_ids: set[int], category_ids: set[int]) -> str | 
         return UNKNOWN_IMAGE
     if det["category_id"] not in category_ids:
         return UNKNOWN_CATEGORY
-    if not math.isfinite(score):
+    if not math.isfinite(det["score"]):  # a number: checked above
         return BAD_SCORE
     if not all(math.isfinite(v) for v in box) or box[2] <= 0 or box[3] <= 0:
         return BAD_BOX

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 from ..errors import DataNotFoundError, InputError
@@ -29,10 +30,8 @@ _LAYOUT_HINT = {
 
 
 def sample_root() -> Path:
-    """The bundled sample dataset shipped inside the package."""
-    from .sample_gen import SAMPLE_DIR
-
-    return SAMPLE_DIR
+    """The bundled sample dataset shipped inside the package (made by ``tools/make_sample.py``)."""
+    return Path(str(resources.files("evalsuite.data.sample_data")))
 
 
 @dataclass(frozen=True)

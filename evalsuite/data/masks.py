@@ -6,6 +6,7 @@ import math
 from typing import Any
 
 import numpy as np
+import torch
 from pycocotools import mask as mask_utils
 
 
@@ -72,3 +73,17 @@ def encode_mask(mask: np.ndarray) -> dict:
     rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
     rle["counts"] = rle["counts"].decode("ascii")
     return rle
+
+
+def box_masks(boxes: np.ndarray, height: int, width: int, device: str | torch.device = "cpu") -> torch.Tensor:
+    """N×H×W bool masks of the pixels whose centres lie inside each xyxy box (on ``device``).
+
+    Pixel (r, c) has centre (c + 0.5, r + 0.5); for the integer pixel-edge boxes
+    of the box protocols this is exactly the box's pixels.
+    """
+    b = torch.as_tensor(boxes, dtype=torch.float64).reshape(-1, 4).to(device)
+    xs = torch.arange(width, dtype=torch.float64, device=device) + 0.5
+    ys = torch.arange(height, dtype=torch.float64, device=device) + 0.5
+    inx = (xs[None] >= b[:, 0:1]) & (xs[None] < b[:, 2:3])
+    iny = (ys[None] >= b[:, 1:2]) & (ys[None] < b[:, 3:4])
+    return iny[:, :, None] & inx[:, None, :]

@@ -12,6 +12,7 @@ import math
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
+from typing import Any
 from urllib.parse import urlparse
 
 from lvis import LVIS
@@ -113,6 +114,8 @@ class DatasetReader(ABC):
     """Common part of the COCO and LVIS readers."""
 
     family: str = ""
+    #: the official API object over the parsed file (pycocotools ``COCO`` / ``lvis.LVIS``)
+    api: Any
 
     def __init__(self, ann_file: Path, image_root: Path) -> None:
         self.ann_file = Path(ann_file)
@@ -184,7 +187,7 @@ class CocoReader(DatasetReader):
         )
 
 
-class _PreloadedLVIS(LVIS):
+class PreloadedLVIS(LVIS):
     """``lvis.LVIS`` over an already parsed dict (the file is read once, for its hash too)."""
 
     def __init__(self, dataset: dict) -> None:
@@ -215,7 +218,7 @@ class LvisReader(DatasetReader):
         super().__init__(ann_file, image_root)
         data, self.annotation_sha256 = read_json(self.ann_file)
         _check_layout(data, self.ann_file, ("coco_url",))
-        self.api = _PreloadedLVIS(data)
+        self.api = PreloadedLVIS(data)
         self.categories = dict(self.api.cats)
         self._ids = sorted(self.api.imgs)
 

@@ -42,6 +42,7 @@ import math
 import warnings
 from collections.abc import Iterator
 from numbers import Integral, Real
+from typing import Any
 
 import faster_coco_eval
 from lvis import LVISEval, LVISResults
@@ -50,7 +51,7 @@ from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
 from ..compat import patch_lvis_numpy_float
-from ..data.readers import _PreloadedLVIS
+from ..data.readers import PreloadedLVIS
 from ..errors import InputError, did_you_mean
 
 BACKENDS = ("official", "faster")
@@ -148,14 +149,15 @@ def evaluate_segm(
     dets = _prepare_results(results, sizes, categories, iou_type)
     img_ids = _check_image_ids(image_ids, sizes)
 
+    stats: list[float] | dict[str, float]
     if family == "coco":
         run = _official_coco if backend == "official" else _faster_coco
-        stats = run(gt, dets, iou_type, img_ids)
-        metrics = {name: _percent(stats[i]) for name, i in _COCO_STAT_INDEX.items()}
-        num_dets = len(dets)
+        coco_stats = run(gt, dets, iou_type, img_ids)
+        metrics = {name: _percent(coco_stats[i]) for name, i in _COCO_STAT_INDEX.items()}
+        num_dets, stats = len(dets), coco_stats
     else:
         if backend == "official":
-            stats, num_dets = _official_lvis(gt, dets, iou_type, img_ids)
+            lvis_stats, num_dets = _official_lvis(gt, dets, iou_type, img_ids)
         else:
             if any(ann.get("ignore") for ann in gt["annotations"]):
                 raise InputError(
@@ -164,8 +166,9 @@ def evaluate_segm(
                 )
             dets = lvis_top_k(dets, LVIS_MAX_DETS)
             num_dets = len(dets)
-            stats = _faster_lvis(gt, dets, iou_type, img_ids)
-        metrics = {name: _percent(stats[key]) for name, key in _LVIS_RESULT_KEY.items()}
+            lvis_stats = _faster_lvis(gt, dets, iou_type, img_ids)
+        metrics = {name: _percent(lvis_stats[key]) for name, key in _LVIS_RESULT_KEY.items()}
+        stats = lvis_stats
     return {
         "metrics": metrics,
         "stats": stats,
@@ -187,7 +190,7 @@ def _check_gt(family: str, gt: dict, iou_type: str) -> None:
     for section in ("images", "annotations", "categories"):
         if not isinstance(gt.get(section), list):
             raise InputError(f"ground truth: missing or malformed '{section}' list")
-    image_keys = ("id", "height", "width")
+    image_keys: tuple[str, ...] = ("id", "height", "width")
     if family == "lvis":
         image_keys += ("neg_category_ids", "not_exhaustive_category_ids")
     for img in gt["images"]:
@@ -246,7 +249,7 @@ def _prepare_results(
         score = det["score"]
         if not isinstance(score, Real) or isinstance(score, bool) or not math.isfinite(score):
             raise InputError(f"{where}: score {score!r} is not a finite number")
-        out = {"image_id": image_id, "category_id": category_id, "score": float(score)}
+        out: dict[str, Any] = {"image_id": image_id, "category_id": category_id, "score": float(score)}
         if iou_type == "segm":
             out["segmentation"] = _compressed_rle(det["segmentation"], *sizes[image_id], where)
         else:
@@ -379,7 +382,7 @@ def _official_lvis(
 ) -> tuple[dict[str, float], int]:
     patch_lvis_numpy_float()
     with _quiet():
-        lvis_gt = _PreloadedLVIS(_gt_copy(gt))
+        lvis_gt = PreloadedLVIS(_gt_copy(gt))
         # LVISResults([]) fails on result_anns[0]: build what it would build for an empty list.
         lvis_dt = LVISResults(lvis_gt, dets, max_dets=LVIS_MAX_DETS) if dets else _EmptyLVISResults(lvis_gt)
         evaluator = LVISEval(lvis_gt, lvis_dt, iou_type)
@@ -426,7 +429,7 @@ def _run_faster(gt_data: dict, dets: list[dict], iou_type: str, img_ids: list[in
 class _EmptyLVISResults(LVISResults):
     """What ``LVISResults`` builds for an empty result list, had it not indexed ``result_anns[0]``."""
 
-    def __init__(self, lvis_gt: _PreloadedLVIS) -> None:
+    def __init__(self, lvis_gt: PreloadedLVIS) -> None:
         # Deliberately not calling LVISResults.__init__: it is the part that fails.
         self.logger = logging.getLogger("lvis.results")
         self.dataset = {**lvis_gt.dataset, "annotations": []}

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import numpy as np
 import torch
+
+from ..data.masks import box_masks
 
 
 def mask_iou(pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
@@ -19,20 +20,6 @@ def mask_iou(pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
     return torch.where(
         union > 0, inter.double() / union.clamp(min=1).double(), torch.zeros_like(inter, dtype=torch.float64)
     )
-
-
-def box_masks(boxes: np.ndarray, height: int, width: int, device: str | torch.device = "cpu") -> torch.Tensor:
-    """N×H×W bool masks of the pixels whose centres lie inside each xyxy box (on ``device``).
-
-    Pixel (r, c) has centre (c + 0.5, r + 0.5); for the integer pixel-edge boxes
-    of the box protocols this is exactly the box's pixels.
-    """
-    b = torch.as_tensor(boxes, dtype=torch.float64).reshape(-1, 4).to(device)
-    xs = torch.arange(width, dtype=torch.float64, device=device) + 0.5
-    ys = torch.arange(height, dtype=torch.float64, device=device) + 0.5
-    inx = (xs[None] >= b[:, 0:1]) & (xs[None] < b[:, 2:3])
-    iny = (ys[None] >= b[:, 1:2]) & (ys[None] < b[:, 3:4])
-    return iny[:, :, None] & inx[:, None, :]
 
 
 def box_iou_of_masks(masks: torch.Tensor, boxes) -> torch.Tensor:

@@ -13,6 +13,8 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any, ClassVar
 
+from .base import Metric, MetricResult
+
 # COCO's area buckets (by the annotation's `area`), non-overlapping.
 SMALL_MAX = 32**2
 MEDIUM_MAX = 96**2
@@ -75,52 +77,39 @@ def summarize_miou(records: Iterable[InstanceRecord]) -> dict[str, float | int |
     return out
 
 
-def per_category_miou(records: Iterable[InstanceRecord]) -> dict[int, dict[str, float | int]]:
+def per_category_miou(records: Iterable[InstanceRecord]) -> dict[int, dict[str, float | int | None]]:
     """mIoU (percent) and instance count per category id."""
     by_cat: dict[int, list[float]] = defaultdict(list)
     for r in records:
         by_cat[r.category_id].append(r.iou)
-    return {c: {"mIoU": _mean_pct(v), "n": len(v)} for c, v in sorted(by_cat.items())}
+    out: dict[int, dict[str, float | int | None]] = {}
+    for c, v in sorted(by_cat.items()):
+        out[c] = {"mIoU": _mean_pct(v), "n": len(v)}
+    return out
 
 
-class MIoUEvaluator:
-    """detectron2-style evaluator: ``reset() / process(records) / evaluate()``.
-
-    Its state is the list of records, so states from several processes merge by
-    concatenation (``merge``); ``evaluate`` sorts by (image id, annotation id)
-    first, which makes the result independent of processing order.
-    """
+class MIoUMetric(Metric[InstanceRecord]):
+    """mIoU over instances (overall and per COCO size bucket), with per-category mIoU."""
 
     higher_is_better: ClassVar[dict[str, bool]] = dict.fromkeys(("mIoU", "mIoU_S", "mIoU_M", "mIoU_L"), True)
-
-    def __init__(self) -> None:
-        self.reset()
-
-    def reset(self) -> None:
-        self._records: list[InstanceRecord] = []
-
-    def process(self, records: Iterable[InstanceRecord]) -> None:
-        self._records.extend(records)
-
-    def merge(self, other: MIoUEvaluator) -> None:
-        self._records.extend(other._records)
 
     @property
     def records(self) -> list[InstanceRecord]:
         return sorted(self._records, key=lambda r: r.key)
 
-    def evaluate(self) -> dict[str, Any]:
-        """``metrics`` (percent), ``counts`` and ``per_category`` of everything processed."""
+    def evaluate(self) -> MetricResult:
         records = self.records
         keys = [r.key for r in records]
         if len(set(keys)) != len(keys):
             raise RuntimeError("an instance was scored twice; refusing to report a biased mean")
         summary = summarize_miou(records)
-        return {
-            "metrics": {k: v for k, v in summary.items() if k.startswith("mIoU")},
-            "counts": {
+        metrics = {k: None if v is None else float(v) for k, v in summary.items() if k.startswith("mIoU")}
+        return MetricResult(
+            metrics=metrics,
+            higher_is_better=dict(self.higher_is_better),
+            counts={
                 "instances": summary["n"],
                 "instances_by_size": {b: summary[f"n_{b}"] for b in BUCKETS},
             },
-            "per_category": per_category_miou(records),
-        }
+            per_category=per_category_miou(records),
+        )

@@ -9,14 +9,20 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 import torch
 
+from ..errors import InputError
+from ..fetch.artefact import Artefact
+
 PROMPT_BOX = "box"
 PROMPT_POINTS = "points"
+BOTH_PROMPTS = frozenset({PROMPT_BOX, PROMPT_POINTS})
+#: how an official checkpoint file holds its weights (see :mod:`evalsuite.models.weights`)
+WEIGHT_FORMATS = ("state_dict", "model_key", "zip_model_key", "state_dict_key_or_plain", "ultralytics")
 
 
 class Prediction:
@@ -50,10 +56,15 @@ class Prediction:
         self.low_res_logits = low_res_logits
         self._to_masks = to_masks
 
+    def _lazy(self) -> tuple[Callable[[torch.Tensor], torch.Tensor], torch.Tensor]:
+        assert self._to_masks is not None and self.low_res_logits is not None  # checked in __init__
+        return self._to_masks, self.low_res_logits
+
     @property
     def masks(self) -> torch.Tensor:
         if self._masks is None:
-            self._masks = self._to_masks(self.low_res_logits)
+            to_masks, logits = self._lazy()
+            self._masks = to_masks(logits)
         return self._masks
 
     @property
@@ -64,14 +75,72 @@ class Prediction:
     @property
     def device(self) -> torch.device:
         """Where the masks are (and so where IoU against the ground truth is computed)."""
-        return (self._masks if self._masks is not None else self.low_res_logits).device
+        return self._masks.device if self._masks is not None else self._lazy()[1].device
 
     def select(self, index: torch.Tensor) -> torch.Tensor:
         """The full-size mask of output ``index[i]`` for each prompt i: N×H×W bool."""
         rows = torch.arange(len(index), device=index.device)
         if self._masks is not None:
             return self._masks[rows, index]
-        return self._to_masks(self.low_res_logits[rows, index][:, None])[:, 0]
+        to_masks, logits = self._lazy()
+        return to_masks(logits[rows, index][:, None])[:, 0]
+
+
+@dataclass(frozen=True)
+class WeightsFile(Artefact):
+    """A model's official checkpoint file: an :class:`~evalsuite.fetch.Artefact` plus its layout.
+
+    ``format``: ``state_dict`` (raw), ``model_key`` (``{"model": sd}``), ``zip_model_key`` (a zip
+    holding such a file as ``member``), ``state_dict_key_or_plain`` (``{"state_dict": sd}`` or raw),
+    ``ultralytics`` (a pickled Ultralytics checkpoint: ``pickled`` must then be True, and the file is
+    unpickled in full only with a published SHA-256 or the user's explicit trust).
+    """
+
+    kind: str = "checkpoints"
+    format: str = "state_dict"
+    member: str | None = None  # the file inside a zip
+    pickled: bool = False
+
+    def __post_init__(self) -> None:
+        if self.format not in WEIGHT_FORMATS:
+            raise ValueError(f"{self.name}: unknown weights format {self.format!r}")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Everything evalsuite knows about a model, in one place: what an entry point points at.
+
+    ``build(checkpoint=None, device="cpu", trust_checkpoint=False, **options)`` returns a
+    :class:`Runner`; ``checkpoint=None`` builds the network without loading weights. Third-party
+    packages may point their entry point at a bare factory instead; the registry wraps it.
+    """
+
+    name: str
+    summary: str
+    build: Callable[..., Runner]
+    #: display name in reports ("EfficientSAM-S"); the registry name where empty
+    label: str = ""
+    #: the official checkpoint (None: the model has no weights to fetch)
+    weights: WeightsFile | None = None
+    #: prompt kinds the model takes; the runner reads them from here
+    prompt_kinds: frozenset[str] = BOTH_PROMPTS
+    #: parameters of the official network (documentation and planning; runs count their own)
+    parameters: int | None = None
+    #: images/s of the official code on one H100 (bf16, prompts batched; ../shared/PERFORMANCE.md) —
+    #: only for `reproduce --dry-run`'s time estimate, never reported as a measurement
+    throughput_hint: float | None = None
+    #: input the encoder sees, for the README model table (e.g. "1024² stretched")
+    input_size: str = ""
+    #: licence of the original weights
+    licence: str = ""
+
+    @property
+    def needs_weights(self) -> bool:
+        return self.weights is not None
+
+    @property
+    def display_name(self) -> str:
+        return self.label or self.name
 
 
 class Runner(ABC):
@@ -80,25 +149,31 @@ class Runner(ABC):
     Call :meth:`set_image` once per image, then :meth:`predict` any number of
     times for that image.
 
-    The evaluator feeds images in batches instead: the decode workers apply
+    The evaluation loop feeds images in batches instead: the decode workers apply
     :meth:`image_transform` to each image, :meth:`set_images` embeds a batch,
     and :meth:`use_image` picks the image the next predict() calls are about.
     The defaults fall back to one set_image() per image, so a runner needs only
-    set_image() and predict(); a model whose encoder batches overrides the three.
+    set_image() and predict(); a model whose encoder batches derives from
+    :class:`BatchedEncoderRunner`.
     """
 
-    #: registry name, set by the factory
+    #: registry name, set by the factory or the registry
     name: str = ""
-    #: prompt kinds this model accepts (``"box"``, ``"points"``)
-    prompt_kinds: frozenset[str] = frozenset({PROMPT_BOX, PROMPT_POINTS})
     #: whether predict() accepts a low-res mask prompt (SAM's refinement step)
     takes_mask_prompt: bool = False
     #: baselines such as ``oracle`` read the ground truth through set_targets()
     uses_ground_truth: bool = False
     #: the underlying network, for models that have one
-    model: torch.nn.Module | None = None
+    model: Any = None
     #: SHA-256 of the loaded checkpoint file, recorded in every run record
     checkpoint_sha256: str | None = None
+    #: the registry entry this runner was built from (set by the registry)
+    spec: ModelSpec | None = None
+
+    @property
+    def prompt_kinds(self) -> frozenset[str]:
+        """What the model takes: its spec's (a runner built outside the registry takes both)."""
+        return self.spec.prompt_kinds if self.spec is not None else BOTH_PROMPTS
 
     @abstractmethod
     def set_image(self, image: np.ndarray) -> None:
@@ -134,33 +209,80 @@ class Runner(ABC):
         points: np.ndarray | None = None,
         point_labels: np.ndarray | None = None,
         multimask: bool = True,
+        mask_input: torch.Tensor | None = None,
     ) -> Prediction:
         """Segment N objects of the current image.
 
         ``boxes``: N×4 xyxy; ``points``: N×P×2 (x, y); ``point_labels``: N×P
-        (1 foreground, 0 background), all in original-image pixel coordinates.
+        (1 foreground, 0 background), all in original-image pixel coordinates;
+        ``mask_input``: N×1×256×256 low-res logits of an earlier call (only for runners with
+        ``takes_mask_prompt``; the others refuse it).
         """
 
     def set_targets(self, masks: np.ndarray) -> None:  # pragma: no cover - only oracle overrides
         """Receive the N ground-truth masks matching the next predict() call's prompts."""
         raise TypeError(f"model {self.name!r} does not use ground truth")
 
+    def refuse_mask_input(self, mask_input: object) -> None:
+        """For runners without a mask prompt: a clear error instead of silently ignoring one."""
+        if mask_input is not None:
+            raise InputError(f"model {self.name!r} takes no mask prompt (mask_input)")
 
-@dataclass(frozen=True)
-class ModelSpec:
-    """What a registry entry point points at: a name, a summary and a factory.
 
-    ``build(checkpoint=None, device="cpu", **options)`` returns a :class:`Runner`.
-    Third-party packages may instead point their entry point at a bare factory
-    callable; the registry wraps it.
+ItemT = TypeVar("ItemT")
+StateT = TypeVar("StateT")
+
+
+class BatchedEncoderRunner(Runner, Generic[ItemT, StateT]):
+    """A runner whose image encoder embeds a batch of images in one pass.
+
+    Subclasses give :meth:`image_transform` (what the decode workers make of an image: an
+    ``ItemT``), :meth:`_encode` (a batch of items → one per-image state, e.g. the embedding and
+    the sizes) and :meth:`_activate` (make one state current for predict()). This class owns the
+    batch bookkeeping every such runner shares, so set_images/use_image/set_image exist once.
     """
 
-    name: str
-    summary: str
-    build: Callable[..., Runner]
-    #: whether a run needs a checkpoint (the CLI then finds the official file in the cache)
-    needs_weights: bool = False
-    #: prompt kinds the model takes (lets a planner pick protocols without building the model)
-    prompt_kinds: frozenset[str] = frozenset({PROMPT_BOX, PROMPT_POINTS})
-    paper_row: str | None = None
-    extra: dict = field(default_factory=dict)
+    device: torch.device = torch.device("cpu")
+
+    def __init__(self) -> None:
+        self._states: list[StateT] = []
+        self._current: StateT | None = None
+
+    @abstractmethod
+    def image_transform(self) -> Callable[[np.ndarray], ItemT]:
+        """The picklable per-image transform (it also checks the image)."""
+
+    @abstractmethod
+    def _encode(self, items: Sequence[ItemT]) -> list[StateT]:
+        """One encoder pass over ``items`` (non-empty): the per-image states, in order."""
+
+    def _activate(self, state: StateT) -> None:
+        """Make ``state`` the image predict() segments (default: just keep it as current)."""
+
+    @torch.inference_mode()
+    def set_images(self, images: Sequence[ItemT]) -> None:
+        self._current = None
+        self._states = []
+        if images:
+            self._states = self._encode(images)
+
+    def use_image(self, index: int) -> None:
+        if not 0 <= index < len(self._states):
+            raise RuntimeError(
+                f"use_image({index}): the last set_images() batch has {len(self._states)} image(s)"
+            )
+        self._current = self._states[index]
+        self._activate(self._current)
+
+    def set_image(self, image: np.ndarray) -> None:
+        """Transform (which refuses a bad image before the current one is dropped), embed, make current."""
+        item = self.image_transform()(image)
+        self.set_images([item])
+        self.use_image(0)
+
+    @property
+    def current(self) -> StateT:
+        """The state of the current image (an error before any set_image)."""
+        if self._current is None:
+            raise RuntimeError("set_image() must be called first")
+        return self._current

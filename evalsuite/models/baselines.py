@@ -11,8 +11,8 @@ import numpy as np
 import torch
 
 from ..errors import InputError
-from ..metrics.iou import box_masks
-from .base import PROMPT_BOX, PROMPT_POINTS, ModelSpec, Prediction, Runner
+from ..data.masks import box_masks
+from .base import PROMPT_BOX, ModelSpec, Prediction, Runner
 
 
 def _no_checkpoint(name: str, checkpoint: str | None) -> None:
@@ -24,7 +24,6 @@ class OracleRunner(Runner):
     """Returns the ground-truth mask of each prompted instance (score 1)."""
 
     name = "oracle"
-    prompt_kinds = frozenset({PROMPT_BOX, PROMPT_POINTS})
     uses_ground_truth = True
 
     def __init__(self) -> None:
@@ -38,7 +37,10 @@ class OracleRunner(Runner):
     def set_targets(self, masks: np.ndarray) -> None:
         self._targets = np.asarray(masks, dtype=bool)
 
-    def predict(self, boxes=None, points=None, point_labels=None, multimask=True) -> Prediction:
+    def predict(
+        self, boxes=None, points=None, point_labels=None, multimask=True, mask_input=None
+    ) -> Prediction:
+        self.refuse_mask_input(mask_input)
         if self._targets is None:
             raise RuntimeError("oracle: set_targets() must be called before predict()")
         n = len(boxes) if boxes is not None else len(points)
@@ -56,7 +58,6 @@ class BoxFillRunner(Runner):
     """
 
     name = "box-fill"
-    prompt_kinds = frozenset({PROMPT_BOX})
 
     def __init__(self, device: str | torch.device = "cpu") -> None:
         self._shape: tuple[int, int] | None = None
@@ -65,9 +66,14 @@ class BoxFillRunner(Runner):
     def set_image(self, image: np.ndarray) -> None:
         self._shape = image.shape[:2]
 
-    def predict(self, boxes=None, points=None, point_labels=None, multimask=True) -> Prediction:
+    def predict(
+        self, boxes=None, points=None, point_labels=None, multimask=True, mask_input=None
+    ) -> Prediction:
+        self.refuse_mask_input(mask_input)
         if boxes is None or points is not None:
             raise InputError("model 'box-fill' takes box prompts only")
+        if self._shape is None:
+            raise RuntimeError("set_image() must be called before predict()")
         h, w = self._shape
         return Prediction(
             masks=box_masks(np.asarray(boxes, float), h, w, self.device)[:, None],
@@ -85,10 +91,13 @@ def _build_box_fill(checkpoint: str | None = None, device: str = "cpu", **_: obj
     return BoxFillRunner(device)
 
 
-ORACLE = ModelSpec("oracle", "ground-truth masks (pipeline check: every protocol scores 100)", _build_oracle)
+ORACLE = ModelSpec(
+    "oracle", "ground-truth masks (pipeline check: every protocol scores 100)", _build_oracle, parameters=0
+)
 BOX_FILL = ModelSpec(
     "box-fill",
     "the prompt box filled in (a floor for box protocols)",
     _build_box_fill,
     prompt_kinds=frozenset({PROMPT_BOX}),
+    parameters=0,
 )

@@ -24,13 +24,13 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
-from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
 
 from ..errors import InputError
-from .base import PROMPT_BOX, PROMPT_POINTS, ModelSpec, Prediction, Runner
+from .base import BatchedEncoderRunner, ModelSpec, Prediction, WeightsFile
 from .nn.efficientsam_net import (
     LABEL_BOX_BR,
     LABEL_BOX_TL,
@@ -39,6 +39,7 @@ from .nn.efficientsam_net import (
     efficient_sam_ti,
     upscale_logits,
 )
+from .weights import network_factory
 
 #: labels a caller may pass: 1 foreground, 0 background (PE only), −1 padding (ignored point)
 _CLICK_LABELS = (-1, 0, 1)
@@ -73,19 +74,22 @@ def efficientsam_input(image: np.ndarray) -> EfficientSamInput:
     return EfficientSamInput(torch.from_numpy(np.ascontiguousarray(image)))
 
 
-class EfficientSamRunner(Runner):
+@dataclass(frozen=True)
+class _EfficientSamImage:
+    embedding: torch.Tensor  # 1×256×64×64
+    size: tuple[int, int]  # original (H, W)
+
+
+class EfficientSamRunner(BatchedEncoderRunner[EfficientSamInput, _EfficientSamImage]):
     """EfficientSAM behind the :class:`Runner` interface; all N prompts go through one decoder call."""
 
-    prompt_kinds = frozenset({PROMPT_BOX, PROMPT_POINTS})
     takes_mask_prompt = False
 
     def __init__(self, model: EfficientSam, name: str = "", device: str | torch.device = "cpu") -> None:
+        super().__init__()
         self.name = name
         self.device = torch.device(device)
-        self.model = model.to(self.device).eval()
-        self._embedding: torch.Tensor | None = None
-        self._size: tuple[int, int] | None = None
-        self._batch: list[tuple[torch.Tensor, tuple[int, int]]] = []
+        self.model: EfficientSam = model.to(self.device).eval()
 
     # -- image -------------------------------------------------------------------------------------------
     def image_transform(self) -> Callable[[np.ndarray], EfficientSamInput]:
@@ -96,40 +100,22 @@ class EfficientSamRunner(Runner):
         return self.model.preprocess(_to_unit_float(pixels))
 
     @torch.inference_mode()
-    def prepare_image(self, image: np.ndarray) -> torch.Tensor:
+    def encoder_input(self, image: np.ndarray) -> torch.Tensor:
         """The normalised 1×3×1024×1024 tensor that enters the image encoder."""
         return self._encoder_input(efficientsam_input(image))
 
-    @torch.inference_mode()
-    def set_images(self, images: Sequence[EfficientSamInput]) -> None:
+    def _encode(self, items: Sequence[EfficientSamInput]) -> list[_EfficientSamImage]:
         """Stretch each image to 1024² on the device, then embed the batch in one encoder pass."""
-        self._embedding = None
-        self._batch = []
-        if not images:
-            return
-        embeddings = self.model.image_encoder(torch.cat([self._encoder_input(item) for item in images]))
-        self._batch = [
-            (embeddings[i : i + 1], (int(item.pixels.shape[0]), int(item.pixels.shape[1])))
-            for i, item in enumerate(images)
+        embeddings = self.model.image_encoder(torch.cat([self._encoder_input(item) for item in items]))
+        return [
+            _EfficientSamImage(embeddings[i : i + 1], (int(item.pixels.shape[0]), int(item.pixels.shape[1])))
+            for i, item in enumerate(items)
         ]
 
-    def use_image(self, index: int) -> None:
-        if not 0 <= index < len(self._batch):
-            raise RuntimeError(
-                f"use_image({index}): the last set_images() batch has {len(self._batch)} image(s)"
-            )
-        self._embedding, self._size = self._batch[index]
-
-    def set_image(self, image: np.ndarray) -> None:
-        item = efficientsam_input(image)  # a bad image is refused before the current one is dropped
-        self.set_images([item])
-        self.use_image(0)
-
-    def get_image_embedding(self) -> torch.Tensor:
+    @property
+    def image_embedding(self) -> torch.Tensor:
         """The 1×256×64×64 embedding of the current image."""
-        if self._embedding is None:
-            raise RuntimeError("set_image() must be called first")
-        return self._embedding
+        return self.current.embedding
 
     # -- prompts -----------------------------------------------------------------------------------------
     def _prompt_points(
@@ -176,8 +162,8 @@ class EfficientSamRunner(Runner):
         multimask: bool = True,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """N×M×256×256 logits and N×M IoUs, the official ``predict_masks`` with output size −1."""
-        embedding = self.get_image_embedding()
-        h, w = self._size
+        embedding = self.image_embedding
+        h, w = self.current.size
         xy, labels = self._prompt_points(boxes, points, point_labels)
         if len(xy) == 0:
             m = 3 if multimask else 1
@@ -188,9 +174,7 @@ class EfficientSamRunner(Runner):
 
     def upscale(self, low_res: torch.Tensor) -> torch.Tensor:
         """Low-res logits → logits at the current image's original size (bicubic, as official)."""
-        if self._size is None:
-            raise RuntimeError("set_image() must be called first")
-        return _upscale(self._size, low_res)
+        return _upscale(self.current.size, low_res)
 
     def predict(
         self,
@@ -198,10 +182,13 @@ class EfficientSamRunner(Runner):
         points: np.ndarray | None = None,
         point_labels: np.ndarray | None = None,
         multimask: bool = True,
+        mask_input: torch.Tensor | None = None,
     ) -> Prediction:
+        self.refuse_mask_input(mask_input)
         low_res, iou = self.predict_low_res(boxes, points, point_labels, multimask)
         # full-size masks are made when read (Prediction.select upscales only the chosen output)
-        return Prediction(iou_predictions=iou, low_res_logits=low_res, to_masks=partial(_masks, self._size))
+        size = self.current.size
+        return Prediction(iou_predictions=iou, low_res_logits=low_res, to_masks=partial(_masks, size))
 
 
 def _upscale(size: tuple[int, int], low_res: torch.Tensor) -> torch.Tensor:
@@ -213,39 +200,46 @@ def _masks(size: tuple[int, int], low_res: torch.Tensor) -> torch.Tensor:
     return _upscale(size, low_res) >= 0  # official example: torch.ge(logits, 0)
 
 
-def _build(
-    model_name: str,
-    make: Callable[[], EfficientSam],
-    checkpoint: str | Path | None = None,
-    device: str = "cpu",
-    trust_checkpoint: bool = False,
-    **_: object,
-) -> EfficientSamRunner:
-    """Build the network; load and verify the official checkpoint (strict keys) when one is given."""
-    model = make()
-    sha256 = None
-    if checkpoint is not None:
-        from .checkpoints import load_checkpoint, load_strict  # lazy: loading is optional
-
-        ck = load_checkpoint(model_name, checkpoint, trust=trust_checkpoint)
-        load_strict(model, ck, model_name)
-        sha256 = ck.sha256
-    runner = EfficientSamRunner(model, name=model_name, device=device)
-    runner.checkpoint_sha256 = sha256
-    return runner
+def _make_runner(name: str, network: nn.Module, device: torch.device) -> EfficientSamRunner:
+    assert isinstance(network, EfficientSam)
+    return EfficientSamRunner(network, name=name, device=device)
 
 
+_REPO = "https://raw.githubusercontent.com/yformer/EfficientSAM/main/weights/"
 EFFICIENTSAM_TI = ModelSpec(
     name="efficientsam-ti",
     summary="EfficientSAM-Ti (ViT-Tiny encoder, 10.2M params; image stretched to 1024², bicubic upscaling)",
-    build=partial(_build, "efficientsam-ti", efficient_sam_ti),
-    needs_weights=True,
-    paper_row="EfficientSAM-Ti",
+    build=network_factory("efficientsam-ti", efficient_sam_ti, partial(_make_runner, "efficientsam-ti")),
+    label="EfficientSAM-Ti",
+    weights=WeightsFile(
+        "efficientsam-ti",
+        "efficient_sam_vitt.pt",
+        _REPO + "efficient_sam_vitt.pt",
+        format="model_key",
+        size=40_982_470,
+        sha256="dff858b19600a46461cbb7de98f796b23a7a888d9f5e34c0b033f7d6eb9e4e6a",
+        # several projects pinning yformer/EfficientSAM at d525f62 (one also gives MD5 7a804da5...)
+        sha256_source="projects pinning yformer/EfficientSAM at d525f62",
+    ),
+    parameters=10_223_204,
+    throughput_hint=54.0,
+    input_size="1024² stretched",
+    licence="Apache-2.0",
 )
 EFFICIENTSAM_S = ModelSpec(
     name="efficientsam-s",
     summary="EfficientSAM-S (ViT-Small encoder, 26.4M params; image stretched to 1024², bicubic upscaling)",
-    build=partial(_build, "efficientsam-s", efficient_sam_s),
-    needs_weights=True,
-    paper_row="EfficientSAM-S",
+    build=network_factory("efficientsam-s", efficient_sam_s, partial(_make_runner, "efficientsam-s")),
+    label="EfficientSAM-S",
+    weights=WeightsFile(
+        "efficientsam-s",
+        "efficient_sam_vits.pt.zip",
+        _REPO + "efficient_sam_vits.pt.zip",
+        format="zip_model_key",
+        member="efficient_sam_vits.pt",  # no published size or SHA-256 found: trusted on first use
+    ),
+    parameters=26_413_028,
+    throughput_hint=37.3,
+    input_size="1024² stretched",
+    licence="Apache-2.0",
 )

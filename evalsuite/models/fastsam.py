@@ -48,7 +48,7 @@ import numpy as np
 import torch
 
 from ..errors import InputError
-from .base import PROMPT_BOX, PROMPT_POINTS, ModelSpec, Prediction, Runner
+from .base import ModelSpec, Prediction, Runner, WeightsFile
 
 #: official "segment everything" settings (Inference.py defaults; max_det = Ultralytics' default)
 SEGMENT_ARGS: dict[str, Any] = {"imgsz": 1024, "conf": 0.4, "iou": 0.9, "max_det": 300, "retina_masks": True}
@@ -234,7 +234,6 @@ class FastSamRunner(Runner):
     gives empty masks with score 0.
     """
 
-    prompt_kinds = frozenset({PROMPT_BOX, PROMPT_POINTS})
     takes_mask_prompt = False
 
     def __init__(
@@ -293,12 +292,15 @@ class FastSamRunner(Runner):
         points: np.ndarray | None = None,
         point_labels: np.ndarray | None = None,
         multimask: bool = True,
+        mask_input: torch.Tensor | None = None,
     ) -> Prediction:
+        self.refuse_mask_input(mask_input)
         if (boxes is None) == (points is None):
             raise InputError("FastSAM takes either box prompts or point prompts, one kind per call")
         if boxes is not None:
             masks, score = self._by_boxes(boxes)
         else:
+            assert points is not None  # one of the two: checked above
             masks, score = self._by_points(points, point_labels)
         return Prediction(masks=masks[:, None], iou_predictions=score[:, None])
 
@@ -345,7 +347,7 @@ def _everything_predictor() -> type:
             )
 
         class FastSamEverythingPredictor(SegmentationPredictor):
-            def construct_result(self, pred, img, orig_img, img_path, proto):  # type: ignore[override]
+            def construct_result(self, pred, img, orig_img, img_path, proto):
                 if len(pred):  # boxes are still in network-input pixels here
                     pred[:, :4] = snap_boxes(pred[:, :4], int(img.shape[2]), int(img.shape[3]))
                 return super().construct_result(pred, img, orig_img, img_path, proto)
@@ -389,30 +391,64 @@ def _build(
     if checkpoint is None:
         yolo = _random_yolo(yolo_cls, scale)
     else:
-        from .checkpoints import load_checkpoint
+        from .registry import get_spec
+        from .weights import read_checkpoint
 
-        # Verifies the SHA-256 against the registry (or the user's explicit trust) first; only then
+        # Verifies the SHA-256 against the published one (or the user's explicit trust) first; only then
         # may Ultralytics unpickle the same file with its own loader (legacy module names included).
-        ck = load_checkpoint(model_name, checkpoint, trust=trust_checkpoint)
+        ck = read_checkpoint(get_spec(model_name), checkpoint, trust=trust_checkpoint)
         yolo = yolo_cls(str(ck.path), task="segment")
         if getattr(yolo, "task", None) != "segment":
             raise InputError(f"{ck.path}: not a FastSAM (YOLOv8-seg) checkpoint: task is {yolo.task!r}")
+        ck.confirm()
         sha256 = ck.sha256
     runner = FastSamRunner(yolo, name=model_name, device=device, predictor=_everything_predictor())
     runner.checkpoint_sha256 = sha256
     return runner
 
 
+_ULTRALYTICS = "https://github.com/ultralytics/assets/releases/download/v8.2.0/"
+# URLs from the Ultralytics FastSAM docs (assets release v8.2.0; later docs link v8.4.0 with the same
+# FastSAM-s hash and size); SHA-256 and sizes from data-juicer's model lock and other projects pinning
+# these assets. The Google Drive files of the FastSAM README were not hashed anywhere we found and may
+# differ (they would then need --trust-checkpoint).
+_SHA_SOURCE = "data-juicer's model lock and other projects pinning the Ultralytics assets"
+
 FASTSAM_S = ModelSpec(
     name="fastsam-s",
     summary="FastSAM-s (YOLOv8-s-seg, 11.8M params; segment everything, the prompt selects a mask)",
     build=partial(_build, "fastsam-s", "s"),
-    needs_weights=True,
+    label="FastSAM-s",
+    weights=WeightsFile(
+        "fastsam-s",
+        "FastSAM-s.pt",
+        _ULTRALYTICS + "FastSAM-s.pt",
+        format="ultralytics",
+        size=23_851_578,
+        sha256="c9f78716a81c7aff0d608ccc73e1b82ab3aaad86005049f6a92106a0be6d0844",
+        sha256_source=_SHA_SOURCE,
+        pickled=True,
+    ),
+    parameters=11_800_000,
+    input_size="1024 letterboxed",
+    licence="AGPL-3.0 (Ultralytics)",
 )
 FASTSAM_X = ModelSpec(
     name="fastsam-x",
     summary="FastSAM-x (YOLOv8-x-seg, 68M params; segment everything, the prompt selects a mask)",
     build=partial(_build, "fastsam-x", "x"),
-    needs_weights=True,
-    paper_row="FastSAM",
+    label="FastSAM-x",
+    weights=WeightsFile(
+        "fastsam-x",
+        "FastSAM-x.pt",
+        _ULTRALYTICS + "FastSAM-x.pt",
+        format="ultralytics",
+        size=144_972_346,
+        sha256="752cadc2828edb1cd4bc4f9eb587100631af06ea2108f4c9ed56df4755701e76",
+        sha256_source=_SHA_SOURCE,
+        pickled=True,
+    ),
+    parameters=68_000_000,
+    input_size="1024 letterboxed",
+    licence="AGPL-3.0 (Ultralytics)",
 )

@@ -1,21 +1,25 @@
 """Model registry fed by the ``evalsuite.models`` entry-point group.
 
-Built-in models are declared in evalsuite's own ``pyproject.toml`` exactly as a
-third-party package would declare its own, so adding a model is one module and
-one entry point — never an edit here. Entry points are resolved lazily: a
-model's module (and its heavy imports) loads only when that model is used.
+Built-in models are declared in evalsuite's own ``pyproject.toml`` exactly as a third-party
+package would declare its own, so adding a model is one module and one entry point — never an
+edit here. Entry points are resolved lazily: a model's module (and its heavy imports) loads only
+when that model is used.
 """
 
 from __future__ import annotations
 
 import inspect
+import re
+from dataclasses import dataclass
 from functools import cache
 from importlib.metadata import EntryPoint, entry_points
+from pathlib import Path
 
 from ..errors import InputError, UnknownNameError, did_you_mean
 from .base import ModelSpec, Runner
 
 ENTRY_POINT_GROUP = "evalsuite.models"
+_RANDOM = re.compile(r"random(?::(\d+))?")
 
 
 @cache
@@ -33,6 +37,7 @@ def model_names() -> list[str]:
     return sorted(_entry_points())
 
 
+@cache
 def get_spec(name: str) -> ModelSpec:
     """Resolve a model name to its :class:`ModelSpec` (loading its module)."""
     eps = _entry_points()
@@ -48,6 +53,11 @@ def get_spec(name: str) -> ModelSpec:
         )
     target = eps[name].load()
     if isinstance(target, ModelSpec):
+        if target.name != name:
+            raise InputError(
+                f"entry point {name!r} points at the spec of {target.name!r}",
+                hint=f'fix the [project.entry-points."{ENTRY_POINT_GROUP}"] table of its package',
+            )
         return target
     if callable(target):
         doc = inspect.getdoc(target) or ""
@@ -58,14 +68,56 @@ def get_spec(name: str) -> ModelSpec:
     )
 
 
-def build_model(name: str, checkpoint: str | None = None, device: str = "cpu", **options) -> Runner:
+@dataclass(frozen=True)
+class WeightsChoice:
+    """Which weights a run uses: the official file, a file of the user's, random, or none."""
+
+    kind: str  # "official" | "file" | "random" | "none"
+    path: Path | None = None
+    seed: int | None = None
+
+    @property
+    def label(self) -> str:
+        """What the run record says: ``official``, ``file``, ``random:SEED`` or ``none``."""
+        return f"random:{self.seed}" if self.kind == "random" else self.kind
+
+
+def parse_weights(text: str | None, checkpoint: str | Path | None = None) -> WeightsChoice:
+    """``--weights`` (``official`` default, or ``random[:SEED]``) together with ``--checkpoint``."""
+    if text in (None, "", "official"):
+        return (
+            WeightsChoice("file", Path(checkpoint)) if checkpoint is not None else WeightsChoice("official")
+        )
+    m = _RANDOM.fullmatch(text)
+    if m is None:
+        raise InputError(f"--weights must be 'official' or 'random[:SEED]', not {text!r}")
+    if checkpoint is not None:
+        raise InputError("--weights random and --checkpoint exclude each other")
+    return WeightsChoice("random", seed=int(m.group(1) or 0))
+
+
+def build_model(
+    name: str,
+    checkpoint: str | Path | None = None,
+    device: str = "cpu",
+    weights: WeightsChoice | str | None = None,
+    **options: object,
+) -> Runner:
     """Build the runner registered as ``name``.
 
-    ``checkpoint=None`` builds the network without loading weights (tests,
-    benchmarks); weightless baselines ignore it.
+    ``checkpoint=None`` builds the network without loading weights (tests, benchmarks) unless
+    ``weights`` says ``random[:SEED]`` (deterministic weights, see :mod:`.random_init`); weightless
+    baselines ignore both.
     """
-    runner = get_spec(name).build(checkpoint=checkpoint, device=device, **options)
+    spec = get_spec(name)
+    choice = weights if isinstance(weights, WeightsChoice) else parse_weights(weights, None)
+    runner = spec.build(checkpoint=None if checkpoint is None else str(checkpoint), device=device, **options)
     if not isinstance(runner, Runner):
         raise InputError(f"model {name!r}: its factory returned {type(runner).__name__}, not a Runner")
     runner.name = runner.name or name
+    runner.spec = spec
+    if choice.kind == "random" and runner.model is not None:
+        from .random_init import randomize
+
+        randomize(runner.model, choice.seed or 0)
     return runner

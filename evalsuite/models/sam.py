@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from functools import partial
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -27,11 +27,12 @@ from PIL import Image
 from torch import nn
 
 from ..errors import InputError
-from .base import PROMPT_BOX, PROMPT_POINTS, ModelSpec, Prediction, Runner
+from .base import BatchedEncoderRunner, ModelSpec, Prediction, WeightsFile
 from .nn.sam_decoder import MaskDecoder, PromptEncoder
 from .nn.sam_image_encoder import VIT_B, VIT_H, VIT_L, ImageEncoderViT, ViTConfig
 from .nn.sam_image_encoder import Attention as ViTAttention
 from .nn.tiny_vit import TinyViT
+from .weights import network_factory
 
 PIXEL_MEAN = (123.675, 116.28, 103.53)
 PIXEL_STD = (58.395, 57.12, 57.375)
@@ -39,8 +40,36 @@ MASK_THRESHOLD = 0.0
 LOW_RES = 256
 
 
+class SamNetwork(Protocol):
+    """What :class:`SamRunner` needs of a network: SAM's three parts and its pre- and post-processing.
+
+    SAM, MobileSAM and EfficientViT-SAM (another encoder, another input size) all have them.
+    """
+
+    @property
+    def image_encoder(self) -> nn.Module: ...
+
+    @property
+    def prompt_encoder(self) -> PromptEncoder: ...
+
+    @property
+    def mask_decoder(self) -> MaskDecoder: ...
+
+    @property
+    def img_size(self) -> int: ...
+
+    def preprocess(self, x: torch.Tensor) -> torch.Tensor: ...
+
+    def postprocess_masks(
+        self, masks: torch.Tensor, input_size: tuple[int, int], original_size: tuple[int, int]
+    ) -> torch.Tensor: ...
+
+
 class SamModel(nn.Module):
     """Image encoder + prompt encoder + mask decoder, keyed like the official ``Sam`` module."""
+
+    pixel_mean: torch.Tensor
+    pixel_std: torch.Tensor
 
     def __init__(self, image_encoder: nn.Module) -> None:
         super().__init__()
@@ -53,7 +82,7 @@ class SamModel(nn.Module):
 
     @property
     def img_size(self) -> int:
-        return self.image_encoder.img_size
+        return int(self.image_encoder.img_size)  # type: ignore[arg-type]
 
     def preprocess(self, x: torch.Tensor) -> torch.Tensor:
         """Normalise a 1×3×h×w uint8 (0–255) image, then zero-pad bottom/right to img_size²."""
@@ -120,20 +149,25 @@ def sam_resize(image: np.ndarray, long_side: int, who: str = "sam") -> SamInput:
     return SamInput(torch.from_numpy(np.array(resized)), (new_h, new_w), (h, w))
 
 
-class SamRunner(Runner):
+@dataclass(frozen=True)
+class _SamImage:
+    """One embedded image: its features and the sizes postprocessing needs."""
+
+    features: torch.Tensor  # 1×256×64×64
+    input_size: tuple[int, int]
+    original_size: tuple[int, int]
+
+
+class SamRunner(BatchedEncoderRunner[SamInput, _SamImage]):
     """SAM / MobileSAM with ``SamPredictor``'s pre- and post-processing, N prompts per call."""
 
-    prompt_kinds = frozenset({PROMPT_BOX, PROMPT_POINTS})
     takes_mask_prompt = True
 
-    def __init__(self, model: SamModel, device: str | torch.device = "cpu", name: str = "") -> None:
-        self.model = model
+    def __init__(self, model: SamNetwork, device: str | torch.device = "cpu", name: str = "") -> None:
+        super().__init__()
+        self.model: SamNetwork = model
         self.name = name
         self.device = torch.device(device)
-        self._features: torch.Tensor | None = None
-        self._input_size: tuple[int, int] | None = None
-        self._original_size: tuple[int, int] | None = None
-        self._batch: list[tuple[torch.Tensor, tuple[int, int], tuple[int, int]]] = []
 
     # -- image -----------------------------------------------------------------------------------
     def image_transform(self) -> Callable[[np.ndarray], SamInput]:
@@ -143,35 +177,16 @@ class SamRunner(Runner):
         x = item.pixels.to(self.device, non_blocking=True).permute(2, 0, 1).contiguous()[None]
         return self.model.preprocess(x)
 
-    def preprocess(self, image: np.ndarray) -> tuple[torch.Tensor, tuple[int, int]]:
-        """The 1×3×1024×1024 tensor entering the image encoder, and the resized (h, w) inside it."""
-        item = self.image_transform()(image)
-        return self._encoder_input(item), item.input_size
+    def encoder_input(self, image: np.ndarray) -> torch.Tensor:
+        """The 1×3×1024×1024 tensor entering the image encoder."""
+        return self._encoder_input(self.image_transform()(image))
 
-    @torch.inference_mode()
-    def set_images(self, images: Sequence[SamInput]) -> None:
-        """Embed a batch of resized images in one encoder pass."""
-        self._features = None
-        self._batch = []
-        if not images:
-            return
-        features = self.model.image_encoder(torch.cat([self._encoder_input(item) for item in images]))
-        self._batch = [
-            (features[i : i + 1], item.input_size, item.original_size) for i, item in enumerate(images)
+    def _encode(self, items: Sequence[SamInput]) -> list[_SamImage]:
+        features = self.model.image_encoder(torch.cat([self._encoder_input(item) for item in items]))
+        return [
+            _SamImage(features[i : i + 1], item.input_size, item.original_size)
+            for i, item in enumerate(items)
         ]
-
-    def use_image(self, index: int) -> None:
-        if not 0 <= index < len(self._batch):
-            raise RuntimeError(
-                f"use_image({index}): the last set_images() batch has {len(self._batch)} image(s)"
-            )
-        self._features, self._input_size, self._original_size = self._batch[index]
-
-    def set_image(self, image: np.ndarray) -> None:
-        """Resize, normalise and pad ``image`` (H×W×3 uint8 RGB), then compute its embedding."""
-        item = self.image_transform()(image)  # a bad image is refused before the current one is dropped
-        self.set_images([item])
-        self.use_image(0)
 
     def execution_notes(self) -> dict[str, str]:
         attention = [m for m in self.model.image_encoder.modules() if isinstance(m, ViTAttention)]
@@ -184,9 +199,7 @@ class SamRunner(Runner):
     @property
     def image_embedding(self) -> torch.Tensor:
         """The 1×256×64×64 embedding of the current image (``SamPredictor.get_image_embedding``)."""
-        if self._features is None:
-            raise RuntimeError("set_image() must be called first")
-        return self._features
+        return self.current.features
 
     def _upscale(self, input_size: tuple[int, int], original_size: tuple[int, int], low_res: torch.Tensor):
         with torch.inference_mode():
@@ -195,7 +208,7 @@ class SamRunner(Runner):
     # -- prompts ---------------------------------------------------------------------------------
     def _scale_coords(self, coords: np.ndarray) -> torch.Tensor:
         """Original-image (x, y) → resized-image coordinates: float64 arithmetic, then float32."""
-        (old_h, old_w), (new_h, new_w) = self._original_size, self._input_size
+        (old_h, old_w), (new_h, new_w) = self.current.original_size, self.current.input_size
         coords = coords.astype(np.float64, copy=True)
         coords[..., 0] = coords[..., 0] * (new_w / old_w)
         coords[..., 1] = coords[..., 1] * (new_h / old_h)
@@ -254,70 +267,118 @@ class SamRunner(Runner):
         ``return_logits`` the ``masks`` field holds the float full-resolution logits instead of
         ``logits > 0`` (``SamPredictor.predict(return_logits=True)``).
         """
-        if self._features is None:
-            raise RuntimeError("set_image() must be called before predict()")
+        image = self.current
         pts, box_t, mask_t = self._prompt_tensors(boxes, points, point_labels, mask_input)
         sparse, dense = self.model.prompt_encoder(points=pts, boxes=box_t, masks=mask_t)
         low_res, iou = self.model.mask_decoder(
-            image_embeddings=self._features,
+            image_embeddings=image.features,
             image_pe=self.model.prompt_encoder.get_dense_pe(),
             sparse_prompt_embeddings=sparse,
             dense_prompt_embeddings=dense,
             multimask_output=multimask,
         )
         if return_logits:
-            logits = self.model.postprocess_masks(low_res, self._input_size, self._original_size)
+            logits = self.model.postprocess_masks(low_res, image.input_size, image.original_size)
             return Prediction(masks=logits, iou_predictions=iou, low_res_logits=low_res)
         # full-size masks are made when read (Prediction.select upscales only the chosen output)
-        to_masks = partial(self._upscale, self._input_size, self._original_size)
+        to_masks = partial(self._upscale, image.input_size, image.original_size)
         return Prediction(iou_predictions=iou, low_res_logits=low_res, to_masks=to_masks)
 
 
-# -- factories and registry entries ----------------------------------------------------------------
-def _factory(name: str, variant: str) -> Callable[..., SamRunner]:
-    def build(
-        checkpoint: str | None = None, device: str = "cpu", trust_checkpoint: bool = False, **_: object
-    ) -> SamRunner:
-        model = build_sam_model(variant)
-        sha256 = None
-        if checkpoint is not None:
-            from .checkpoints import load_checkpoint, load_strict  # lazy: only runs that load weights need it
-
-            ck = load_checkpoint(name, checkpoint, trust=trust_checkpoint)
-            load_strict(model, ck, name)
-            sha256 = ck.sha256
-        model.eval()  # after loading: MobileSAM caches its attention biases here
-        runner = SamRunner(model.to(device), device=device, name=name)
-        runner.checkpoint_sha256 = sha256
-        return runner
-
-    build.__doc__ = f"Build the {name} runner (random weights without a checkpoint)."
-    return build
+# -- registry entries -------------------------------------------------------------------------------------
+_SAM_URL = "https://dl.fbaipublicfiles.com/segment_anything/"
+# Sources of sizes and hashes (public code found with the search tools; the values agree everywhere):
+# URLs from the segment-anything README. SHA-256 from micro-sam's pooch registry
+# (computational-cell-analytics/micro-sam, micro_sam/util.py) and several independent download scripts;
+# ViT-H and MobileSAM hashes also in open-edge-platform/model_api issues #350/#352. Sizes from several
+# model manifests (ViT-B's also from a wget log of the official URL, "Length: 375042383"). The file-name
+# suffixes are MD5 prefixes, not SHA-256. MobileSAM: SHA-256 and size from projects pinning
+# weights/mobile_sam.pt at ChaoningZhang/MobileSAM commit f706ad9 (same hash as micro-sam's registry);
+# the URL follows master.
+_SHA_SOURCE = "micro-sam's pooch registry and independent download scripts"
+#: images/s of the official code on one H100, bf16, prompts batched (../shared/PERFORMANCE.md)
+_H100 = {"sam-vit-b": 26.0, "sam-vit-h": 14.0, "mobilesam": 37.1}
 
 
-SAM_VIT_B = ModelSpec(
+def _sam_spec(
+    name: str, variant: str, label: str, summary: str, weights: WeightsFile, parameters: int
+) -> ModelSpec:
+    make_runner = partial(_make_runner, name)
+    return ModelSpec(
+        name,
+        summary,
+        network_factory(name, partial(build_sam_model, variant), make_runner),
+        label=label,
+        weights=weights,
+        parameters=parameters,
+        throughput_hint=_H100.get(name),
+        input_size="1024 long side, padded",
+        licence="Apache-2.0",
+    )
+
+
+def _make_runner(name: str, network: nn.Module, device: torch.device) -> SamRunner:
+    assert isinstance(network, SamModel)
+    return SamRunner(network, device=device, name=name)
+
+
+SAM_VIT_B = _sam_spec(
     "sam-vit-b",
+    "vit_b",
+    "SAM ViT-B",
     "SAM ViT-B (Kirillov et al. 2023), official predictor pipeline",
-    _factory("sam-vit-b", "vit_b"),
-    needs_weights=True,
+    WeightsFile(
+        "sam-vit-b",
+        "sam_vit_b_01ec64.pth",
+        _SAM_URL + "sam_vit_b_01ec64.pth",
+        size=375_042_383,
+        sha256="ec2df62732614e57411cdcf32a23ffdf28910380d03139ee0f4fcbe91eb8c912",
+        sha256_source=_SHA_SOURCE,
+    ),
+    93_735_472,
 )
-SAM_VIT_L = ModelSpec(
+SAM_VIT_L = _sam_spec(
     "sam-vit-l",
+    "vit_l",
+    "SAM ViT-L",
     "SAM ViT-L (Kirillov et al. 2023), official predictor pipeline",
-    _factory("sam-vit-l", "vit_l"),
-    needs_weights=True,
+    WeightsFile(
+        "sam-vit-l",
+        "sam_vit_l_0b3195.pth",
+        _SAM_URL + "sam_vit_l_0b3195.pth",
+        size=1_249_524_607,
+        sha256="3adcc4315b642a4d2101128f611684e8734c41232a17c648ed1693702a49a622",
+        sha256_source=_SHA_SOURCE,
+    ),
+    312_342_832,
 )
-SAM_VIT_H = ModelSpec(
+SAM_VIT_H = _sam_spec(
     "sam-vit-h",
+    "vit_h",
+    "SAM ViT-H",
     "SAM ViT-H (Kirillov et al. 2023), official predictor pipeline",
-    _factory("sam-vit-h", "vit_h"),
-    needs_weights=True,
-    paper_row="SAM (ViT-H)",
+    WeightsFile(
+        "sam-vit-h",
+        "sam_vit_h_4b8939.pth",
+        _SAM_URL + "sam_vit_h_4b8939.pth",
+        size=2_564_550_879,
+        sha256="a7bf3b02f3ebf1267aba913ff637d9a2d5c33d3173bb679e46d9f338c26f262e",
+        sha256_source=_SHA_SOURCE,
+    ),
+    641_090_608,
 )
-MOBILESAM = ModelSpec(
+MOBILESAM = _sam_spec(
     "mobilesam",
+    "vit_t",
+    "MobileSAM",
     "MobileSAM (Zhang et al. 2023): TinyViT-5M encoder + SAM's decoder",
-    _factory("mobilesam", "vit_t"),
-    needs_weights=True,
-    paper_row="MobileSAM",
+    WeightsFile(
+        "mobilesam",
+        "mobile_sam.pt",
+        "https://raw.githubusercontent.com/ChaoningZhang/MobileSAM/master/weights/mobile_sam.pt",
+        size=40_728_226,
+        sha256="6dbb90523a35330fedd7f1d3dfc66f995213d81b29a5ca8108dbcdd4e37d6c2f",
+        sha256_source="projects pinning weights/mobile_sam.pt at ChaoningZhang/MobileSAM f706ad9; micro-sam",
+    ),
+    10_130_092,
 )

@@ -1,49 +1,99 @@
 """Turn any segmentation callable into a runner: the shortest way to plug a model in.
 
-    def segment(image, boxes=None, points=None, point_labels=None):  # -> N×H×W bool (numpy or torch)
-        ...
+    def segment(image, boxes=None, points=None, point_labels=None):
+        ...  # -> N×H×W bool masks, or (masks, scores)
 
     runner = CallableRunner(segment, name="my-model")
 
-``segment`` is called once per batch of prompts with the original-size RGB image; its masks
-are taken as the model's single output with predicted IoU 1 (there is nothing to choose from).
+``segment`` is called once per batch of prompts with the original-size RGB image, either with
+keywords (when it has a ``boxes`` or ``points`` parameter, or ``**kwargs``) or positionally as
+``segment(image, prompts, labels)`` where ``prompts`` is N×4 boxes or N×P×2 points and
+``labels`` is None for boxes. It returns N×H×W masks (one output per prompt, predicted IoU 1:
+there is nothing to choose from), or ``(masks, scores)`` with N×M×H×W masks and N×M scores
+(the protocols then pick an output per prompt by score, as for the built-in models).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import inspect
+from collections.abc import Callable, Iterable
 
 import numpy as np
 import torch
 
 from ..errors import InputError
-from .base import PROMPT_BOX, PROMPT_POINTS, Prediction, Runner
+from .base import BOTH_PROMPTS, ModelSpec, Prediction, Runner
 
 SegmentFn = Callable[..., object]
 
 
-class CallableRunner(Runner):
-    """A runner around ``segment(image, boxes=None, points=None, point_labels=None) -> N×H×W masks``."""
+def _takes_keywords(fn: SegmentFn) -> bool:
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):  # builtins and some C callables have no signature
+        return False
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return True
+    return "boxes" in params or "points" in params
 
-    def __init__(self, segment: SegmentFn, name: str, prompt_kinds=(PROMPT_BOX, PROMPT_POINTS)) -> None:
+
+def _tensor(x: object) -> torch.Tensor:
+    return x.detach() if isinstance(x, torch.Tensor) else torch.as_tensor(np.asarray(x))
+
+
+class CallableRunner(Runner):
+    """A runner around ``segment(image, ...) -> masks[, scores]`` (see the module docstring)."""
+
+    def __init__(
+        self, segment: SegmentFn, name: str = "", prompt_kinds: Iterable[str] = BOTH_PROMPTS
+    ) -> None:
+        if not callable(segment):
+            raise InputError(f"expected a callable segmenter, got {type(segment).__name__}")
         self.segment = segment
-        self.name = name
-        self.prompt_kinds = frozenset(prompt_kinds)
+        self.name = name or getattr(segment, "__name__", "") or type(segment).__name__
+        self.spec = ModelSpec(
+            self.name,
+            inspect.getdoc(segment) or "",
+            build=lambda **_: self,
+            prompt_kinds=frozenset(prompt_kinds),
+        )
+        self._keywords = _takes_keywords(segment)
         self._image: np.ndarray | None = None
 
     def set_image(self, image: np.ndarray) -> None:
         self._image = image
 
-    def predict(self, boxes=None, points=None, point_labels=None, multimask=True) -> Prediction:
+    def predict(
+        self, boxes=None, points=None, point_labels=None, multimask=True, mask_input=None
+    ) -> Prediction:
+        self.refuse_mask_input(mask_input)
         if self._image is None:
             raise RuntimeError("set_image() must be called before predict()")
         n = len(boxes) if boxes is not None else len(points)
-        masks = torch.as_tensor(
-            np.asarray(self.segment(self._image, boxes=boxes, points=points, point_labels=point_labels))
-        )
+        if self._keywords:
+            out = self.segment(self._image, boxes=boxes, points=points, point_labels=point_labels)
+        else:
+            out = self.segment(self._image, boxes if boxes is not None else points, point_labels)
+        masks_raw, scores_raw = out if isinstance(out, tuple) else (out, None)
+        masks = _tensor(masks_raw)
         h, w = self._image.shape[:2]
-        if masks.shape != (n, h, w):
+        if masks.ndim == 3:
+            masks = masks[:, None]
+        if masks.ndim != 4 or masks.shape[0] != n or tuple(masks.shape[2:]) != (h, w):
             raise InputError(
-                f"model {self.name!r} returned masks of shape {tuple(masks.shape)}, expected {(n, h, w)}"
+                f"model {self.name!r} returned masks of shape {tuple(_tensor(masks_raw).shape)}, "
+                f"expected N×H×W or N×M×H×W with N={n}, H×W={h}×{w}"
             )
-        return Prediction(masks=masks.bool()[:, None], iou_predictions=torch.ones(n, 1))
+        m = masks.shape[1]
+        if scores_raw is None:
+            if m != 1:
+                raise InputError(f"model {self.name!r} returned {m} masks per prompt without scores")
+            scores = torch.ones(n, 1)
+        else:
+            scores = _tensor(scores_raw).float().reshape(n, -1)
+            if scores.shape[1] != m:
+                raise InputError(
+                    f"model {self.name!r} returned {m} masks but {scores.shape[1]} scores per prompt"
+                )
+        masks = masks.bool()
+        return Prediction(masks=masks, iou_predictions=scores.to(masks.device))

@@ -12,7 +12,6 @@ from evalsuite.prompts.clicks import (
     random_clicks,
     sam_click,
     sam_click_center,
-    sam_clicks_sequence,
 )
 
 __all__ = [
@@ -21,7 +20,6 @@ __all__ = [
     "random_clicks",
     "sam_click",
     "sam_click_center",
-    "sam_clicks_sequence",
     "tight_box",
     "xywh_to_xyxy",
     "xyxy_to_xywh",

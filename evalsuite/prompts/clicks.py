@@ -7,9 +7,10 @@ Two rules are implemented:
   ``(seed, image_id, ann_id)`` only, so the clicks for an object do not depend on
   the model, the run, the shard layout or the order objects are visited in, and
   the k-click set is a prefix of the (k+1)-click set.
-* :func:`sam_click` / :func:`sam_clicks_sequence` — the SAM paper's iterative
-  clicker (RITM style, as used by EfficientViT-SAM's evaluation): each click goes
-  to the interior-most pixel of the larger error region.
+* :func:`sam_click` — one click of the SAM paper's iterative clicker (RITM style,
+  as used by EfficientViT-SAM's evaluation): each click goes to the interior-most
+  pixel of the larger error region. The rounds (click, predict, click again) are
+  run by :class:`evalsuite.prompts.strategies.SamClicks` and the task that owns the model.
 
 Pixel ``(row r, col c)`` is handed to a model as the point ``(x=c, y=r)`` in
 original image coordinates (no +0.5 shift). Points are float64 ``(n, 2)`` arrays
@@ -19,7 +20,7 @@ negative one.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -30,11 +31,7 @@ __all__ = [
     "random_clicks",
     "sam_click",
     "sam_click_center",
-    "sam_clicks_sequence",
 ]
-
-# Predictor callback for sam_clicks_sequence: (points (n, 2) xy float64, labels (n,) int64) -> H×W mask.
-PredictFn = Callable[[np.ndarray, np.ndarray], ArrayLike]
 
 
 def _as_mask(mask: ArrayLike, name: str) -> np.ndarray:
@@ -215,42 +212,3 @@ def sam_click_center(gt: ArrayLike) -> tuple[float, float]:
     dt = distance_transform_padded(g)
     r, c = np.unravel_index(int(np.argmax(dt)), dt.shape)
     return float(c), float(r)
-
-
-def sam_clicks_sequence(
-    gt: ArrayLike, predict: PredictFn, k: int
-) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
-    """Run the SAM clicker for k rounds against a model.
-
-    Click 1 comes from ``pred=None``; after click i the model is asked
-    ``predict(points[:i], labels[:i])`` (all clicks so far, together) and click i+1
-    is chosen from that prediction, never repeating a clicked pixel. ``predict``
-    is called exactly k times, on fresh copies of the arrays.
-
-    Returns ``(points, labels, predictions)``: float64 ``(k, 2)`` ``(x, y)``, int64
-    ``(k,)``, and the k predictions as bool masks (prediction i used clicks 1..i).
-    Raises ValueError for an empty gt or negative k, or if a prediction's shape
-    differs from gt. Pure apart from calling ``predict``.
-    """
-    g = _as_mask(gt, "sam_clicks_sequence")
-    if isinstance(k, (bool, np.bool_)) or not isinstance(k, (int, np.integer)) or k < 0:
-        raise ValueError(f"sam_clicks_sequence: k must be a non-negative integer, got {k!r}")
-    if not g.any():
-        raise ValueError("sam_clicks_sequence: the gt mask is empty, there is nothing to click on")
-    k = int(k)
-    points = np.zeros((k, 2), dtype=np.float64)
-    labels = np.zeros(k, dtype=np.int64)
-    predictions: list[np.ndarray] = []
-    pred: np.ndarray | None = None
-    for i in range(k):
-        (x, y), label = sam_click(g, pred, points[:i])
-        points[i] = (x, y)
-        labels[i] = label
-        out = np.asarray(predict(points[: i + 1].copy(), labels[: i + 1].copy()))
-        if out.shape != g.shape:
-            raise ValueError(
-                f"sam_clicks_sequence: predict returned shape {out.shape}, expected the gt shape {g.shape}"
-            )
-        pred = np.array(out, dtype=bool)
-        predictions.append(pred)
-    return points, labels, predictions

@@ -1,9 +1,10 @@
 """Reports from run records: paper-layout tables, exports, plots, gates and statistics.
 
-Everything here reads ``record.json`` / ``instances.jsonl`` files, never a live run, except
-:mod:`evalsuite.report.live` (re-prediction for the qualitative grid, and the NoC click loop).
+Everything here reads :class:`~evalsuite.record.RunRecord` s (and their per-item logs), never a
+live run, and imports nothing from the models, the tasks or the engine: the qualitative grid
+draws masks that :mod:`evalsuite.engine.replay` re-predicted.
 """
 
-from .records import RunRecord, check_columns, find_records, read_record, unique_cells
+from .rules import check_columns, column_key, single_record, unique_cells
 
-__all__ = ["RunRecord", "check_columns", "find_records", "read_record", "unique_cells"]
+__all__ = ["check_columns", "column_key", "single_record", "unique_cells"]

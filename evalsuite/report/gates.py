@@ -12,9 +12,13 @@ A gates file is TOML with one ``[[gate]]`` table per row::
     run_id = "box-fill__coco-box__8cd890e935"  # the run that set the expectation (provenance)
 
 (``gate = [ {...}, ... ]``, one inline table per line as in ``gates/sample.toml``, is the same TOML.)
-A row passes when a record of that model and protocol exists (with that options hash, if
-given) and ``|actual − expected| ≤ tolerance``. A missing record, a missing / null / NaN
-metric or a value outside the tolerance is a miss; any miss makes ``evalsuite gate`` exit 1.
+``model`` names the run (its ``--name``; by default the model name). ``weights`` (default
+``official``) says which weights the expectation holds for: a record made with random weights or
+with another checkpoint never satisfies an ``official`` gate (weightless baselines do: they have
+none), and a ``weights = "random:0"`` gate accepts only that seed.
+A row passes when a record of that run and protocol exists (with that options hash, if given,
+and those weights) and ``|actual − expected| ≤ tolerance``. A missing record, a missing / null /
+NaN metric or a value outside the tolerance is a miss; any miss makes ``evalsuite gate`` exit 1.
 """
 
 from __future__ import annotations
@@ -26,7 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import EvalsuiteError, InputError
-from .records import RunRecord, unique_cells
+from ..record import RunRecord
+from .rules import unique_cells
 
 
 class GateFailure(EvalsuiteError):
@@ -44,6 +49,12 @@ class Gate:
     tolerance: float
     run_id: str
     options_hash: str | None = None
+    weights: str = "official"
+
+    def accepts_weights(self, record: RunRecord) -> bool:
+        if self.weights == "official":
+            return record.model.official_weights
+        return record.model.weights == self.weights
 
 
 @dataclass(frozen=True)
@@ -81,7 +92,7 @@ def load_gates(path: Path) -> list[Gate]:
     gates = []
     for i, row in enumerate(rows, 1):
         where = f"{path}: gate {i}"
-        if extra := set(row) - set(_KEYS) - {"options_hash"}:
+        if extra := set(row) - set(_KEYS) - {"options_hash", "weights"}:
             raise InputError(f"{where}: unknown key(s) {', '.join(sorted(extra))}")
         values = {}
         for key, kind in _KEYS.items():
@@ -102,7 +113,10 @@ def load_gates(path: Path) -> list[Gate]:
         opt = row.get("options_hash")
         if opt is not None and not isinstance(opt, str):
             raise InputError(f"{where}: options_hash must be a string")
-        gates.append(Gate(options_hash=opt, **values))
+        weights = row.get("weights", "official")
+        if not isinstance(weights, str) or not (weights == "official" or weights.startswith("random:")):
+            raise InputError(f"{where}: weights must be 'official' or 'random:SEED', got {weights!r}")
+        gates.append(Gate(options_hash=opt, weights=weights, **values))
     keys = [(g.model, g.protocol, g.options_hash, g.metric) for g in gates]
     if len(set(keys)) != len(keys):
         raise InputError(f"{path}: a (model, protocol, metric) row appears twice")
@@ -110,24 +124,33 @@ def load_gates(path: Path) -> list[Gate]:
 
 
 def check_gates(gates: Sequence[Gate], records: Sequence[RunRecord]) -> list[GateResult]:
-    """One result per gate. Records of one model and protocol that disagree are refused first."""
+    """One result per gate. Records of one run name and protocol that disagree are refused first."""
     wanted = {(g.model, g.protocol.split("@")[0]) for g in gates}
-    cells = unique_cells([r for r in records if (r.model, r.protocol) in wanted])
+    cells = unique_cells([r for r in records if (r.name, r.protocol.name) in wanted])
     out = []
     for g in gates:
         rec = cells.get((g.model, g.protocol.split("@")[0]))
         if rec is None:
             out.append(GateResult(g, None, "NO RECORD", detail="no record of this model and protocol"))
             continue
-        if rec.protocol_id != g.protocol:
-            out.append(GateResult(g, None, "NO RECORD", rec, f"record is {rec.protocol_id}"))
+        if rec.protocol.id != g.protocol:
+            out.append(GateResult(g, None, "NO RECORD", rec, f"record is {rec.protocol.id}"))
             continue
-        if g.options_hash and rec.options_hash != g.options_hash:
-            out.append(GateResult(g, None, "NO RECORD", rec, f"record options_hash {rec.options_hash}"))
+        if g.options_hash and rec.protocol.options_hash != g.options_hash:
+            out.append(
+                GateResult(g, None, "NO RECORD", rec, f"record options_hash {rec.protocol.options_hash}")
+            )
+            continue
+        if not g.accepts_weights(rec):
+            out.append(
+                GateResult(
+                    g, None, "NO RECORD", rec, f"record weights {rec.model.weights}, gate wants {g.weights}"
+                )
+            )
             continue
         actual = rec.metric(g.metric)
         if actual is None:
-            raw = rec.data["metrics"].get(g.metric, "missing")
+            raw = rec.metrics.get(g.metric, "missing")
             out.append(GateResult(g, None, "NO VALUE", rec, f"{g.metric} is {raw}"))
             continue
         ok = abs(actual - g.expected) <= g.tolerance

@@ -2,7 +2,7 @@
 
 Kinds: ``speed`` (accuracy vs evaluation throughput, marker area ∝ parameters), ``clicks``
 (mIoU vs number of clicks, paper values dashed), ``sizes`` (S/M/L bars per model) and
-``qualitative`` (image + prompt, ground truth, re-predicted mask; see :mod:`.live`).
+``qualitative`` (image + prompt, ground truth, re-predicted mask; see :mod:`evalsuite.engine.replay`).
 Figures are drawn on an explicit Agg canvas — no pyplot, no global backend switch — and
 saved without timestamps, so a figure depends only on its records.
 """
@@ -12,7 +12,6 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -21,9 +20,10 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, NullFormatter
 
 from ..errors import InputError
+from ..paper import paper_value
 from ..protocols import load_protocols
-from ..reference import paper_value
-from .records import RunRecord, check_columns, unique_cells
+from ..record import RunRecord
+from .rules import check_columns, unique_cells
 
 KINDS = ("speed", "clicks", "sizes", "qualitative")
 SUFFIXES = (".png", ".pdf")
@@ -74,45 +74,22 @@ def _model_colors(models: Sequence[str]) -> dict[str, str]:
 
 
 # -- accuracy vs throughput -----------------------------------------------------------------------
-@cache
-def count_parameters(model: str) -> int | None:
-    """Parameters of ``model``'s network, built on the meta device (no weights read, no memory used).
-
-    None where it cannot be built that way (e.g. FastSAM without its optional extra); weightless
-    baselines have 0.
-    """
-    try:
-        import torch
-
-        from ..models import build_model
-
-        with torch.device("meta"):
-            runner = build_model(model, checkpoint=None, device="meta")
-    except Exception:  # a model that cannot be built on meta: unknown, not fatal for a plot
-        return None
-    net = runner.model
-    return 0 if net is None else int(sum(p.numel() for p in net.parameters()))
-
-
 def throughput(record: RunRecord) -> float | None:
-    """Images per second of the session that produced the record (None where not measurable).
+    """Images per second of the model (encoder + decoder, warm-up excluded) from the record's timing.
 
-    ``execution.images_this_session × world_size / execution.wall_s``: end-to-end evaluation
-    speed — image decoding, the encoder, prompting and scoring of *every protocol run in that
-    session* (``evalsuite run`` embeds each image once for all its protocols). It is not a
-    model benchmark (no warm-up split, no encoder/decoder split); for a resumed run it covers
-    the last session only.
+    Schema-1 records have no timing part: their whole-session rate (images / wall time, decoding
+    and scoring included) is used, and the plot says so.
     """
-    ex = record.data.get("execution") or {}
-    images, wall = ex.get("images_this_session"), ex.get("wall_s")
-    if not images or not wall or wall <= 0:
+    if record.timing is not None:
+        return record.timing.model_images_per_s
+    ex = record.execution
+    if not ex.images_this_session or not ex.wall_s or ex.wall_s <= 0:
         return None
-    return float(images) * int(ex.get("world_size") or 1) / float(wall)
+    return float(ex.images_this_session) * ex.world_size / ex.wall_s
 
 
 def _session_key(r: RunRecord) -> tuple:
-    ex = r.data.get("execution") or {}
-    return (r.model, r.dataset, ex.get("wall_s"), ex.get("images_this_session"))
+    return (r.name, r.dataset.name, r.execution.wall_s, r.execution.images_this_session)
 
 
 def plot_speed(
@@ -131,8 +108,8 @@ def plot_speed(
     names = _protocol_order({p for _, p in cells}) if not protocols else list(protocols)
     if unknown := [p for p in names if not any(q == p for _, q in cells)]:
         raise InputError(f"no records for protocol(s) {', '.join(unknown)}")
-    used = [r for r in cells.values() if r.protocol in names]
-    devices = sorted({r.device_name for r in used})
+    used = [r for r in cells.values() if r.protocol.name in names]
+    devices = sorted({r.environment.device_name for r in used})
     if len(devices) > 1:
         raise InputError(
             f"records come from different devices ({', '.join(devices)}): their speeds are not comparable",
@@ -140,38 +117,39 @@ def plot_speed(
         )
     notes: list[str] = []
     millions: dict[str, float | None] = {}
-    for m in sorted({r.model for r in used}):
+    params_noted: set[str] = set()
+    for r in used:
+        m = r.name
         if params and m in params:
             millions[m] = params[m]
         else:
-            n = count_parameters(m)
+            n = r.model.parameters
             millions[m] = None if n is None else n / 1e6
-            if n is None:
+            if n is None and m not in params_noted:
+                params_noted.add(m)
                 notes.append(f"{m}: parameter count unknown (pass --params {m}=MILLIONS); smallest marker")
     biggest = max([v for v in millions.values() if v], default=1.0)
     sessions: dict[tuple, int] = {}
     for r in cells.values():  # every record given, so a shared session shows even for one protocol
         sessions[_session_key(r)] = sessions.get(_session_key(r), 0) + 1
-    colors = _model_colors([r.model for r in used])
+    colors = _model_colors([r.name for r in used])
     rows, cols = _grid(len(names))
     fig = _new_figure(4.2 * cols, 3.4 * rows + 0.9)
     shared = False
     for i, proto in enumerate(names):
         ax = fig.add_subplot(rows, cols, i + 1)
-        for r in sorted((r for r in used if r.protocol == proto), key=lambda r: r.model):
+        for r in sorted((r for r in used if r.protocol.name == proto), key=lambda r: r.name):
             x, y = throughput(r), r.metric(r.primary_metric)
             if x is None or y is None:
-                notes.append(f"{r.model} {r.protocol_id}: no throughput or metric in the record; not drawn")
+                notes.append(f"{r.name} {r.protocol.id}: no throughput or metric in the record; not drawn")
                 continue
-            size = 25 + 475 * (millions[r.model] or 0) / biggest
-            ax.scatter(
-                [x], [y], s=size, color=colors[r.model], alpha=0.75, edgecolors="black", linewidths=0.5
-            )
+            size = 25 + 475 * (millions[r.name] or 0) / biggest
+            ax.scatter([x], [y], s=size, color=colors[r.name], alpha=0.75, edgecolors="black", linewidths=0.5)
             mark = "*" if sessions[_session_key(r)] > 1 else ""
             shared |= bool(mark)
-            label = f"{r.model}{mark}" + (f" ({millions[r.model]:.0f} M)" if millions[r.model] else "")
+            label = f"{r.name}{mark}" + (f" ({millions[r.name]:.0f} M)" if millions[r.name] else "")
             ax.annotate(label, (x, y), textcoords="offset points", xytext=(6, 4), fontsize=7)
-        xs = [x for r in used if r.protocol == proto and (x := throughput(r)) is not None]
+        xs = [x for r in used if r.protocol.name == proto and (x := throughput(r)) is not None]
         ax.set_xscale("log")
         if xs:
             ax.set_xlim(min(xs) / 2.5, max(xs) * 2.5)
@@ -198,9 +176,9 @@ def plot_speed(
 # -- mIoU vs clicks -------------------------------------------------------------------------------
 def _line_options(r: RunRecord) -> str:
     """Options (other than the click count) that differ from the shipped protocol, for labels."""
-    shipped = load_protocols().get(r.protocol)
+    shipped = load_protocols().get(r.protocol.name)
     base = shipped.options if shipped else {}
-    diff = {k: v for k, v in r.options.items() if k != "clicks" and base.get(k) != v}
+    diff = {k: v for k, v in r.protocol.options.items() if k != "clicks" and base.get(k) != v}
     return ", ".join(f"{k}={v}" for k, v in sorted(diff.items()))
 
 
@@ -210,22 +188,31 @@ def plot_clicks(records: Sequence[RunRecord], outs: Sequence[Path], dpi: int = 1
     Paper values (1 and 3 clicks) are drawn dashed with hollow markers in the model's colour.
     """
     cells = _records(records)
-    clicky = [r for r in cells.values() if r.task == "miou" and r.options.get("prompt") == "clicks"]
+    clicky = [
+        r
+        for r in cells.values()
+        if r.protocol.task == "miou" and r.protocol.options.get("prompt") == "clicks"
+    ]
     if not clicky:
         raise InputError("no click-protocol records (coco-1click, lvis-3click, ...) to plot")
-    families = sorted({r.family for r in clicky})
-    colors = _model_colors([r.model for r in clicky])
+    families = sorted({r.dataset.family for r in clicky})
+    colors = _model_colors([r.name for r in clicky])
     fig = _new_figure(4.6 * len(families), 3.8)
     notes: list[str] = []
     for i, fam in enumerate(families):
         ax = fig.add_subplot(1, len(families), i + 1)
         lines: dict[tuple[str, str], list[tuple[int, float]]] = {}
+        model_of: dict[str, RunRecord] = {}
         for r in clicky:
             y = r.metric("mIoU")
-            if r.family == fam and y is not None:
-                lines.setdefault((r.model, _line_options(r)), []).append((int(r.options["clicks"]), y))
+            if r.dataset.family == fam and y is not None:
+                lines.setdefault((r.name, _line_options(r)), []).append(
+                    (int(r.protocol.options["clicks"]), y)
+                )
+                model_of[r.name] = r
         ticks: set[int] = set()
         for (model, opts), pts in sorted(lines.items()):
+            ref = model_of[model]
             pts.sort()
             ticks |= {x for x, _ in pts}
             label = model + (f" ({opts})" if opts else "")
@@ -233,9 +220,9 @@ def plot_clicks(records: Sequence[RunRecord], outs: Sequence[Path], dpi: int = 1
             paper = [
                 (k, pv.value)
                 for k in range(1, 21)
-                if (pv := paper_value(model, f"{fam}-{k}click", "mIoU")) is not None
+                if (pv := paper_value(ref.model.name, f"{fam}-{k}click", "mIoU")) is not None
             ]
-            if paper and not opts:
+            if paper and not opts and ref.model.official_weights:
                 ticks |= {x for x, _ in paper}
                 ax.plot(
                     *zip(*paper, strict=True),
@@ -271,18 +258,18 @@ def plot_sizes(
     fig = _new_figure(3.6 * cols, 3.0 * rows + 0.4)
     for i, proto in enumerate(names):
         ax = fig.add_subplot(rows, cols, i + 1)
-        recs = sorted((r for r in cells.values() if r.protocol == proto), key=lambda r: r.model)
+        recs = sorted((r for r in cells.values() if r.protocol.name == proto), key=lambda r: r.name)
         x = np.arange(len(recs))
         width = 0.26
         for j, size in enumerate(("S", "M", "L")):
-            vals = [r.metric(f"AP{size}" if r.task == "ap" else f"mIoU_{size}") for r in recs]
+            vals = [r.metric(f"AP{size}" if r.protocol.task == "ap" else f"mIoU_{size}") for r in recs]
             heights = [np.nan if v is None else v for v in vals]
             ax.bar(x + (j - 1) * width, heights, width, color=SIZE_COLORS[size], label=size)
-        ax.set_xticks(x, [r.model for r in recs], fontsize=7, rotation=20)
+        ax.set_xticks(x, [r.name for r in recs], fontsize=7, rotation=20)
         ax.set_xlim(-0.6, max(len(recs), 2) - 0.4)
         ax.set_ylim(0, 105)
         ax.set_title(proto, fontsize=9)
-        ax.set_ylabel(("AP" if recs and recs[0].task == "ap" else "mIoU") + " (%)", fontsize=8)
+        ax.set_ylabel(("AP" if recs and recs[0].protocol.task == "ap" else "mIoU") + " (%)", fontsize=8)
         ax.tick_params(axis="y", labelsize=7)
         ax.grid(True, axis="y", alpha=0.3)
         if i == 0:
@@ -347,7 +334,7 @@ def _draw_prompt(ax, prompt: dict, crop: _Crop) -> None:
 def plot_qualitative(items, title: str, outs: Sequence[Path], dpi: int = 100) -> list[str]:
     """Rows of instances; columns: image with prompt, ground truth, prediction (all cropped to the object).
 
-    ``items`` are :class:`evalsuite.report.live.Repredicted`. A row whose re-predicted IoU
+    ``items`` are :class:`evalsuite.engine.replay.Repredicted`. A row whose re-predicted IoU
     differs from the logged one says so in its title (another device or precision).
     """
     if not items:

@@ -1,8 +1,7 @@
-"""Statistics over per-instance results: paired bootstrap intervals and NoC.
+"""Statistics over per-item results: paired bootstrap intervals of a difference between two runs.
 
-Both are pure functions of small per-instance data (IoUs keyed by ``(image_id, ann_id)``,
-per-click IoU sequences), so they can be recomputed offline from the logs. The one impure
-helper, :func:`sam_click_ious`, produces those sequences by running a model.
+Pure functions of small per-item data (IoUs keyed by ``(image_id, ann_id)``, or per-image AP
+contributions), so they can be recomputed offline from the logs.
 """
 
 from __future__ import annotations
@@ -15,8 +14,6 @@ import numpy as np
 
 #: COCO size buckets as written in instances.jsonl
 SIZES = ("S", "M", "L")
-NOC_THRESHOLDS = (0.85, 0.90)
-NOC_MAX_CLICKS = 20
 
 Key = tuple[int, int]
 
@@ -121,100 +118,3 @@ def _by_key(rows: Sequence[Mapping], name: str) -> dict[Key, Mapping]:
             raise ValueError(f"run {name} scored instance {key} twice")
         out[key] = r
     return out
-
-
-# -- NoC ------------------------------------------------------------------------------------------
-def noc(ious: Sequence[float], threshold: float, max_clicks: int = NOC_MAX_CLICKS) -> int:
-    """Number of clicks needed to reach IoU ≥ ``threshold`` (a fraction), capped at ``max_clicks``.
-
-    ``ious[i]`` is the IoU after click ``i + 1``. An instance that never reaches the threshold
-    within ``max_clicks`` clicks counts as ``max_clicks`` (the RITM / SAM convention). A sequence
-    shorter than ``max_clicks`` that has not reached the threshold is undetermined: ValueError.
-    """
-    if not 0.0 < threshold <= 1.0:
-        raise ValueError(f"noc: threshold is an IoU fraction in (0, 1], got {threshold}")
-    if max_clicks < 1:
-        raise ValueError("noc: max_clicks must be >= 1")
-    for i, v in enumerate(ious[:max_clicks]):
-        if not math.isfinite(v):
-            raise ValueError(f"noc: IoU after click {i + 1} is not finite")
-        if v >= threshold:
-            return i + 1
-    if len(ious) < max_clicks:
-        raise ValueError(
-            f"noc: {len(ious)} clicks never reach IoU {threshold}; need {max_clicks} to apply the cap"
-        )
-    return max_clicks
-
-
-@dataclass(frozen=True)
-class NocSummary:
-    """NoC@t (mean clicks), failures (never reached within the cap) and mIoU after each click."""
-
-    n: int
-    max_clicks: int
-    noc: dict[float, float]
-    failures: dict[float, int]
-    miou_at: list[float]  # percent, after click 1..max_clicks
-
-
-def summarize_noc(
-    sequences: Sequence[Sequence[float]],
-    thresholds: Sequence[float] = NOC_THRESHOLDS,
-    max_clicks: int = NOC_MAX_CLICKS,
-) -> NocSummary:
-    """Mean NoC per threshold over instances, with failure counts and the mIoU-vs-clicks curve."""
-    if not sequences:
-        raise ValueError("summarize_noc: no instances")
-    if any(len(s) < max_clicks for s in sequences):
-        raise ValueError(f"summarize_noc: every sequence needs {max_clicks} IoUs")
-    nocs = {t: [noc(s, t, max_clicks) for s in sequences] for t in thresholds}
-    failures = {t: sum(1 for s in sequences if max(s[:max_clicks]) < t) for t in thresholds}
-    arr = np.asarray([list(s[:max_clicks]) for s in sequences], dtype=np.float64)
-    return NocSummary(
-        n=len(sequences),
-        max_clicks=max_clicks,
-        noc={t: math.fsum(v) / len(v) for t, v in nocs.items()},
-        failures=failures,
-        miou_at=[100.0 * math.fsum(col) / len(col) for col in arr.T],
-    )
-
-
-@dataclass(frozen=True)
-class ClickSequence:
-    """The SAM clicker run on one instance: the clicks and the IoU after each."""
-
-    points: np.ndarray  # (k, 2) x, y
-    labels: np.ndarray  # (k,) 1 positive, 0 negative
-    ious: list[float]
-
-
-def sam_click_ious(runner, gt: np.ndarray, clicks: int, mask_choice: str = "score") -> ClickSequence:
-    """Run the ``sam`` click rule for ``clicks`` rounds on the image set on ``runner``; IoU after each.
-
-    Exactly the evaluator's ``click_rule=sam`` loop (:func:`evalsuite.prompts.sam_clicks_sequence`):
-    each round passes all clicks so far together, picks one output by ``mask_choice`` and
-    places the next click in that mask's larger error region; so the IoU after click k equals
-    what the ``k``-click protocol with ``click_rule=sam`` scores for the instance.
-    """
-    import torch
-
-    from ..metrics.iou import mask_iou
-    from ..prompts import sam_clicks_sequence
-    from ..tasks.choice import choose_masks
-
-    g = np.asarray(gt, dtype=bool)
-    gt_t = torch.from_numpy(g[None])
-
-    def predict(points: np.ndarray, labels: np.ndarray) -> np.ndarray:
-        if runner.uses_ground_truth:
-            runner.set_targets(g[None])
-        pred = runner.predict(
-            points=points[None], point_labels=labels[None], multimask=mask_choice != "single"
-        )
-        idx = choose_masks(pred, mask_choice, gt=gt_t.to(pred.device))
-        return pred.select(idx)[0].cpu().numpy()
-
-    points, labels, preds = sam_clicks_sequence(g, predict, clicks)
-    ious = [float(mask_iou(torch.from_numpy(p[None]), gt_t)[0]) for p in preds]
-    return ClickSequence(points, labels, ious)

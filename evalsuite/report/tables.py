@@ -1,88 +1,62 @@
 """The paper's Table 4 and Table 5, rebuilt from run records, in Markdown, LaTeX and CSV.
 
-One neutral :class:`Table` is built from records; each renderer only formats it, so the three
-formats always say the same thing. Every measured value sits beside the paper's value (quoted
-from ``protocols/paper/*.toml`` through :func:`evalsuite.reference.paper_value`, with its
-source as a numbered note) and Δ = measured − paper. Δ is left out where the run's protocol
-version or options differ from the shipped protocol the paper values belong to.
+One neutral :class:`Table` is built from records (:func:`build_table`); each renderer only
+formats it, so the three formats always say the same thing. Markdown and CSV come from pandas
+(``DataFrame.to_markdown`` / ``to_csv``); LaTeX is written by hand because the paper's layout —
+grouped column heads with ``\\cmidrule``, paper values in small type, footnote marks — is not
+something ``DataFrame.to_latex`` can express.
+
+Layout: columns come from the paper table's definition (``protocols/paper/*.toml``), split where a
+run changed an option that changes what a column measures (labelled with it). Rows are runs by
+name: a model's official run under the paper's display name, its variants (other checkpoints,
+weights, answer options) under their run names. Each measured value sits beside the paper's
+value (with its source as a numbered note) and Δ = measured − paper, where the comparison is
+fair — the paper's weights, protocol options and data; everywhere else a note says why there is
+no Δ. With ``paper_rows`` the paper's own rows for models that were not measured are added,
+marked as quoted.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
 
 from ..errors import InputError
+from ..paper import PaperTable, paper_table, paper_tables, paper_value
 from ..protocols import load_protocols
-from ..reference import paper_value
-from .records import RunRecord, check_columns, unique_cells
+from ..record import RunRecord
+from .rules import check_columns, column_key, paper_comparability, row_options, unique_cells
+
+LABEL_MODES = ("paper", "id")
 
 
 @dataclass(frozen=True)
 class Column:
-    """One table column: a protocol's metric."""
+    """One table column: a protocol's metric, under the column options its records share."""
 
     group: str  # "COCO" | "LVIS"
-    label: str  # "box", "1 click", "AP", ...
+    label: str  # "box", "1 click", "AP", "1 click (clicks=3)"
     protocol: str
     metric: str
+    key: tuple  # see rules.column_key
     extra: bool = False  # beyond the paper's columns
 
-
-@dataclass(frozen=True)
-class TableSpec:
-    number: str
-    title: str
-    columns: tuple[Column, ...]
-
-
-def _table4_columns() -> tuple[Column, ...]:
-    cols = []
-    for fam in ("coco", "lvis"):
-        for name, label, extra in (
-            ("box", "box", False),
-            ("1click", "1 click", False),
-            ("3click", "3 click", False),
-            ("5click", "5 click", True),
-        ):
-            cols.append(Column(fam.upper(), label, f"{fam}-{name}", "mIoU", extra))
-    return tuple(cols)
-
-
-def _table5_columns() -> tuple[Column, ...]:
-    cols = [Column("COCO", m, "coco-vitdet", m) for m in ("AP", "APS", "APM", "APL")]
-    cols += [Column("LVIS", m, "lvis-vitdet", m) for m in ("AP", "APS", "APM", "APL")]
-    cols += [Column("LVIS", m, "lvis-vitdet", m, extra=True) for m in ("APr", "APc", "APf")]
-    return tuple(cols)
-
-
-SPECS: dict[str, TableSpec] = {
-    "4": TableSpec("4", "Zero-shot single-point valid mask evaluation, mIoU (%)", _table4_columns()),
-    "5": TableSpec(
-        "5", "Zero-shot instance segmentation with detector boxes, mask AP (%)", _table5_columns()
-    ),
-}
-
-#: paper row order (first the paper's models, then the rest by name)
-_PAPER_ORDER = (
-    "sam-vit-h",
-    "mobilesam",
-    "fastsam-x",
-    "efficientsam-ti",
-    "efficientsam-s",
-)
+    @property
+    def title(self) -> str:
+        return f"{self.group} {self.label}"
 
 
 @dataclass(frozen=True)
 class Cell:
-    """A measured value with the paper's value beside it."""
+    """A measured value with the paper's value beside it (a reference row has only the paper's)."""
 
     measured: float | None
     paper: float | None = None
     source: int | None = None  # 1-based index into Table.sources
-    comparable: bool = True  # the run used the protocol the paper value belongs to
+    comparable: bool = False  # Δ may be given
     run_id: str | None = None
 
     @property
@@ -92,49 +66,90 @@ class Cell:
         return self.measured - self.paper
 
 
-@dataclass(frozen=True)
-class ProtocolInfo:
-    """What the caption says about one column's protocol."""
+@dataclass
+class Row:
+    name: str  # run name (or the paper's row label for a reference row)
+    label: str  # what the table shows
+    model: str | None
+    cells: list[Cell]
+    quoted: bool = False  # a reference row: the paper's numbers, not measured
 
+
+@dataclass(frozen=True)
+class ColumnInfo:
+    """What the notes say about one column's protocol and data."""
+
+    key: tuple
+    label: str  # the protocol id with its column options
     protocol_id: str
     options: dict
     options_hash: str
     dataset: str
     annotation_sha256: str | None
     boxes_sha256: str | None
-    default: bool  # version and options are the shipped protocol's
 
 
 @dataclass
 class Table:
-    """A rendered-format-neutral table: rows of cells plus everything the caption must say."""
+    """A format-neutral table: rows of cells plus everything the notes must say."""
 
-    spec: TableSpec
+    number: str
+    title: str
     columns: list[Column]
-    rows: list[tuple[str, list[Cell]]]
-    protocols: list[ProtocolInfo]
+    rows: list[Row]
+    infos: list[ColumnInfo]
     sources: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
 
-def _is_default(r: RunRecord) -> bool:
-    shipped = load_protocols().get(r.protocol)
-    return shipped is not None and shipped.version == r.version and shipped.options == r.options
-
-
 def table_protocols(number: str) -> set[str]:
-    return {c.protocol for c in SPECS[number].columns}
+    return set(paper_table(number).protocols)
 
 
-def build_table(records: Sequence[RunRecord], number: str) -> Table:
+def _fmt(v: Any) -> str:
+    return str(v).lower() if isinstance(v, bool) else str(v)
+
+
+def _options_text(options: dict) -> str:
+    return ", ".join(f"{k}={_fmt(v)}" for k, v in sorted(options.items()))
+
+
+def _columns(spec: PaperTable, cells: dict[tuple[str, str], RunRecord]) -> list[Column]:
+    """The paper's columns that have records, each split by the column options its records use."""
+    keys_by_protocol: dict[str, list[tuple]] = {}
+    for r in cells.values():
+        keys = keys_by_protocol.setdefault(r.protocol.name, [])
+        if column_key(r) not in keys:
+            keys.append(column_key(r))
+    out = []
+    for c in spec.columns:
+        for key in sorted(keys_by_protocol.get(c.protocol, []), key=lambda k: (bool(k[1]), repr(k[1]))):
+            opts = dict(key[1])
+            label = c.label + (f" ({_options_text(opts)})" if opts else "")
+            out.append(Column(c.group, label, c.protocol, c.metric, key, c.extra))
+    return out
+
+
+def _model_order(spec: PaperTable) -> list[str]:
+    order = list(spec.models)
+    for t in paper_tables().values():  # models of the other tables next, in their order
+        order += [m for m in t.models if m not in order]
+    return order
+
+
+def build_table(
+    records: Sequence[RunRecord], number: str, paper_rows: bool = False, labels: str = "paper"
+) -> Table:
     """Table ``number`` ("4" or "5") from the records of its protocols (others are ignored).
 
-    Raises InputError when no record fits, a column would mix protocol versions, options,
-    datasets or detection files, or two records of one model and protocol disagree.
+    Raises InputError when no record fits, a column would mix protocol versions, datasets,
+    detection files or click seeds, or two records of one run name and protocol disagree.
     """
-    spec = SPECS[number]
-    wanted = table_protocols(number)
-    mine = [r for r in records if r.protocol in wanted]
+    if labels not in LABEL_MODES:
+        raise InputError(f"--labels must be one of {', '.join(LABEL_MODES)}")
+    spec = paper_table(number)
+    wanted = set(spec.protocols)
+    mine = [r for r in records if r.protocol.name in wanted]
     if not mine:
         raise InputError(
             f"no records for Table {number} (protocols {', '.join(sorted(wanted))})",
@@ -142,66 +157,121 @@ def build_table(records: Sequence[RunRecord], number: str) -> Table:
         )
     cells = unique_cells(mine)
     check_columns(cells.values())
-    present = {p for _, p in cells}
-    columns = [c for c in spec.columns if c.protocol in present]
-    models = sorted(
-        {m for m, _ in cells},
-        key=lambda m: (_PAPER_ORDER.index(m) if m in _PAPER_ORDER else len(_PAPER_ORDER), m),
-    )
+    columns = _columns(spec, cells)
+    by_name: dict[str, dict[tuple, RunRecord]] = {}
+    for r in cells.values():
+        by_name.setdefault(r.name, {})[column_key(r)] = r
+
     sources: list[str] = []
-    rows = []
-    for model in models:
-        row = []
+    notes: list[str] = []
+    no_delta: dict[str, list[str]] = {}  # reason -> row labels
+
+    def source_index(text: str) -> int:
+        if text not in sources:
+            sources.append(text)
+        return sources.index(text) + 1
+
+    def measured_row(name: str) -> Row:
+        recs = by_name[name]
+        first = next(iter(recs.values()))
+        model = first.model.name
+        is_variant = name != model
+        label = name if (labels == "id" or is_variant) else (first.model.label or model)
+        row_cells = []
         for col in columns:
-            rec = cells.get((model, col.protocol))
+            rec = recs.get(col.key)
             if rec is None:
-                row.append(Cell(None))
+                row_cells.append(Cell(None))
                 continue
-            pv = paper_value(model, col.protocol, col.metric)
-            src = None
-            if pv is not None:
-                if pv.source not in sources:
-                    sources.append(pv.source)
-                src = sources.index(pv.source) + 1
-            row.append(
-                Cell(
-                    rec.metric(col.metric),
-                    pv.value if pv else None,
-                    src,
-                    comparable=_is_default(rec),
-                    run_id=rec.run_id,
-                )
+            value = rec.metric(col.metric)
+            # the paper's value belongs to the paper's column: none beside a column measured otherwise
+            pv = (
+                None
+                if rec.model.random_weights or col.key[1]
+                else paper_value(model, col.protocol, col.metric)
             )
-        rows.append((model, row))
+            if pv is None:
+                if rec.model.random_weights and paper_value(model, col.protocol, col.metric) is not None:
+                    no_delta.setdefault("random weights: no paper value applies", []).append(label)
+                row_cells.append(Cell(value, run_id=rec.run_id))
+                continue
+            fair = paper_comparability(rec, pv.options)
+            if not fair.ok:
+                no_delta.setdefault(fair.reason, []).append(label)
+            row_cells.append(Cell(value, pv.value, source_index(pv.source), fair.ok, rec.run_id))
+        return Row(name, label, model, row_cells)
+
+    order = _model_order(spec)
+    models = {next(iter(recs.values())).model.name for recs in by_name.values()}
+
+    def names_of(model: str) -> list[str]:
+        mine = [n for n, recs in by_name.items() if next(iter(recs.values())).model.name == model]
+        return sorted(mine, key=lambda n: (n != model, n))  # the model's own run first, then variants
+
+    rows: list[Row] = []
+    for prow in spec.rows:
+        if prow.model and prow.model in models:
+            rows += [measured_row(n) for n in names_of(prow.model)]
+        elif paper_rows:
+            quoted = []
+            for col in columns:
+                value = prow.values.get(col.protocol, {}).get(col.metric)
+                default_col = not col.key[1]
+                if value is None or not default_col:
+                    quoted.append(Cell(None))
+                else:
+                    quoted.append(Cell(None, value, source_index(spec.source_of(prow))))
+            rows.append(Row(prow.label, f"{prow.label} (paper)", prow.model, quoted, quoted=True))
+    rest = sorted(
+        models - {r.model for r in spec.rows if r.model},
+        key=lambda m: (m not in order, order.index(m) if m in order else 0, m),
+    )
+    for model in rest:
+        rows += [measured_row(n) for n in names_of(model)]
+
     infos = []
-    for proto in dict.fromkeys(c.protocol for c in columns):
-        rec = next(r for r in cells.values() if r.protocol == proto)
+    for col in dict((c.key, c) for c in columns).values():
+        recs = [r for r in cells.values() if column_key(r) == col.key]
+        rec = recs[0]
+        opts = dict(col.key[1])
+        # what defines the column: the shipped options with its column options (row options are noted per row)
+        shipped = load_protocols().get(rec.protocol.name)
+        column_def = shipped.with_options(opts) if shipped is not None else None
         infos.append(
-            ProtocolInfo(
-                rec.protocol_id,
-                rec.options,
-                rec.options_hash,
-                rec.dataset,
-                rec.annotation_sha256,
+            ColumnInfo(
+                col.key,
+                rec.protocol.id + (f" ({_options_text(opts)})" if opts else ""),
+                rec.protocol.id,
+                column_def.options if column_def is not None else rec.protocol.options,
+                column_def.options_hash if column_def is not None else rec.protocol.options_hash,
+                rec.dataset.name,
+                rec.dataset.annotation_sha256,
                 rec.boxes_sha256,
-                _is_default(rec),
             )
         )
-    notes = []
-    if any(not i.default for i in infos):
-        odd = ", ".join(i.protocol_id for i in infos if not i.default)
+    for row in rows:
+        if row.quoted:
+            continue
+        variant = {k: v for rec in by_name[row.name].values() for k, v in row_options(rec).items()}
+        if variant:
+            notes.append(f"Row options of {row.label}: {_options_text(variant)}.")
+    if any(r.quoted for r in rows):
+        notes.append("Rows marked (paper) are quoted from the paper, not measured by evalsuite.")
+    changed = [c.title for c in columns if c.key[1]]
+    if changed:
         notes.append(
-            f"{odd}: run with a protocol version or options other than the shipped defaults the paper values "
-            "belong to, so no Δ is given there (n/a)."
+            f"{', '.join(dict.fromkeys(changed))}: measured with other options than the paper's column, "
+            "so no paper value stands beside them."
         )
-    if any(i.dataset.startswith("sample-") for i in infos):
-        notes.append(
-            "Measured on evalsuite's synthetic sample data, not COCO/LVIS: "
-            "Δ against the paper is not meaningful."
-        )
-    if any(c.run_id is not None and c.measured is None for _, row in rows for c in row):
+    for reason, who in no_delta.items():
+        notes.append(f"No Δ for {', '.join(dict.fromkeys(who))}: {reason}.")
+    if any(c.run_id is not None and c.measured is None for r in rows for c in r.cells):
         notes.append("Some records hold no value (null) for their cell, shown as –.")
-    return Table(spec, columns, rows, infos, sources, notes)
+    if labels == "paper":
+        named = [(r.label, r.name) for r in rows if not r.quoted and r.label != r.name]
+        if named:
+            notes.append("Row labels: " + ", ".join(f"{lab} = {name}" for lab, name in named) + ".")
+    return Table(number, spec.title, columns, rows, infos, sources, notes)
 
 
 # -- shared formatting ------------------------------------------------------------------------------
@@ -214,39 +284,34 @@ def _signed(v: float) -> str:
     return "+0.0" if s == "-0.0" else s
 
 
-def _options_text(options: dict) -> str:
-    def fmt(v: object) -> str:
-        return str(v).lower() if isinstance(v, bool) else str(v)
-
-    return ", ".join(f"{k}={fmt(v)}" for k, v in sorted(options.items()))
-
-
 def _caption(t: Table) -> str:
+    return f"Table {t.number} (evalsuite, measured). {t.title}."
+
+
+def _legend(t: Table) -> str:
+    text = "Each cell: measured (paper [source], Δ = measured − paper); – = no value."
     extra = [c for c in t.columns if c.extra]
-    text = (
-        f"Table {t.spec.number} (evalsuite, measured). {t.spec.title}. Each cell: measured (paper [source], "
-        "Δ = measured − paper); – = no value."
-    )
     if extra:
-        text += " Columns beyond the paper: " + ", ".join(f"{c.group} {c.label}" for c in extra) + "."
+        text += " Columns beyond the paper: " + ", ".join(dict.fromkeys(c.title for c in extra)) + "."
     return text
 
 
-def _protocol_lines(t: Table) -> list[tuple[str, str, str, str]]:
-    """Per column protocol: (id, options hash, options, data) for the caption's protocol list."""
+def _info_lines(t: Table) -> list[str]:
     lines = []
-    for p in t.protocols:
-        data = f"data {p.dataset}"
-        if p.annotation_sha256:
-            data += f" (annotation sha256 {p.annotation_sha256[:12]})"
-        if p.boxes_sha256:
-            data += f", detections sha256 {p.boxes_sha256[:12]}"
-        lines.append((p.protocol_id, p.options_hash, _options_text(p.options), data))
+    for i in t.infos:
+        data = f"data {i.dataset}"
+        if i.annotation_sha256:
+            data += f" (annotation sha256 {i.annotation_sha256[:12]})"
+        if i.boxes_sha256:
+            data += f", detections sha256 {i.boxes_sha256[:12]}"
+        lines.append(f"{i.label} (options_hash {i.options_hash}): {_options_text(i.options)}; {data}")
     return lines
 
 
-# -- Markdown ---------------------------------------------------------------------------------------
+# -- Markdown (pandas) ------------------------------------------------------------------------------
 def _md_cell(c: Cell) -> str:
+    if c.run_id is None and c.paper is not None:  # a quoted reference value
+        return f"*{_num(c.paper)}* [{c.source}]"
     if c.measured is None:
         return "–"
     if c.paper is None:
@@ -260,17 +325,15 @@ def _md_escape(text: str) -> str:
 
 
 def render_markdown(t: Table) -> str:
-    head = ["model", *(f"{c.group} {c.label}" for c in t.columns)]
-    lines = [f"**{_caption(t)}**", ""]
-    lines.append("| " + " | ".join(head) + " |")
-    lines.append("|---|" + "|".join("---:" for _ in t.columns) + "|")
-    for model, row in t.rows:
-        lines.append("| " + " | ".join([_md_escape(model), *(_md_cell(c) for c in row)]) + " |")
-    lines += ["", "Protocols:", ""]
-    lines += [
-        f"- `{pid}` (options_hash `{h}`): {_md_escape(opts)}; {_md_escape(data)}"
-        for pid, h, opts, data in _protocol_lines(t)
-    ]
+    frame = pd.DataFrame(
+        [[_md_escape(r.label), *(_md_cell(c) for c in r.cells)] for r in t.rows],
+        columns=["model", *(c.title for c in t.columns)],
+    )
+    body = frame.to_markdown(
+        index=False, disable_numparse=True, colalign=("left",) + ("right",) * len(t.columns)
+    )
+    lines = [f"**{_caption(t)}** {_legend(t)}", "", body, "", "Protocols:", ""]
+    lines += [f"- {_md_escape(s)}" for s in _info_lines(t)]
     if t.sources:
         lines += ["", "Paper values:", ""]
         lines += [f"- [{i}] {_md_escape(s)}" for i, s in enumerate(t.sources, 1)]
@@ -280,7 +343,7 @@ def render_markdown(t: Table) -> str:
     return "\n".join(lines) + "\n"
 
 
-# -- LaTeX ------------------------------------------------------------------------------------------
+# -- LaTeX (by hand: see the module docstring) -------------------------------------------------------
 _LATEX_SPECIAL = {
     "\\": r"\textbackslash{}",
     "&": r"\&",
@@ -298,6 +361,7 @@ _LATEX_SPECIAL = {
     "—": "---",
     "≥": r"$\geq$",
     "×": r"$\times$",
+    "²": r"$^2$",
 }
 
 
@@ -316,15 +380,15 @@ def _tex_signed(v: float) -> str:
 
 
 def _tex_cell(c: Cell) -> str:
+    if c.run_id is None and c.paper is not None:
+        return rf"\textit{{{_tex_num(c.paper)}}}\textsuperscript{{{c.source}}}"
     if c.measured is None:
         return "--"
     if c.paper is None:
         return _tex_num(c.measured)
     delta = "n/a" if c.delta is None else _tex_signed(c.delta)
-    return (
-        f"{_tex_num(c.measured)} {{\\scriptsize ({_tex_num(c.paper)}\\textsuperscript{{{c.source}}}, "
-        f"{delta})}}"
-    )
+    paper = f"{_tex_num(c.paper)}\\textsuperscript{{{c.source}}}"
+    return f"{_tex_num(c.measured)} {{\\scriptsize ({paper}, {delta})}}"
 
 
 _LATEX_PREAMBLE = (
@@ -338,8 +402,8 @@ _LATEX_PREAMBLE = (
 
 
 def render_latex(t: Table, standalone: bool = True) -> str:
-    """A booktabs table; ``standalone`` wraps it in a document that compiles on its own."""
-    ncols = len(t.columns)
+    """A booktabs table whose caption holds the title only; protocol ids, hashes and options go to ``%``
+    comments (machine-readable provenance that does not clutter the page), sources and notes below."""
     groups: list[tuple[str, int]] = []
     for c in t.columns:
         if groups and groups[-1][0] == c.group:
@@ -348,18 +412,13 @@ def render_latex(t: Table, standalone: bool = True) -> str:
             groups.append((c.group, 1))
     out = list(_LATEX_PREAMBLE) if standalone else []
     out += [r"\begin{table}[ht]", r"\centering", r"\small"]
-    protocols = "; ".join(
-        rf"\texttt{{{latex_escape(pid)}}} (options\_hash \texttt{{{h}}}: "
-        + latex_escape(f"{opts}; {data}")
-        + ")"
-        for pid, h, opts, data in _protocol_lines(t)
-    )
-    short = latex_escape(f"Table {t.spec.number} (evalsuite, measured). {t.spec.title}.")
-    out.append(rf"\caption[{short}]{{" + latex_escape(_caption(t)) + rf" Protocols: {protocols}.}}")
-    out.append(r"\begin{tabular}{l" + "r" * ncols + "}")
+    out += [f"% {line}" for line in _info_lines(t)]
+    out.append(rf"\caption{{{latex_escape(_caption(t))}}}")
+    out.append(r"\begin{tabular}{l" + "r" * len(t.columns) + "}")
     out.append(r"\toprule")
-    header = [""] + [rf"\multicolumn{{{n}}}{{c}}{{{latex_escape(g)}}}" for g, n in groups]
-    out.append(" & ".join(header) + r" \\")
+    out.append(
+        " & ".join(["", *(rf"\multicolumn{{{n}}}{{c}}{{{latex_escape(g)}}}" for g, n in groups)]) + r" \\"
+    )
     rules, start = [], 2
     for _, n in groups:
         rules.append(rf"\cmidrule(lr){{{start}-{start + n - 1}}}")
@@ -367,30 +426,35 @@ def render_latex(t: Table, standalone: bool = True) -> str:
     out.append("".join(rules))
     out.append(" & ".join(["Model", *(latex_escape(c.label) for c in t.columns)]) + r" \\")
     out.append(r"\midrule")
-    for model, row in t.rows:
-        cells = [rf"\texttt{{{latex_escape(model)}}}", *(_tex_cell(c) for c in row)]
-        out.append(" & ".join(cells) + r" \\")
+    for r in t.rows:
+        label = latex_escape(r.label)
+        out.append(
+            " & ".join([rf"\textit{{{label}}}" if r.quoted else label, *(_tex_cell(c) for c in r.cells)])
+            + r" \\"
+        )
     out.append(r"\bottomrule")
     out.append(r"\end{tabular}")
-    if t.sources or t.notes:
-        out.append(r"\par\medskip")
-        out.append(r"\begin{minipage}{\linewidth}\footnotesize")
-        if t.sources:
-            out.append(r"\textbf{Paper values:}")
-            out.append(
-                " ".join(rf"\textsuperscript{{{i}}}{latex_escape(s)}." for i, s in enumerate(t.sources, 1))
-            )
-        out += [r"\par " + latex_escape(n) for n in t.notes]
-        out.append(r"\end{minipage}")
+    out.append(r"\par\medskip")
+    out.append(r"\begin{minipage}{\linewidth}\footnotesize")
+    out.append(latex_escape(_legend(t)))
+    if t.sources:
+        out.append(
+            r"\par\textbf{Paper values:} "
+            + " ".join(rf"\textsuperscript{{{i}}}{latex_escape(s)}." for i, s in enumerate(t.sources, 1))
+        )
+    out += [r"\par " + latex_escape(n) for n in t.notes]
+    out.append(r"\end{minipage}")
     out.append(r"\end{table}")
     if standalone:
         out.append(r"\end{document}")
     return "\n".join(out) + "\n"
 
 
-# -- CSV ------------------------------------------------------------------------------------------
+# -- CSV (pandas): one row per cell --------------------------------------------------------------------
 CSV_FIELDS = (
     "table",
+    "row",
+    "name",
     "model",
     "column",
     "protocol_id",
@@ -401,53 +465,49 @@ CSV_FIELDS = (
     "paper",
     "delta",
     "paper_source",
+    "quoted",
     "run_id",
 )
 
 
-def _csv_num(v: float | None) -> str:
+def _csv_num(v: float | None) -> float | None:
     """Six decimals: far below any reported precision, stable across platforms."""
-    return "" if v is None else repr(round(v, 6))
+    return None if v is None else round(v, 6)
 
 
-def table_rows(t: Table) -> list[dict[str, str]]:
-    """One row per measured cell (the long form of the table)."""
-    info = {p.protocol_id.split("@")[0]: p for p in t.protocols}
+def table_frame(t: Table) -> pd.DataFrame:
+    """The long form of the table: one row per filled cell (measured or quoted)."""
+    info = {i.key: i for i in t.infos}
     out = []
-    for model, row in t.rows:
-        for col, c in zip(t.columns, row, strict=True):
-            if c.run_id is None:
+    for r in t.rows:
+        for col, c in zip(t.columns, r.cells, strict=True):
+            if c.run_id is None and c.paper is None:
                 continue
-            p = info[col.protocol]
+            i = info.get(col.key)
             out.append(
                 {
-                    "table": t.spec.number,
-                    "model": model,
-                    "column": f"{col.group} {col.label}",
-                    "protocol_id": p.protocol_id,
-                    "options_hash": p.options_hash,
-                    "dataset": p.dataset,
+                    "table": t.number,
+                    "row": r.label,
+                    "name": r.name,
+                    "model": r.model or "",
+                    "column": col.title,
+                    "protocol_id": i.protocol_id if i else col.protocol,
+                    "options_hash": i.options_hash if i else "",
+                    "dataset": i.dataset if i else "",
                     "metric": col.metric,
                     "measured": _csv_num(c.measured),
                     "paper": _csv_num(c.paper),
                     "delta": _csv_num(c.delta),
                     "paper_source": t.sources[c.source - 1] if c.source else "",
-                    "run_id": c.run_id,
+                    "quoted": r.quoted,
+                    "run_id": c.run_id or "",
                 }
             )
-    return out
+    return pd.DataFrame(out, columns=list(CSV_FIELDS))
 
 
-def write_csv(rows: list[dict], fields: Sequence[str]) -> str:
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=list(fields), lineterminator="\n")
-    w.writeheader()
-    w.writerows(rows)
-    return buf.getvalue()
-
-
-def render_csv(tables: Sequence[Table]) -> str:
-    return write_csv([r for t in tables for r in table_rows(t)], CSV_FIELDS)
+def to_csv(frame: pd.DataFrame) -> str:
+    return frame.to_csv(index=False, lineterminator="\n")
 
 
 def render(tables: Sequence[Table], fmt: str, standalone: bool = True) -> str:
@@ -455,7 +515,7 @@ def render(tables: Sequence[Table], fmt: str, standalone: bool = True) -> str:
     if fmt == "md":
         return "\n".join(render_markdown(t) for t in tables)
     if fmt == "csv":
-        return render_csv(tables)
+        return to_csv(pd.concat([table_frame(t) for t in tables], ignore_index=True))
     if fmt == "latex":
         body = "\n".join(render_latex(t, standalone=False) for t in tables)
         if not standalone:
@@ -464,65 +524,52 @@ def render(tables: Sequence[Table], fmt: str, standalone: bool = True) -> str:
     raise InputError(f"unknown format {fmt!r} (md, latex, csv)")
 
 
-# -- per-category and per-size exports --------------------------------------------------------------
-EXPORT_FIELDS = {
-    "per-category": (
-        "model",
-        "protocol_id",
-        "options_hash",
-        "dataset",
-        "category_id",
-        "category",
-        "metric",
-        "value",
-        "n",
-        "run_id",
-    ),
-    "per-size": ("model", "protocol_id", "options_hash", "dataset", "size", "metric", "value", "n", "run_id"),
-}
-
-
-def export_rows(records: Sequence[RunRecord], kind: str) -> list[dict[str, str]]:
+# -- per-category and per-size exports ------------------------------------------------------------------
+def export_frame(records: Sequence[RunRecord], kind: str) -> pd.DataFrame:
     """Per-category or per-size numbers of each record, in long form (one metric value per row).
 
-    Per-category comes from the record's ``per_category`` (mIoU protocols; AP records carry
-    what their evaluator wrote, often nothing); per-size from the size metrics
-    (mIoU_S/M/L with the instance counts, APS/APM/APL for AP protocols).
+    Per-category comes from the record's ``per_category`` (per-category mIoU; per-category AP for
+    the AP protocols); per-size from the size metrics (mIoU_S/M/L with their instance counts,
+    APS/APM/APL for AP protocols).
     """
-    if kind not in EXPORT_FIELDS:
+    if kind not in ("per-category", "per-size"):
         raise InputError(f"unknown export {kind!r} (per-category, per-size)")
     cells = unique_cells(records)
-    out = []
-    for r in sorted(cells.values(), key=lambda r: (r.model, r.protocol)):
+    out: list[dict[str, Any]] = []
+    for r in sorted(cells.values(), key=lambda r: (r.name, r.protocol.name)):
         base = {
-            "model": r.model,
-            "protocol_id": r.protocol_id,
-            "options_hash": r.options_hash,
-            "dataset": r.dataset,
+            "name": r.name,
+            "model": r.model.name,
+            "protocol_id": r.protocol.id,
+            "overrides": _options_text(r.protocol.overrides),
+            "options_hash": r.protocol.options_hash,
+            "dataset": r.dataset.name,
             "run_id": r.run_id,
         }
         if kind == "per-category":
-            per_cat = r.data.get("per_category") or {}
-            for cat_id in sorted(per_cat, key=lambda k: int(k)):
-                entry = per_cat[cat_id]
+            for cat_id in sorted(r.per_category, key=int):
+                entry = r.per_category[cat_id]
                 for metric, value in entry.items():
                     if metric in ("name", "n"):
                         continue
+                    number = (
+                        value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+                    )
                     out.append(
                         {
                             **base,
-                            "category_id": str(cat_id),
+                            "category_id": int(cat_id),
                             "category": entry.get("name") or "",
                             "metric": metric,
-                            "value": _csv_num(value if isinstance(value, (int, float)) else None),
-                            "n": str(entry.get("n", "")),
+                            "value": _csv_num(number),
+                            "n": entry.get("n"),
                         }
                     )
         else:
-            by_size = (r.data.get("counts") or {}).get("instances_by_size") or {}
+            by_size = r.counts.instances_by_size or {}
             for size in ("S", "M", "L"):
-                metric = f"AP{size}" if r.task == "ap" else f"mIoU_{size}"
-                if metric not in r.data["metrics"]:
+                metric = f"AP{size}" if r.protocol.task == "ap" else f"mIoU_{size}"
+                if metric not in r.metrics:
                     continue
                 out.append(
                     {
@@ -530,11 +577,11 @@ def export_rows(records: Sequence[RunRecord], kind: str) -> list[dict[str, str]]
                         "size": size,
                         "metric": metric,
                         "value": _csv_num(r.metric(metric)),
-                        "n": str(by_size.get(size, "")),
+                        "n": by_size.get(size),
                     }
                 )
-    return out
+    return pd.DataFrame(out)
 
 
 def render_export(records: Sequence[RunRecord], kind: str) -> str:
-    return write_csv(export_rows(records, kind), EXPORT_FIELDS[kind])
+    return to_csv(export_frame(records, kind))

@@ -1,4 +1,4 @@
-"""What a protocol does with one image: build prompts, call the runner, score.
+"""What a protocol does with one image: build prompts, call the runner, keep per-item records.
 
 Task kinds are found by a protocol's ``task`` field through :data:`TASKS`.
 """
@@ -10,8 +10,9 @@ from ..protocols import Protocol
 from .ap import APTask
 from .base import Task, TaskContext
 from .miou import MIoUTask
+from .noc import NocTask
 
-TASKS: dict[str, type[Task]] = {"miou": MIoUTask, "ap": APTask}
+TASKS: dict[str, type[Task]] = {"miou": MIoUTask, "ap": APTask, "noc": NocTask}
 
 
 def task_class(protocol: Protocol) -> type[Task]:
@@ -21,4 +22,4 @@ def task_class(protocol: Protocol) -> type[Task]:
         raise InputError(f"protocol {protocol.name}: unknown task {protocol.task!r}") from None
 
 
-__all__ = ["TASKS", "APTask", "MIoUTask", "Task", "TaskContext", "task_class"]
+__all__ = ["TASKS", "APTask", "MIoUTask", "NocTask", "Task", "TaskContext", "task_class"]

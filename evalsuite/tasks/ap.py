@@ -16,14 +16,16 @@ import torch
 from pycocotools import mask as mask_utils
 
 from ..data.detections import Detections, load_detections
+from ..data.gt import MaskCache
 from ..data.masks import segmentation_problem
 from ..errors import InputError, UnsupportedPromptError
+from ..metrics.ap_metric import APMetric
 from ..models.base import Prediction, Runner
 from ..prompts import xywh_to_xyxy
 from ..protocols import Protocol
+from ..record import BoxesPart
 from .base import Task, TaskContext
 from .choice import choose_masks
-from .gt import MaskCache
 
 SKIP_OVER_MAX_DETS = "over_max_dets"
 
@@ -129,9 +131,9 @@ class APTask(Task):
             ctx.boxes, set(reader.image_ids()), set(reader.categories), skip_bad=ctx.skip_bad
         )
 
-    @staticmethod
-    def check_runner(protocol: Protocol, runner: Runner) -> None:
-        Task.check_runner(protocol, runner)
+    @classmethod
+    def check_runner(cls, protocol: Protocol, runner: Runner) -> None:
+        super().check_runner(protocol, runner)
         if protocol.options.get("refine") and not runner.takes_mask_prompt:
             raise UnsupportedPromptError(
                 f"model {runner.name!r} takes no mask prompt, so it cannot do the refinement iteration "
@@ -142,26 +144,18 @@ class APTask(Task):
     def fingerprint(self) -> dict[str, Any]:
         return {"boxes_sha256": self.detections.sha256}
 
-    def provenance(self) -> dict[str, Any]:
-        return {
-            "boxes": {
-                "file": str(self.detections.path),
-                "sha256": self.detections.sha256,
-                "detections_in_file": self.detections.total,
-            }
-        }
+    def boxes(self) -> BoxesPart:
+        return BoxesPart(str(self.detections.path), self.detections.sha256, self.detections.total)
 
     def initial_skips(self) -> Counter:
         return Counter(self.detections.skipped)
 
-    def new_evaluator(self):
-        from ..metrics.ap_evaluator import APEvaluator
-
-        return APEvaluator(
+    def new_metric(self) -> APMetric:
+        return APMetric(
             family=self.protocol.dataset,
             gt=self.ctx.reader.api.dataset,
             image_ids=self.ctx.image_ids,
-            backend=self.ctx.evaluator_backend,
+            backend=self.ctx.ap_backend,
         )
 
     def run_image(self, runner: Runner, cache: MaskCache) -> tuple[list[DetectionRecord], Counter]:

@@ -1,24 +1,26 @@
 """The interface every task (what a protocol does per image) implements.
 
-The evaluation loop only knows this interface: it reads images, hands each to
-the tasks that still need it, logs their records for resume, and at the end
-asks each task's evaluator for metrics. Adding a task kind is one module and
-one entry in :data:`evalsuite.tasks.TASKS`.
+The engine only knows this interface: it reads images, hands each to the tasks that still need
+it, logs their per-item records for resume, and at the end asks each task's metric for the
+numbers. Adding a task kind is one module and one entry in :data:`evalsuite.tasks.TASKS` (plus
+its option declarations in :data:`evalsuite.protocols.TASK_OPTIONS`).
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
+from ..data.gt import MaskCache
 from ..data.readers import DatasetReader
 from ..errors import UnsupportedPromptError
-from ..models.base import PROMPT_BOX, PROMPT_POINTS, Runner
+from ..metrics.base import Metric
+from ..models.base import Runner
 from ..protocols import Protocol
-from .gt import MaskCache
+from ..record import BoxesPart
 
 
 @dataclass
@@ -31,8 +33,7 @@ class TaskContext:
     prompt_batch: int = 64
     boxes: Path | None = None
     skip_bad: bool = False
-    evaluator_backend: str = "official"
-    extra: dict[str, Any] = field(default_factory=dict)
+    ap_backend: str = "official"
 
 
 class Task(ABC):
@@ -41,17 +42,17 @@ class Task(ABC):
     #: file name of the per-item log in the run folder
     log_name: ClassVar[str]
     #: the per-item record type (has ``to_json`` / ``from_json``)
-    record_type: ClassVar[type]
+    record_type: ClassVar[Any]
 
     def __init__(self, protocol: Protocol, ctx: TaskContext) -> None:
         self.protocol = protocol
         self.options = protocol.options
         self.ctx = ctx
 
-    @staticmethod
-    def check_runner(protocol: Protocol, runner: Runner) -> None:
+    @classmethod
+    def check_runner(cls, protocol: Protocol, runner: Runner) -> None:
         """Refuse, before any work, a model that cannot serve this protocol."""
-        kind = PROMPT_BOX if protocol.options.get("prompt", "box") == "box" else PROMPT_POINTS
+        kind = protocol.prompt_kind
         if kind not in runner.prompt_kinds:
             raise UnsupportedPromptError(
                 f"model {runner.name!r} does not take {kind} prompts, which protocol {protocol.name} needs",
@@ -62,9 +63,9 @@ class Task(ABC):
         """Task-specific settings that determine the result (beyond protocol, model, seed, data)."""
         return {}
 
-    def provenance(self) -> dict[str, Any]:
-        """Task-specific facts for the run record (e.g. the detection file's SHA-256)."""
-        return {}
+    def boxes(self) -> BoxesPart | None:
+        """The detection file the task prompts with (AP protocols), for the run record."""
+        return None
 
     def initial_skips(self) -> Counter:
         """Skips counted before any image is processed (e.g. invalid detections dropped on load)."""
@@ -75,5 +76,5 @@ class Task(ABC):
         """Records for the image currently set on ``runner``, and skip counts by reason."""
 
     @abstractmethod
-    def new_evaluator(self):
-        """A fresh evaluator: ``process(records)``, ``merge(other)``, ``evaluate() -> dict``."""
+    def new_metric(self) -> Metric:
+        """A fresh metric accumulator for this protocol's records."""

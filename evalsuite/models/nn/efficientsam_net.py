@@ -176,6 +176,7 @@ class PositionEmbeddingRandom(nn.Module):
 
     def __init__(self, num_pos_feats: int) -> None:
         super().__init__()
+        self.positional_encoding_gaussian_matrix: Tensor
         self.register_buffer("positional_encoding_gaussian_matrix", torch.randn(2, num_pos_feats))
 
     def encode(self, coords: Tensor) -> Tensor:
@@ -397,6 +398,8 @@ class EfficientSam(nn.Module):
         self.prompt_encoder = PromptEncoder(256, self.image_encoder.image_embedding_size, IMG_SIZE)
         self.mask_decoder = MaskDecoder(256)
         # not in the checkpoints (persistent=False), as official
+        self.pixel_mean: Tensor
+        self.pixel_std: Tensor
         self.register_buffer("pixel_mean", torch.tensor(PIXEL_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("pixel_std", torch.tensor(PIXEL_STD).view(1, 3, 1, 1), persistent=False)
 

@@ -10,12 +10,17 @@ Re-implemented from the facts of segment-anything (Apache-2.0, ``modeling/prompt
 * mask decoder: a two-layer two-way transformer (ReLU MLP, LayerNorm eps 1e-5, cross attention at
   half width), ConvTranspose upscaling ×4 with LayerNorm2d/GELU, one hypernetwork MLP per mask
   token and an IoU head; token 0 is the single-mask output, tokens 1..3 the multimask outputs.
+
+The transformer's LayerNorm eps is a parameter (``transformer_norm_eps``) because EfficientViT-SAM
+reuses this decoder but sets every ``nn.LayerNorm`` eps to 1e-6 (``set_norm_eps`` in its model zoo);
+the default stays SAM's 1e-5.
 """
 
 from __future__ import annotations
 
 import itertools
 import math
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -32,6 +37,8 @@ NUM_MASK_TOKENS = 4  # 1 single-mask output + 3 multimask outputs
 
 class PositionEmbeddingRandom(nn.Module):
     """Random spatial-frequency (Fourier feature) encoding of [0, 1]² coordinates."""
+
+    positional_encoding_gaussian_matrix: torch.Tensor
 
     def __init__(self, num_pos_feats: int = EMBED_DIM // 2) -> None:
         super().__init__()
@@ -86,6 +93,10 @@ class PromptEncoder(nn.Module):
         """1×256×64×64 positional encoding of the image-embedding grid."""
         return self.pe_layer(self.image_embedding_size).unsqueeze(0)
 
+    def _point_embedding(self, kind: int) -> torch.Tensor:
+        """1×256 learned embedding of point kind 0..3 (typed access to the ModuleList)."""
+        return cast(nn.Embedding, self.point_embeddings[kind]).weight
+
     def _embed_points(self, coords: torch.Tensor, labels: torch.Tensor, pad: bool) -> torch.Tensor:
         coords = coords + 0.5  # pixel centres
         if pad:  # without a box the official encoder appends a (0, 0) point labelled -1
@@ -95,13 +106,13 @@ class PromptEncoder(nn.Module):
         labels = labels[..., None]
         # label -1 (padding): the positional encoding is replaced by the not-a-point embedding
         emb = torch.where(labels == -1, self.not_a_point_embed.weight, pe)
-        emb = emb + (labels == 0) * self.point_embeddings[0].weight
-        return emb + (labels == 1) * self.point_embeddings[1].weight
+        emb = emb + (labels == 0) * self._point_embedding(0)
+        return emb + (labels == 1) * self._point_embedding(1)
 
     def _embed_boxes(self, boxes: torch.Tensor) -> torch.Tensor:
         corners = (boxes + 0.5).reshape(-1, 2, 2)
         pe = self.pe_layer.forward_with_coords(corners, self.input_image_size)
-        corner_embed = torch.cat([self.point_embeddings[2].weight, self.point_embeddings[3].weight])
+        corner_embed = torch.cat([self._point_embedding(2), self._point_embedding(3)])
         return pe + corner_embed
 
     def forward(
@@ -159,15 +170,17 @@ class DecoderAttention(nn.Module):
 class TwoWayAttentionBlock(nn.Module):
     """Token self-attention, token→image cross attention, token MLP, image→token cross attention."""
 
-    def __init__(self, dim: int, num_heads: int, mlp_dim: int, skip_first_layer_pe: bool) -> None:
+    def __init__(
+        self, dim: int, num_heads: int, mlp_dim: int, skip_first_layer_pe: bool, norm_eps: float = 1e-5
+    ) -> None:
         super().__init__()
         self.self_attn = DecoderAttention(dim, num_heads)
-        self.norm1 = nn.LayerNorm(dim)
+        self.norm1 = nn.LayerNorm(dim, eps=norm_eps)
         self.cross_attn_token_to_image = DecoderAttention(dim, num_heads, downsample_rate=2)
-        self.norm2 = nn.LayerNorm(dim)
+        self.norm2 = nn.LayerNorm(dim, eps=norm_eps)
         self.mlp = MLPBlock(dim, mlp_dim, act=nn.ReLU)
-        self.norm3 = nn.LayerNorm(dim)
-        self.norm4 = nn.LayerNorm(dim)
+        self.norm3 = nn.LayerNorm(dim, eps=norm_eps)
+        self.norm4 = nn.LayerNorm(dim, eps=norm_eps)
         self.cross_attn_image_to_token = DecoderAttention(dim, num_heads, downsample_rate=2)
         self.skip_first_layer_pe = skip_first_layer_pe
 
@@ -191,15 +204,23 @@ class TwoWayAttentionBlock(nn.Module):
 
 
 class TwoWayTransformer(nn.Module):
-    """Two two-way blocks, then a final token→image attention and LayerNorm."""
+    """Two two-way blocks, then a final token→image attention and LayerNorm (all with eps ``norm_eps``)."""
 
-    def __init__(self, depth: int = 2, dim: int = EMBED_DIM, num_heads: int = 8, mlp_dim: int = 2048) -> None:
+    def __init__(
+        self,
+        depth: int = 2,
+        dim: int = EMBED_DIM,
+        num_heads: int = 8,
+        mlp_dim: int = 2048,
+        norm_eps: float = 1e-5,
+    ) -> None:
         super().__init__()
         self.layers = nn.ModuleList(
-            TwoWayAttentionBlock(dim, num_heads, mlp_dim, skip_first_layer_pe=i == 0) for i in range(depth)
+            TwoWayAttentionBlock(dim, num_heads, mlp_dim, skip_first_layer_pe=i == 0, norm_eps=norm_eps)
+            for i in range(depth)
         )
         self.final_attn_token_to_image = DecoderAttention(dim, num_heads, downsample_rate=2)
-        self.norm_final_attn = nn.LayerNorm(dim)
+        self.norm_final_attn = nn.LayerNorm(dim, eps=norm_eps)
 
     def forward(
         self, image: torch.Tensor, image_pe: torch.Tensor, tokens: torch.Tensor
@@ -232,11 +253,15 @@ class MLP(nn.Module):
 
 
 class MaskDecoder(nn.Module):
-    """Image embedding + prompt embeddings → 4 low-res (256²) mask logits and 4 IoU predictions."""
+    """Image embedding + prompt embeddings → 4 low-res (256²) mask logits and 4 IoU predictions.
 
-    def __init__(self, dim: int = EMBED_DIM) -> None:
+    ``transformer_norm_eps``: eps of the transformer's 9 LayerNorms (SAM 1e-5, EfficientViT-SAM 1e-6);
+    the upscaler's LayerNorm2d keeps 1e-6 either way.
+    """
+
+    def __init__(self, dim: int = EMBED_DIM, transformer_norm_eps: float = 1e-5) -> None:
         super().__init__()
-        self.transformer = TwoWayTransformer(dim=dim)
+        self.transformer = TwoWayTransformer(dim=dim, norm_eps=transformer_norm_eps)
         self.iou_token = nn.Embedding(1, dim)
         self.mask_tokens = nn.Embedding(NUM_MASK_TOKENS, dim)
         self.output_upscaling = nn.Sequential(

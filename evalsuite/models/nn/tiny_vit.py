@@ -162,6 +162,7 @@ class Attention(nn.Module):
         self.proj = nn.Linear(dim, dim)
         n_offsets, idxs = attention_bias_index(window)
         self.attention_biases = nn.Parameter(torch.zeros(num_heads, n_offsets))
+        self.attention_bias_idxs: torch.Tensor
         self.register_buffer("attention_bias_idxs", idxs, persistent=False)
         self.register_buffer("ab", None, persistent=False)
         self.register_load_state_dict_post_hook(lambda module, _keys: module._refresh_cache())

@@ -1,0 +1,3 @@
+"""The version, in a module of its own so that any room can read it without importing the package root."""
+
+__version__ = "0.2.0"

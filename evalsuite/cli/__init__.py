@@ -1,0 +1,85 @@
+"""Command-line interface (click): commands parse options and call the engine, the report or the
+fetch room; no logic lives here. Shared options are declared once in :mod:`.options`."""
+
+from __future__ import annotations
+
+import errno
+import os
+import sys
+
+import click
+
+from .._version import __version__
+from ..errors import EvalsuiteError
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="evalsuite")
+@click.option("--debug", is_flag=True, help="Show full tracebacks for errors.")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool) -> None:
+    """Zero-shot evaluation of promptable segmentation models (EfficientSAM Table 4 / 5 protocols)."""
+    ctx.obj = {"debug": debug}
+
+
+def _register() -> None:
+    """Commands live in their own modules, grouped by what they do."""
+    from . import fetch, info, report, run
+
+    for module in (run, report, fetch, info):
+        module.register(cli)
+
+
+_register()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: user errors become one line and exit status 2 (1 for runtime failures)."""
+    debug = "--debug" in (argv if argv is not None else sys.argv[1:]) or bool(
+        os.environ.get("EVALSUITE_DEBUG")
+    )
+    try:
+        cli.main(args=argv, prog_name="evalsuite", standalone_mode=False)
+    except EvalsuiteError as e:
+        if debug:
+            raise
+        click.echo(f"evalsuite: error: {e}", err=True)
+        return e.exit_code
+    except click.exceptions.Abort:
+        click.echo("evalsuite: aborted", err=True)
+        return 130
+    except click.ClickException as e:
+        e.show()
+        return 2
+    except KeyboardInterrupt:
+        click.echo(
+            "evalsuite: interrupted; finished images are kept, re-run the same command to resume", err=True
+        )
+        return 130
+    except OSError as e:  # the file system said no: a full disk, a read-only or unwritable folder
+        if debug:
+            raise
+        message, code = describe_os_error(e)
+        click.echo(f"evalsuite: error: {message}", err=True)
+        return code
+    return 0
+
+
+def describe_os_error(e: OSError) -> tuple[str, int]:
+    """One line and an exit status for a file-system failure outside evalsuite's own checks."""
+    where = e.filename or "a file"
+    if e.errno in (errno.ENOSPC, errno.EDQUOT):
+        return (
+            f"no space left on the device while writing {where}; finished images are kept: "
+            "free some space and re-run the same command to resume",
+            1,
+        )
+    if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return f"cannot write {where} ({e.strerror}); choose a writable --out folder", 2
+    if e.errno in (errno.ENOTDIR, errno.EEXIST, errno.EISDIR):
+        return f"{where}: {e.strerror}; --out must be a folder (or a path where one can be made)", 2
+    return f"{where}: {e.strerror or e}", 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

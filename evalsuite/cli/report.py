@@ -1,0 +1,248 @@
+"""Commands over run records: report, export, plot, gate, compare.
+
+They parse options and call :mod:`evalsuite.api` / :mod:`evalsuite.report`; user errors are
+:class:`evalsuite.errors.InputError` (exit 2), a missed gate is exit 1.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ..errors import InputError
+from .options import device_option, paths_argument, progress_enabled
+
+_DEFAULT_RUNS = Path("runs")
+
+
+def _load(paths: tuple[Path, ...]):
+    from ..api import load
+
+    return load(paths or (_DEFAULT_RUNS,))
+
+
+def _emit(text: str, out: Path | None) -> None:
+    if out is None:
+        click.echo(text, nl=False)
+        return
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text, encoding="utf-8")
+    click.echo(f"wrote {out}", err=True)
+
+
+@click.command("report")
+@paths_argument
+@click.option(
+    "--table", type=click.Choice(["4", "5", "all"]), default="all", show_default=True, help="Which table."
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["md", "latex", "csv"]),
+    default="md",
+    show_default=True,
+    help="Output format.",
+)
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="Write to FILE instead of stdout.")
+@click.option(
+    "--fragment", is_flag=True, help="LaTeX: only the table environment (needs booktabs), no document."
+)
+@click.option(
+    "--paper-rows", is_flag=True, help="Add the paper's rows for models that were not measured (quoted)."
+)
+@click.option(
+    "--labels",
+    type=click.Choice(["paper", "id"]),
+    default="paper",
+    show_default=True,
+    help="Row labels: the paper's display names, or run names / model ids.",
+)
+def report_cmd(paths, table, fmt, out, fragment, paper_rows, labels) -> None:
+    """Table 4 / Table 5 from run records (PATHS: record.json files or folders, searched recursively;
+    default ./runs), each measured value beside the paper's with Δ = measured − paper.
+
+    Rows are runs by name (variants of one model are rows of their own). Refuses (exit 2) a column
+    that would mix protocol versions, datasets, detection files or click seeds, and two records of
+    one name and protocol that disagree.
+    """
+    results = _load(paths)
+    _emit(
+        results.table(table, format=fmt, standalone=not fragment, paper_rows=paper_rows, labels=labels), out
+    )
+
+
+@click.command("export")
+@click.argument("kind", type=click.Choice(["per-category", "per-size"]))
+@paths_argument
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="CSV file (default: stdout).")
+def export_cmd(kind, paths, out) -> None:
+    """Per-category or per-size numbers of each record as long-form CSV (one value per row)."""
+    _emit(_load(paths).export(kind), out)
+
+
+def _parse_params(items: tuple[str, ...]) -> dict[str, float]:
+    out = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        try:
+            out[name.strip()] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep or not name.strip():
+            raise InputError(f"--params expects NAME=MILLIONS, got {item!r}")
+    return out
+
+
+def _parse_instance(text: str) -> tuple[int, int]:
+    try:
+        image_id, ann_id = (int(x) for x in text.split(":"))
+    except ValueError:
+        raise InputError(f"--instance expects IMAGE_ID:ANN_ID, got {text!r}") from None
+    return image_id, ann_id
+
+
+@click.command("plot")
+@click.argument("kind", type=click.Choice(["speed", "clicks", "sizes", "qualitative"]))
+@paths_argument
+@click.option(
+    "--out",
+    "outs",
+    multiple=True,
+    required=True,
+    type=click.Path(path_type=Path),
+    help="FILE.png / FILE.pdf (repeat).",
+)
+@click.option("--dpi", type=click.IntRange(30, 600), default=100, show_default=True)
+@click.option("--protocol", "protocols", multiple=True, help="speed / sizes: only these protocols (repeat).")
+@click.option(
+    "--params", "params", multiple=True, metavar="NAME=MILLIONS", help="speed: parameter count override."
+)
+@click.option(
+    "--worst",
+    type=click.IntRange(1),
+    default=None,
+    help="qualitative: the N lowest-IoU instances (default 6).",
+)
+@click.option(
+    "--best", type=click.IntRange(1), default=None, help="qualitative: the N highest-IoU instances."
+)
+@click.option("--instance", "instances", multiple=True, metavar="IMAGE_ID:ANN_ID", help="qualitative: these.")
+@click.option(
+    "--data-root", type=click.Path(path_type=Path), default=None, help="qualitative: real data root."
+)
+@click.option("--ann", type=click.Path(path_type=Path), default=None, help="qualitative: annotation file.")
+@click.option(
+    "--checkpoint", default=None, help="qualitative: checkpoint path (SHA-256 must match the record)."
+)
+@click.option("--trust-checkpoint", is_flag=True, help="qualitative: allow unpickling an unknown checkpoint.")
+@device_option
+@click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
+def plot_cmd(
+    kind,
+    paths,
+    outs,
+    dpi,
+    protocols,
+    params,
+    worst,
+    best,
+    instances,
+    data_root,
+    ann,
+    checkpoint,
+    trust_checkpoint,
+    device,
+    no_progress,
+) -> None:
+    """Figures from run records: speed (accuracy vs model throughput), clicks (mIoU vs clicks),
+    sizes (S/M/L bars), qualitative (image + prompt, ground truth, re-predicted mask).
+
+    qualitative takes ONE mIoU run folder or record: per-instance logs hold prompts and IoUs but no
+    masks, so the record's model is built again (same checkpoint SHA-256) and run on the logged
+    prompt of each chosen instance.
+    """
+    from ..report import plots
+
+    if kind == "qualitative":
+        from ..engine.devices import check_device
+        from ..engine.replay import choose_rows, repredict
+        from ..report.rules import single_record
+
+        if len(paths) != 1:
+            raise InputError("plot qualitative takes exactly one run folder or record.json")
+        if sum((worst is not None, best is not None, bool(instances))) > 1:
+            raise InputError("choose instances with one of --worst, --best, --instance")
+        record = single_record(paths[0])
+        rows = choose_rows(record, worst=worst, best=best, keys=[_parse_instance(t) for t in instances])
+        from tqdm import tqdm
+
+        with tqdm(
+            total=len(rows), desc="re-predicting", unit="inst", disable=not progress_enabled(no_progress)
+        ) as bar:
+            items = repredict(
+                record, rows, data_root, ann, checkpoint, check_device(device or "cpu"), trust_checkpoint, bar
+            )
+        how = "chosen" if instances else ("best" if best else "worst")
+        title = (
+            f"{record.name} on {record.protocol.label} ({record.dataset.name}): "
+            f"{len(items)} {how} instances, re-predicted"
+        )
+        notes = plots.plot_qualitative(items, title, outs, dpi)
+    else:
+        records = _load(paths).records
+        if kind == "speed":
+            notes = plots.plot_speed(records, outs, protocols, _parse_params(params), dpi)
+        elif kind == "clicks":
+            notes = plots.plot_clicks(records, outs, dpi)
+        else:
+            notes = plots.plot_sizes(records, outs, protocols, dpi)
+    for n in notes:
+        click.echo(f"note: {n}", err=True)
+    for o in outs:
+        click.echo(f"wrote {o}", err=True)
+
+
+@click.command("gate")
+@click.argument("gates_file", type=click.Path(path_type=Path))
+@paths_argument
+def gate_cmd(gates_file, paths) -> None:
+    """Check the expected values of GATES_FILE (TOML [[gate]] rows) against run records
+    (default ./runs); prints expected / actual / Δ per row, exits 1 on any miss."""
+    from ..report.gates import GateFailure, check_gates, load_gates, render_results
+
+    gates = load_gates(gates_file)
+    results = check_gates(gates, _load(paths).records)
+    click.echo(render_results(results), nl=False)
+    failed = [r for r in results if not r.passed]
+    if failed:
+        first = failed[0]
+        raise GateFailure(
+            f"{len(failed)} of {len(results)} gates failed (first: {first.gate.model} {first.gate.protocol} "
+            f"{first.gate.metric}: {first.status})"
+        )
+
+
+@click.command("compare")
+@click.argument("a", type=click.Path(path_type=Path))
+@click.argument("b", type=click.Path(path_type=Path))
+@click.option("--resamples", type=click.IntRange(100), default=10_000, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--confidence", type=click.FloatRange(0.5, 0.999), default=0.95, show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["md", "csv"]), default="md", show_default=True)
+def compare_cmd(a, b, resamples, seed, confidence, fmt) -> None:
+    """Paired bootstrap CI of the difference A − B over the same instances, overall and by size.
+
+    A and B are run folders or records of one protocol on the same data: two models, two
+    checkpoints of one model, or one model with an option changed. Their instances are joined on
+    (image_id, ann_id) and must be the same set.
+    """
+    from ..api import compare_records
+    from ..report.rules import single_record
+
+    _emit(compare_records(single_record(a), single_record(b), resamples, seed, confidence, fmt), None)
+
+
+def register(cli: click.Group) -> None:
+    for cmd in (report_cmd, export_cmd, plot_cmd, gate_cmd, compare_cmd):
+        cli.add_command(cmd)

@@ -1,0 +1,64 @@
+"""Pseudo-detections derived from the ground truth: NOT a detector, a way to run the AP protocols.
+
+``evalsuite make-boxes`` writes them so the Table 5 protocols can run on the bundled sample (and
+tests can build detection files with known answers).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .readers import DatasetReader
+
+
+def make_pseudo_detections(
+    reader: DatasetReader,
+    seed: int = 0,
+    jitter: float = 0.1,
+    false_positives: int = 1,
+    exact: bool = False,
+    image_ids: list[int] | None = None,
+) -> list[dict]:
+    """Detections derived from the ground truth: NOT a detector, a way to exercise the AP protocols.
+
+    Every non-crowd annotation with a positive-size box gives one detection of its category:
+    with ``exact``, its box with score 1 (an oracle model must then reach AP 100); otherwise
+    the box with Gaussian jitter of ``jitter`` × its size per edge, a random score, plus
+    ``false_positives`` random boxes of random categories per image with lower scores.
+    Deterministic in (seed, image id).
+    """
+    categories = np.asarray(sorted(reader.categories), dtype=np.int64)
+    out: list[dict] = []
+    for image_id in image_ids if image_ids is not None else reader.image_ids():
+        sample = reader.sample(image_id)
+        rng = np.random.default_rng([seed, image_id])
+        for inst in sample.instances:
+            x, y, w, h = inst.bbox
+            if inst.iscrowd or w <= 0 or h <= 0:
+                continue
+            if exact:
+                out.append(_det(image_id, inst.category_id, (x, y, w, h), 1.0))
+                continue
+            x0, y0, x1, y1 = np.array([x, y, x + w, y + h]) + rng.normal(0.0, jitter, 4) * [w, h, w, h]
+            x0, y0 = max(0.0, x0), max(0.0, y0)
+            x1, y1 = min(float(sample.width), x1), min(float(sample.height), y1)
+            if x1 - x0 >= 1 and y1 - y0 >= 1:
+                out.append(
+                    _det(image_id, inst.category_id, (x0, y0, x1 - x0, y1 - y0), rng.uniform(0.3, 1.0))
+                )
+        if exact:
+            continue
+        for _ in range(false_positives):
+            w, h = rng.uniform(0.05, 0.5) * sample.width, rng.uniform(0.05, 0.5) * sample.height
+            x, y = rng.uniform(0, sample.width - w), rng.uniform(0, sample.height - h)
+            out.append(_det(image_id, int(rng.choice(categories)), (x, y, w, h), rng.uniform(0.01, 0.4)))
+    return out
+
+
+def _det(image_id: int, category_id: int, xywh, score: float) -> dict:
+    return {
+        "image_id": int(image_id),
+        "category_id": int(category_id),
+        "bbox": [round(float(v), 2) for v in xywh],
+        "score": round(float(score), 4),
+    }

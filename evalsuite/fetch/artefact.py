@@ -1,0 +1,154 @@
+"""One type for every published file evalsuite fetches, and the one routine that verifies it.
+
+Dataset archives, checkpoints and detection files are all an :class:`Artefact`: a file name, an
+https URL and, where one is published, a SHA-256 (and size). A file is accepted only when its
+SHA-256 equals the published value; where none is published, the value seen at the first
+*successful use* (an extraction, a load, a parse — not merely a download) is recorded in the
+cache folder's ``sha256.json`` and every later use must match it ("trust on first use").
+Recording only after a successful use keeps a truncated or hostile file from becoming the anchor.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..data.jsonio import sha256_file
+from ..errors import InputError
+from .cache import cache_dir
+from .http import check_url, download
+
+TRUST_FILE = "sha256.json"
+
+
+@dataclass(frozen=True)
+class Artefact:
+    """A published file: where it is fetched from and what it must be."""
+
+    name: str  # catalogue key: a model, a dataset archive, a detector-box protocol
+    filename: str  # the official file name (also the name in the cache)
+    url: str  # the https URL evalsuite fetches
+    kind: str = "checkpoints"  # cache folder: "checkpoints" | "datasets" | "boxes"
+    sha256: str | None = None  # published value; None: trusted on first use
+    size: int | None = None  # bytes, where published
+    sha256_source: str = ""  # where the published SHA-256 comes from (documentation)
+
+    def default_path(self) -> Path:
+        """Where the file is looked for, and downloaded to, in the cache."""
+        return cache_dir(self.kind) / self.filename
+
+    def source_url(self, base_url: str | None = None) -> str:
+        """The URL to fetch: the official one, or the same file name under a mirror ``base_url``."""
+        if base_url is None:
+            return self.url
+        check_url(base_url)  # a mirror gets the same rules as the official hosts
+        return base_url.rstrip("/") + "/" + self.filename
+
+
+class TrustStore:
+    """SHA-256 values recorded at first successful use, one JSON file per cache folder."""
+
+    def __init__(self, folder: Path) -> None:
+        self.path = Path(folder) / TRUST_FILE
+
+    def _read(self) -> dict[str, object]:
+        try:
+            data = json.loads(self.path.read_text())
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError) as e:
+            raise InputError(
+                f"{self.path}: unreadable ({e}); delete it to record the checksums again"
+            ) from None
+        return data if isinstance(data, dict) else {}
+
+    def get(self, filename: str) -> str | None:
+        value = self._read().get(filename)
+        return value if isinstance(value, str) else None
+
+    def set(self, filename: str, sha256: str) -> None:
+        """Record a value (atomic rewrite: several runs may share the cache)."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            data = self._read()
+        except InputError:
+            data = {}
+        data[filename] = sha256
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".sha256.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w") as f:
+                json.dump(data, f, indent=1, sort_keys=True)
+                f.write("\n")
+            os.replace(tmp, self.path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+
+@dataclass(frozen=True)
+class Expected:
+    """The SHA-256 a file must have and where that value comes from (None: first use)."""
+
+    sha256: str | None
+    source: str
+
+
+def expected_sha256(art: Artefact, folder: Path | None = None) -> Expected:
+    """The published SHA-256, else the one recorded at first use in ``folder`` (default: the cache)."""
+    if art.sha256:
+        return Expected(art.sha256, "published")
+    store = TrustStore(folder if folder is not None else cache_dir(art.kind))
+    recorded = store.get(art.filename)
+    return Expected(recorded, f"recorded at first use in {store.path}" if recorded else "none (first use)")
+
+
+class ChecksumError(InputError):
+    """A file on disk is not the published (or first-used) one. Exit status 2: the file must go."""
+
+
+def verify(path: Path, art: Artefact, folder: Path | None = None) -> str:
+    """The SHA-256 of ``path``, checked against :func:`expected_sha256`; a mismatch is one line."""
+    path = Path(path)
+    got = sha256_file(path)
+    exp = expected_sha256(art, folder if folder is not None else path.parent)
+    if exp.sha256 is not None and got != exp.sha256:
+        raise ChecksumError(
+            f"{path}: SHA-256 {got} differs from the expected {exp.sha256} ({exp.source}) of {art.filename}",
+            hint="delete the file and fetch it again"
+            + ("" if art.sha256 else f" (or delete its entry in {TrustStore(path.parent).path})"),
+        )
+    if art.size is not None and path.stat().st_size != art.size:
+        raise ChecksumError(
+            f"{path}: {path.stat().st_size} bytes, expected {art.size}",
+            hint="delete the file and fetch it again",
+        )
+    return got
+
+
+def remember(art: Artefact, sha256: str, folder: Path | None = None) -> None:
+    """Trust on first use: record ``sha256`` for a file without a published value, after it proved usable."""
+    if art.sha256:
+        return
+    store = TrustStore(folder if folder is not None else cache_dir(art.kind))
+    if store.get(art.filename) is None:
+        store.set(art.filename, sha256)
+
+
+def fetch(
+    art: Artefact, dest_dir: Path | None = None, base_url: str | None = None, progress: bool = True
+) -> tuple[Path, str]:
+    """The verified file in ``dest_dir`` (default: its cache folder) and its SHA-256.
+
+    A file already there is verified, not fetched again; otherwise it is downloaded (resumable)
+    and checked against the expected SHA-256 and size before it appears. Nothing is recorded
+    here: the caller calls :func:`remember` once the file proved usable.
+    """
+    folder = Path(dest_dir) if dest_dir is not None else cache_dir(art.kind)
+    dest = folder / art.filename
+    if dest.is_file():
+        return dest, verify(dest, art, folder)
+    exp = expected_sha256(art, folder)
+    return dest, download(art.source_url(base_url), dest, sha256=exp.sha256, size=art.size, progress=progress)

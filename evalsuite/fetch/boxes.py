@@ -1,0 +1,76 @@
+"""Published detector-box files for the Table 5 protocols (the ViTDet-H results).
+
+The paper's Table 5 prompts with ViTDet-H boxes. Prebuilt result files are published by TinySAM
+(PROTOCOLS.md §4); nobody publishes their SHA-256, so the value seen when a downloaded file first
+parses as a detection list is recorded and checked afterwards.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..data.jsonio import read_json
+from ..errors import InputError, UnknownNameError, did_you_mean
+from .artefact import Artefact, fetch, remember
+from .cache import cache_dir
+
+
+@dataclass(frozen=True)
+class BoxFile(Artefact):
+    """A published detection file for one detector-box protocol (``name`` is the protocol)."""
+
+    kind: str = "boxes"
+    detector: str = ""
+    detections: int | None = None  # entries in the file, where known
+
+
+BOX_FILES: dict[str, BoxFile] = {
+    b.name: b
+    for b in (
+        BoxFile(
+            "coco-vitdet",
+            "coco_instances_results_vitdet.json",
+            # TinySAM release 2.0 (README: "detection boxes produced by ViTDet model"); 92,850 detections
+            "https://github.com/xinghaochen/TinySAM/releases/download/2.0/coco_instances_results_vitdet.json",
+            detector="ViTDet-H Cascade Mask R-CNN (detectron2 cascade_mask_rcnn_vitdet_h_75ep), COCO val2017",
+            detections=92_850,
+        ),
+        BoxFile(
+            "lvis-vitdet",
+            "lvis_instances_results_vitdet.json",
+            "https://github.com/xinghaochen/TinySAM/releases/download/3.0/lvis_instances_results_vitdet.json",
+            detector="ViTDet-H Cascade Mask R-CNN (detectron2 cascade_mask_rcnn_vitdet_h_100ep), LVIS v1 val",
+        ),
+    )
+}
+
+
+def box_file(name: str) -> BoxFile:
+    if name not in BOX_FILES:
+        raise UnknownNameError(f"no published boxes for {name!r}.{did_you_mean(name, list(BOX_FILES))}")
+    return BOX_FILES[name]
+
+
+def boxes_dir() -> Path:
+    return cache_dir("boxes")
+
+
+def default_boxes_path(name: str) -> Path:
+    return boxes_dir() / box_file(name).filename
+
+
+def download_boxes(
+    name: str, dest_dir: Path | None = None, progress: bool = True, base_url: str | None = None
+) -> Path:
+    """Fetch a published detection file (resumable); its SHA-256 is recorded once it parses as a list."""
+    info = box_file(name)
+    folder = Path(dest_dir) if dest_dir else boxes_dir()
+    path, sha = fetch(info, folder, base_url, progress)
+    data, _ = read_json(path)
+    if not isinstance(data, list):
+        raise InputError(
+            f"{path}: not a COCO results list of detections", hint="delete the file and download it again"
+        )
+    remember(info, sha, folder)
+    return path

@@ -1,0 +1,111 @@
+"""Tasks that prompt every ground-truth instance (mIoU, NoC): instance selection, batches, rounds.
+
+Per image: select instances (crowd / empty-mask filtering, with counts), take them in batches of
+``prompt_batch``, and run the protocol's prompt strategy round by round: the model is prompted,
+one output per instance is chosen by the protocol's ``mask_choice``, and an iterative strategy
+(the SAM clicker) places its next clicks from that choice.
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..data.gt import MaskCache, select_instances
+from ..data.types import Instance, Sample
+from ..errors import InputError
+from ..models.base import Prediction, Runner
+from ..prompts.strategies import PromptInput, PromptSet, PromptStrategy, strategy_for
+from ..protocols import Protocol
+from .base import Task, TaskContext
+from .choice import choose_masks
+
+
+@dataclass
+class Round:
+    """One round of prompting a batch of instances: the prompts, the prediction and the chosen outputs."""
+
+    prompts: PromptSet
+    pred: Prediction
+    index: torch.Tensor  # chosen output per instance (N)
+
+
+class PromptedTask(Task):
+    """The shared part of the per-instance protocols; subclasses turn rounds into records."""
+
+    def __init__(self, protocol: Protocol, ctx: TaskContext) -> None:
+        super().__init__(protocol, ctx)
+        self.strategy: PromptStrategy = strategy_for(protocol.options)
+        if self.options["mask_choice"] == "box_iou" and self.options["prompt"] != "box":
+            raise InputError(f"{protocol.name}: mask_choice=box_iou needs box prompts")
+
+    def run_image(self, runner: Runner, cache: MaskCache) -> tuple[list, Counter]:
+        gt = select_instances(cache, self.options["include_crowd"], skip_bad=self.ctx.skip_bad)
+        records: list = []
+        stats = Counter(gt.skipped)
+        s = cache.sample
+        for start in range(0, len(gt.instances), self.ctx.prompt_batch):
+            chunk = slice(start, start + self.ctx.prompt_batch)
+            inp = PromptInput(
+                s.image_id,
+                self.ctx.seed,
+                gt.instances[chunk],
+                gt.masks[chunk],
+                str(s.ann_file) if s.ann_file else None,
+            )
+            records += self.records(s, inp, self.rounds(runner, inp, stats))
+        return records, stats
+
+    def rounds(self, runner: Runner, inp: PromptInput, stats: Counter) -> Iterator[Round]:
+        """Prompt the instances of ``inp`` for every round of the strategy (a generator)."""
+        gt = torch.from_numpy(inp.masks)
+        prompts = self.strategy.first(inp, stats)
+        last: Round | None = None
+        for r in range(self.strategy.rounds):
+            if r:
+                assert last is not None
+                current = last.pred.select(last.index).cpu().numpy()  # the next clicks are found on the host
+                prompts = self.strategy.next(inp, prompts, current)
+            if runner.uses_ground_truth:
+                runner.set_targets(inp.masks)
+            kwargs: dict[str, Any] = prompts.kwargs()
+            pred = runner.predict(**kwargs, multimask=self.options["mask_choice"] != "single")
+            index = choose_masks(
+                pred, self.options["mask_choice"], gt=gt.to(pred.device), boxes=prompts.boxes
+            )
+            last = Round(prompts, pred, index)
+            yield last
+
+    @abstractmethod
+    def records(self, sample: Sample, inp: PromptInput, rounds: Iterator[Round]) -> list[Any]:
+        """The per-instance records of one batch, from its rounds (consume them all)."""
+
+
+def instance_fields(sample: Sample, inst: Instance) -> dict[str, Any]:
+    """The identity part every per-instance record shares."""
+    from ..metrics.miou import size_bucket
+
+    return {
+        "image_id": sample.image_id,
+        "ann_id": inst.ann_id,
+        "category_id": inst.category_id,
+        "area": inst.area,
+        "size": size_bucket(inst.area),
+    }
+
+
+def chosen_iou(rnd: Round, masks: np.ndarray) -> tuple[list[int], list[float], list[float]]:
+    """Chosen output, its IoU with the ground truth and its predicted score, per instance (host lists)."""
+    from ..metrics.iou import mask_iou
+
+    gt = torch.from_numpy(masks).to(rnd.pred.device)
+    rows = torch.arange(len(rnd.index), device=rnd.index.device)
+    iou = mask_iou(rnd.pred.select(rnd.index), gt)
+    score = rnd.pred.iou_predictions[rows, rnd.index]
+    return rnd.index.tolist(), iou.tolist(), score.tolist()  # one device sync each
