@@ -36,7 +36,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
     """One clear line when checks were skipped for want of ../shared (they are mandatory in CI)."""
     if _SKIPPED_FOR_SHARED:
         terminalreporter.write_line(
-            f"NOTE: {len(_SKIPPED_FOR_SHARED)} fidelity / real-data check(s) skipped: the team's shared folder "
+            f"NOTE: {len(_SKIPPED_FOR_SHARED)} fidelity / real-data check(s) skipped: the shared folder "
             f"was not found at {SHARED} (set EVALSUITE_SHARED=DIR to point at it); "
             "they compare the models with the official code's goldens and the metrics with real COCO/LVIS "
             "files, and .ci/run makes them mandatory.",

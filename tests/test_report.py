@@ -22,14 +22,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image
+from records_fixtures import make_sample_runs, synthetic_record
 
-from evalsuite.cli import cli, main
-from evalsuite.cli.report import register
+from evalsuite.cli import main
 from evalsuite.data.gt import MaskCache, select_instances
 from evalsuite.data.images import load_rgb
 from evalsuite.data.locate import locate
-from evalsuite.engine import RunConfig, run
 from evalsuite.metrics.noc import noc, summarize_noc
 from evalsuite.models.base import PROMPT_POINTS, Prediction, Runner
 from evalsuite.protocols import get_protocol, load_protocols
@@ -44,23 +42,14 @@ UPDATE = os.environ.get("EVALSUITE_UPDATE_GOLDEN") == "1"
 
 @pytest.fixture(scope="module")
 def es():
-    """``evalsuite`` with the report commands registered (as cli.py will do)."""
-    register(cli)
+    """The ``evalsuite`` command line, called in-process."""
     return main
 
 
 @pytest.fixture(scope="module")
 def sample_runs(tmp_path_factory) -> Path:
     """Real runs on the sample: oracle and box-fill on a few mIoU protocols and on coco-vitdet."""
-    out = tmp_path_factory.mktemp("runs")
-    common = {"data": "sample", "out": out, "progress": False, "workers": 0}
-    run(RunConfig(["coco-box", "coco-1click", "coco-3click", "lvis-box"], "oracle", **common))
-    run(RunConfig(["coco-box"], "box-fill", **common))
-    register(cli)
-    assert main(["make-boxes", "coco", "--seed", "0", "--out", str(out / "boxes" / "coco_seed0.json")]) == 0
-    for model in ("oracle", "box-fill"):
-        run(RunConfig(["coco-vitdet"], model, boxes=out / "boxes" / "coco_seed0.json", **common))
-    return out
+    return make_sample_runs(tmp_path_factory.mktemp("runs"))
 
 
 def _golden(name: str, text: str) -> None:
@@ -82,52 +71,6 @@ def _run_cli(es, capsys, *args: str) -> tuple[int, str, str]:
     rc = es(list(args))
     captured = capsys.readouterr()
     return rc, captured.out, captured.err
-
-
-# -- synthetic records -------------------------------------------------------------------------------
-def synthetic_record(
-    root: Path,
-    model: str,
-    protocol: str,
-    metrics: dict,
-    options: dict | None = None,
-    version: int | None = None,
-    folder: str | None = None,
-    dataset: str = "coco-val2017",
-) -> Path:
-    """Write a minimal, schema-valid record.json for ``model`` on ``protocol`` (options as shipped)."""
-    p = get_protocol(protocol)
-    opts = {**p.options, **(options or {})}
-    proto = p.with_options(options or {})
-    rec = {
-        "schema_version": 1,
-        "run_id": f"{model}__{protocol}__{'s' * 10}",
-        "protocol": {
-            "name": p.name,
-            "version": version or p.version,
-            "id": f"{p.name}@{version or p.version}",
-            "task": p.task,
-            "options": opts,
-            "options_hash": proto.options_hash,
-        },
-        "dataset": {
-            "name": dataset if p.dataset == "coco" else dataset.replace("coco-val2017", "lvis-v1-val"),
-            "family": p.dataset,
-            "annotation_sha256": ("a" if p.dataset == "coco" else "b") * 64,
-            "image_ids_sha256": "c" * 64,
-        },
-        "model": {"name": model, "checkpoint": None, "checkpoint_sha256": None, "precision": "fp32"},
-        "seed": 0,
-        "metrics": metrics,
-        "execution": {"wall_s": 10.0, "images_this_session": 100, "world_size": 1},
-        "environment": {"device": "cuda", "device_name": "Test GPU"},
-    }
-    if p.task == "ap":
-        rec["boxes"] = {"sha256": "d" * 64}
-    path = root / (folder or model) / protocol / "record.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(rec, indent=1))
-    return path
 
 
 @pytest.fixture
@@ -333,90 +276,6 @@ def test_per_size_and_per_category_exports(es, capsys, sample_runs):
     assert len(rows) - 1 == len(record["per_category"])
     n_total = sum(int(r.split(",")[-1]) for r in rows[1:])
     assert n_total == record["counts"]["instances"]
-
-
-# -- plots --------------------------------------------------------------------------------------------------
-def _check_png(path: Path, pixels: tuple[int, int]) -> None:
-    assert path.stat().st_size > 5_000
-    with Image.open(path) as im:
-        assert im.size == pixels
-
-
-@pytest.mark.parametrize(
-    "kind,extra,inches",
-    [
-        ("speed", ["--protocol", "coco-box", "--protocol", "coco-vitdet"], (8.4, 4.3)),
-        ("clicks", [], (4.6, 3.8)),
-        ("sizes", ["--protocol", "coco-box", "--protocol", "coco-vitdet"], (7.2, 3.4)),
-    ],
-)
-def test_record_plots_render_png_and_pdf(es, capsys, sample_runs, tmp_path, kind, extra, inches):
-    png, pdf = tmp_path / f"{kind}.png", tmp_path / f"{kind}.pdf"
-    rc, _, err = _run_cli(
-        es,
-        capsys,
-        "plot",
-        kind,
-        str(sample_runs),
-        *extra,
-        "--dpi",
-        "60",
-        "--out",
-        str(png),
-        "--out",
-        str(pdf),
-    )
-    assert rc == 0, err
-    _check_png(png, (round(inches[0] * 60), round(inches[1] * 60)))
-    assert pdf.read_bytes().startswith(b"%PDF") and pdf.stat().st_size > 1_000
-
-
-def test_qualitative_grid_repredicts_the_logged_prompts(es, capsys, sample_runs, tmp_path):
-    png = tmp_path / "q.png"
-    rc, _, err = _run_cli(
-        es,
-        capsys,
-        "plot",
-        "qualitative",
-        str(sample_runs / "box-fill" / "coco-box"),
-        "--worst",
-        "2",
-        "--dpi",
-        "50",
-        "--out",
-        str(png),
-        "--out",
-        str(tmp_path / "q.pdf"),
-    )
-    assert rc == 0, err
-    assert "differs from the logged" not in err  # re-prediction reproduces the logged IoUs
-    _check_png(png, (round(7.5 * 50), round((2.45 * 2 + 0.5) * 50)))
-    rc, _, err = _run_cli(
-        es,
-        capsys,
-        "plot",
-        "qualitative",
-        str(sample_runs / "oracle" / "coco-3click"),
-        "--instance",
-        "100003:900001",
-        "--out",
-        str(tmp_path / "o.png"),
-    )
-    assert rc == 0, err
-    rc, _, err = _run_cli(
-        es, capsys, "plot", "qualitative", str(sample_runs / "oracle" / "coco-vitdet"), "--out", str(png)
-    )
-    assert rc == 2 and "needs an mIoU record" in err
-
-
-def test_speed_plot_refuses_mixed_devices(es, capsys, tmp_path):
-    synthetic_record(tmp_path, "efficientsam-s", "coco-box", {"mIoU": 76.0})
-    path = synthetic_record(tmp_path, "efficientsam-ti", "coco-box", {"mIoU": 75.0})
-    rec = json.loads(path.read_text())
-    rec["environment"]["device_name"] = "Other GPU"
-    path.write_text(json.dumps(rec))
-    rc, _, err = _run_cli(es, capsys, "plot", "speed", str(tmp_path), "--out", str(tmp_path / "s.png"))
-    assert rc == 2 and "different devices" in err
 
 
 # -- gates ---------------------------------------------------------------------------------------------------

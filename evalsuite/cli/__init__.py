@@ -24,9 +24,9 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
 def _register() -> None:
     """Commands live in their own modules, grouped by what they do."""
-    from . import fetch, info, report, run
+    from . import fetch, info, plot, report, run
 
-    for module in (run, report, fetch, info):
+    for module in (run, report, plot, fetch, info):
         module.register(cli)
 
 

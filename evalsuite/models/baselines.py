@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..errors import InputError
 from ..data.masks import box_masks
+from ..errors import InputError
 from .base import PROMPT_BOX, ModelSpec, Prediction, Runner
 
 
