@@ -44,6 +44,12 @@ class ResumeConflictError(InputError):
     """An output folder holds a run made with different settings."""
 
 
+class Interrupted(EvalsuiteError):
+    """Ctrl-C or SIGTERM during a run: finished work is kept (exit status 130, as for SIGINT)."""
+
+    exit_code = 130
+
+
 def did_you_mean(name: str, choices: list[str] | tuple[str, ...]) -> str:
     """A short 'did you mean' suffix for an unknown name ('' when nothing is close)."""
     import difflib

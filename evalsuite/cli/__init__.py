@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import errno
 import os
+import signal
 import sys
+import threading
 
 import click
 
 from .._version import __version__
-from ..errors import EvalsuiteError
+from ..errors import EvalsuiteError, Interrupted
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -33,13 +35,23 @@ def _register() -> None:
 _register()
 
 
+def _sigterm_as_interrupt(signum: int, frame: object) -> None:
+    """A SIGTERM (a scheduler ending the job) stops a run as Ctrl-C does: finished work is kept."""
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: user errors become one line and exit status 2 (1 for runtime failures)."""
     debug = "--debug" in (argv if argv is not None else sys.argv[1:]) or bool(
         os.environ.get("EVALSUITE_DEBUG")
     )
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
     try:
         cli.main(args=argv, prog_name="evalsuite", standalone_mode=False)
+    except Interrupted as e:
+        click.echo(f"evalsuite: {e}", err=True)
+        return e.exit_code
     except EvalsuiteError as e:
         if debug:
             raise
@@ -62,6 +74,9 @@ def main(argv: list[str] | None = None) -> int:
         message, code = describe_os_error(e)
         click.echo(f"evalsuite: error: {message}", err=True)
         return code
+    finally:
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, previous)
     return 0
 
 

@@ -20,7 +20,7 @@ import torch
 from tqdm import tqdm
 
 from ..data.locate import DataSource, locate
-from ..errors import EvalsuiteError, InputError
+from ..errors import EvalsuiteError, InputError, Interrupted
 from ..models.base import Runner
 from ..protocols import Protocol, get_protocol, load_protocols
 from ..record import RunRecord
@@ -160,6 +160,7 @@ class _ProtocolRun:
     timed: TimedRunner
     complete_at_start: bool = False
     seconds: float = 0.0
+    logged: int = 0  # images finished (logged) in this session
 
     @property
     def protocol(self) -> Protocol:
@@ -259,42 +260,9 @@ def _run_dataset(
     progress = tqdm(total=len(todo), desc=desc, unit="img", disable=not show)
     embedder = _Embedder(runner, image_batch, model.base_name, timer)
     try:
-        for batch in batched(timer.timed_pull(iter(images)), image_batch):
-            readable = []
-            for (sample, image, cache), wait in batch:
-                times = timer.image(wait)
-                if not isinstance(image, EvalsuiteError):
-                    readable.append((sample, image, cache, times))
-                    continue
-                if not cfg.skip_bad:
-                    raise image
-                for r in runs:  # an unreadable image is skipped and counted, for every protocol
-                    if sample.image_id not in r.done:
-                        r.folder.append_image(
-                            {"image_id": sample.image_id, "records": 0, "skipped": {SKIP_BAD_IMAGE: 1}}, []
-                        )
-                timer.end_image()
-                progress.update(1)
-            for sample, cache, times in embedder.embed(readable):  # the image set on the runner, in order
-                for r in runs:  # one embedding serves every protocol of the run
-                    if sample.image_id in r.done:
-                        continue
-                    t0, d0 = time.perf_counter(), r.timed.seconds
-                    # the proxy is a Runner by duck typing: it times predict() and forwards the rest
-                    records, stats = r.task.run_image(cast(Runner, r.timed), cache)
-                    row = {
-                        "image_id": sample.image_id,
-                        "records": len(records),
-                        "skipped": dict(sorted(stats.items())),
-                    }
-                    r.folder.append_image(row, [rec.to_json() for rec in records])
-                    spent = time.perf_counter() - t0
-                    decoder = r.timed.seconds - d0
-                    times.decoder[r.protocol.name] = decoder
-                    times.host[r.protocol.name] = spent - decoder
-                    r.seconds += spent
-                timer.end_image()
-                progress.update(1)
+        _loop(cfg, runs, images, progress, embedder, timer, image_batch)
+    except KeyboardInterrupt:
+        raise _interrupted(runs, len(ids)) from None
     finally:
         progress.close()
     timer.finish()
@@ -316,6 +284,66 @@ def _run_dataset(
         outcomes = [_finish(ctx, model.name_for(r.protocol), r, execution, timer) for r in runs]
     dist_ctx.barrier()
     return outcomes
+
+
+def _loop(
+    cfg: RunConfig,
+    runs: list[_ProtocolRun],
+    images: Iterator[tuple[Any, Any, Any]],
+    progress: Any,
+    embedder: _Embedder,
+    timer: SessionTimer,
+    image_batch: int,
+) -> None:
+    """Every image still to do: embed in batches, serve each protocol that needs it, log, time."""
+    for batch in batched(timer.timed_pull(iter(images)), image_batch):
+        readable = []
+        for (sample, image, cache), wait in batch:
+            times = timer.image(wait)
+            if not isinstance(image, EvalsuiteError):
+                readable.append((sample, image, cache, times))
+                continue
+            if not cfg.skip_bad:
+                raise image
+            for r in runs:  # an unreadable image is skipped and counted, for every protocol
+                if sample.image_id not in r.done:
+                    r.folder.append_image(
+                        {"image_id": sample.image_id, "records": 0, "skipped": {SKIP_BAD_IMAGE: 1}}, []
+                    )
+                    r.logged += 1
+            timer.end_image()
+            progress.update(1)
+        for sample, cache, times in embedder.embed(readable):  # the image set on the runner, in order
+            for r in runs:  # one embedding serves every protocol of the run
+                if sample.image_id in r.done:
+                    continue
+                t0, d0 = time.perf_counter(), r.timed.seconds
+                # the proxy is a Runner by duck typing: it times predict() and forwards the rest
+                records, stats = r.task.run_image(cast(Runner, r.timed), cache)
+                row = {
+                    "image_id": sample.image_id,
+                    "records": len(records),
+                    "skipped": dict(sorted(stats.items())),
+                }
+                r.folder.append_image(row, [rec.to_json() for rec in records])
+                r.logged += 1
+                spent = time.perf_counter() - t0
+                decoder = r.timed.seconds - d0
+                times.decoder[r.protocol.name] = decoder
+                times.host[r.protocol.name] = spent - decoder
+                r.seconds += spent
+            timer.end_image()
+            progress.update(1)
+
+
+def _interrupted(runs: list[_ProtocolRun], total: int) -> Interrupted:
+    """The line a Ctrl-C or SIGTERM ends with: how much is kept where, and how to go on."""
+    kept = min(len(r.done) + r.logged for r in runs)
+    folders = sorted({str(r.folder.location.parent) for r in runs if r.folder.location is not None})
+    where = f" in {', '.join(folders)}" if folders else " (in memory: nothing is kept without out=)"
+    return Interrupted(
+        f"interrupted: {kept} of {total} images kept{where}; run the same command again to resume"
+    )
 
 
 class _Embedder:
