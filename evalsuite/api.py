@@ -27,9 +27,8 @@ from .engine import RunConfig, run
 from .engine.devices import default_device
 from .errors import InputError
 from .models import CallableRunner, Runner, get_spec, model_names
-from .paper import paper_value
 from .record import RunRecord, find_records
-from .report.rules import column_options, difference, paper_comparability, unique_cells
+from .report.rules import column_options, difference, paper_comparability, paper_value, unique_cells
 from .report.stats import SIZES, pair_instances, paired_bootstrap
 from .report.tables import build_table, export_frame, render, render_export, table_frame, to_csv
 
@@ -87,8 +86,12 @@ class Results:
         for r in self.records:
             for metric in r.metrics:
                 value = r.metric(metric)
-                pv = None if r.model.random_weights else paper_value(r.model.name, r.protocol.name, metric)
-                fair = pv is not None and paper_comparability(r, pv.options).ok
+                pv = (
+                    None
+                    if r.model.random_weights
+                    else paper_value(r.model.name, r.protocol.name, metric, column_options(r))
+                )
+                fair = pv is not None and paper_comparability(r, pv).ok
                 rows.append(
                     {
                         "name": r.name,

@@ -44,10 +44,18 @@ class ResumeConflictError(InputError):
     """An output folder holds a run made with different settings."""
 
 
-class Interrupted(EvalsuiteError):
-    """Ctrl-C or SIGTERM during a run: finished work is kept (exit status 130, as for SIGINT)."""
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM during a run: finished work is kept (exit status 130, as for SIGINT).
+
+    A KeyboardInterrupt, so that Python callers (a notebook) stop as they expect and ``except
+    Exception`` never swallows it; the message says what was kept and how to resume.
+    """
 
     exit_code = 130
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
 
 
 def did_you_mean(name: str, choices: list[str] | tuple[str, ...]) -> str:

@@ -36,6 +36,8 @@ class PaperRow:
     values: dict[str, dict[str, float]]  # protocol -> metric -> value
     provenance: str = ""
     options: dict[str, Any] = field(default_factory=dict)  # protocol options the paper measured with
+    #: the paper prompted with its own detection file, which evalsuite cannot identify ("" = the usual)
+    boxes: str = ""
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,7 @@ class QuotedValue:
     row: str
     source: str
     options: dict[str, Any] = field(default_factory=dict)
+    boxes: str = ""
 
 
 def _row(data: dict[str, Any], default_metric: str | None) -> PaperRow:
@@ -85,6 +88,7 @@ def _row(data: dict[str, Any], default_metric: str | None) -> PaperRow:
         values=values,
         provenance=str(data.get("provenance", "")),
         options=dict(data.get("options", {})),
+        boxes=str(data.get("boxes", "")),
     )
 
 
@@ -120,17 +124,21 @@ def paper_table(number: str) -> PaperTable:
     return tables[number]
 
 
-def paper_value(model: str, protocol: str, metric: str) -> QuotedValue | None:
-    """The quoted value for (evalsuite model, protocol name, metric), if a paper has one.
+def quoted_values(model: str, protocol: str, metric: str) -> list[QuotedValue]:
+    """Every quoted value for (evalsuite model, protocol name, metric), files in name order.
 
-    Files are searched in name order; the first with a value wins (the EfficientSAM paper's
-    tables come first, other papers add rows for models it does not cover).
+    The EfficientSAM paper's tables come first; other papers add rows for models it does not cover
+    or for other options (which column a value belongs to is the report's rule:
+    :func:`evalsuite.report.rules.paper_value`).
     """
+    out = []
     for table in _files():
         for row in table.rows:
             if row.model != model:
                 continue
             value = row.values.get(protocol, {}).get(metric)
             if value is not None:
-                return QuotedValue(value, table.number, row.label, table.source_of(row), row.options)
-    return None
+                out.append(
+                    QuotedValue(value, table.number, row.label, table.source_of(row), row.options, row.boxes)
+                )
+    return out

@@ -94,6 +94,18 @@ class Protocol:
         return {k: v for k, v in sorted(self.options.items()) if self.defaults.get(k) != v}
 
     @property
+    def column_overrides(self) -> dict[str, Any]:
+        """Overrides that change what a table column measures (clicks, box source, instance set)."""
+        schema = option_schema(self.task, self.options)
+        return {k: v for k, v in self.overrides.items() if k not in schema or schema[k].column}
+
+    @property
+    def row_overrides(self) -> dict[str, Any]:
+        """Overrides that only change how the model answers (a variant of the model: a table row)."""
+        column = self.column_overrides
+        return {k: v for k, v in self.overrides.items() if k not in column}
+
+    @property
     def label(self) -> str:
         """``coco-1click@1``, or ``coco-1click@1 (clicks=3)`` with overrides (never a bare, wrong id)."""
         if not self.overrides:

@@ -30,8 +30,12 @@ def synthetic_record(
     version: int | None = None,
     folder: str | None = None,
     dataset: str = "coco-val2017",
+    name: str | None = None,
 ) -> Path:
-    """Write a minimal, schema-valid record.json for ``model`` on ``protocol`` (options as shipped)."""
+    """Write a minimal, schema-valid record.json for ``model`` on ``protocol`` (options as shipped).
+
+    With ``name`` the record is a schema-2 record of that run name (a variant of the model).
+    """
     p = get_protocol(protocol)
     opts = {**p.options, **(options or {})}
     proto = p.with_options(options or {})
@@ -58,6 +62,8 @@ def synthetic_record(
         "execution": {"wall_s": 10.0, "images_this_session": 100, "world_size": 1},
         "environment": {"device": "cuda", "device_name": "Test GPU"},
     }
+    if name is not None:
+        rec["schema_version"], rec["name"] = 2, name
     if p.task == "ap":
         rec["boxes"] = {"sha256": "d" * 64}
     path = root / (folder or model) / protocol / "record.json"

@@ -13,8 +13,8 @@ from evalsuite.engine import resolve_protocols
 from evalsuite.errors import InputError, UnknownNameError
 from evalsuite.models import build_model, model_names
 from evalsuite.models import registry as model_registry
-from evalsuite.paper import paper_value
 from evalsuite.protocols import get_protocol, load_protocols, parse_override
+from evalsuite.report.rules import paper_value
 
 
 def test_lvis_eval_runs_on_numpy2_with_the_shim(realdata, tmp_path):
@@ -87,6 +87,26 @@ def test_paper_values_are_quoted_with_their_source():
     assert v.value == 65.5 and "refinement" in v.source
     assert paper_value("efficientsam-s", "coco-5click", "mIoU") is None  # the paper has no 5-click column
     assert paper_value("box-fill", "coco-box", "mIoU") is None
+
+
+def test_a_paper_value_belongs_to_the_column_its_options_define():
+    # EfficientViT-SAM quotes XL1's box mIoU with the annotation box and crowd annotations included:
+    # that number stands beside that column only, never beside the shipped tight-box column
+    assert paper_value("efficientvit-sam-xl1", "coco-box", "mIoU") is None
+    v = paper_value("efficientvit-sam-xl1", "coco-box", "mIoU", {"box_source": "ann", "include_crowd": True})
+    assert v.value == 79.9 and "EfficientViT-SAM" in v.source
+    assert paper_value("efficientvit-sam-xl1", "coco-box", "mIoU", {"box_source": "ann"}) is None
+    assert paper_value("efficientvit-sam-xl1", "lvis-box", "mIoU", {"box_source": "ann"}).value == 79.9
+    # a row option (SAM's refinement step) does not move the value out of the shipped column
+    assert paper_value("sam-vit-h", "coco-vitdet", "AP").options == {"refine": 1}
+
+
+def test_efficientvit_sam_ap_is_quoted_but_their_own_boxes_forbid_a_delta():
+    v = paper_value("efficientvit-sam-l0", "coco-vitdet", "AP")
+    assert v.value == 45.7 and v.boxes  # measured with EfficientViT-SAM's own ViTDet file
+    assert paper_value("efficientvit-sam-xl1", "lvis-vitdet", "AP").value == 44.4
+    # the EfficientSAM paper's tables come first where two papers quote one model
+    assert paper_value("mobilesam", "lvis-vitdet", "AP").value == 34.4
 
 
 def test_builtin_models_come_from_entry_points():

@@ -250,6 +250,41 @@ def test_a_model_variant_gets_the_paper_value_but_no_delta(es, capsys, tmp_path)
     assert "Row options of efficientsam-s+mask_choice=single: mask_choice=single" in out
 
 
+def test_a_quoted_value_with_other_column_options_stands_in_that_column_only(es, capsys, tmp_path):
+    # EfficientViT-SAM's XL1 box mIoU was measured with the annotation box, crowds included
+    for folder, options, value in (
+        ("efficientvit-sam-xl1", {}, 79.0),
+        (
+            "efficientvit-sam-xl1+box_source=ann+include_crowd=true",
+            {"box_source": "ann", "include_crowd": True},
+            79.5,
+        ),
+    ):
+        synthetic_record(
+            tmp_path, "efficientvit-sam-xl1", "coco-box", {"mIoU": value}, options, folder=folder, name=folder
+        )
+    rc, out, err = _run_cli(es, capsys, "report", str(tmp_path), "--table", "4")
+    assert rc == 0, err
+    assert "| COCO box | COCO box (box_source=ann, include_crowd=true) |" in re.sub(r" +", " ", out)
+    rows = {
+        line.split("|")[1].strip(): line for line in out.splitlines() if line.startswith("| efficientvit")
+    }
+    # the shipped tight-box column has no quoted value; the annotation-box column has 79.9 and a Δ
+    assert re.search(r"\| +79\.0 \| +– \|", rows["efficientvit-sam-xl1"])
+    assert "79.5 (79.9 [1], -0.4)" in rows["efficientvit-sam-xl1+box_source=ann+include_crowd=true"]
+    assert "EfficientViT-SAM (Zhang et al., 2024" in out
+    assert "no paper value stands beside them" not in out
+
+
+def test_a_paper_measured_on_its_own_detection_file_gets_no_delta(es, capsys, tmp_path):
+    metrics = {"AP": 45.0, "APS": 28.0, "APM": 49.0, "APL": 63.0}
+    synthetic_record(tmp_path, "efficientvit-sam-l0", "coco-vitdet", metrics)
+    rc, out, err = _run_cli(es, capsys, "report", str(tmp_path), "--table", "5")
+    assert rc == 0, err
+    assert "45.0 (45.7 [1], n/a)" in out
+    assert "the paper prompted with other detection boxes (EfficientViT-SAM's own ViTDet files" in out
+
+
 def test_missing_paths_and_empty_folders_are_input_errors(es, capsys, tmp_path):
     assert _run_cli(es, capsys, "report", str(tmp_path / "nope"))[0] == 2
     rc, _, err = _run_cli(es, capsys, "report", str(tmp_path))

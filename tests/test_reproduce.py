@@ -103,3 +103,33 @@ def test_dry_run_prints_copyable_commands_what_is_missing_and_an_honest_estimate
     assert "estimated time: unknown on cpu" in out  # never an H100 figure for a CPU run
     assert main([*args, "--out", str(tmp_path / "res"), "--device", "cpu"]) == 2  # preflight refuses to start
     assert "missing before any run starts" in capsys.readouterr().err
+
+
+def test_a_variant_of_one_model_is_reproduced_under_its_own_name(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("EVALSUITE_HOME", str(tmp_path / "home"))
+    base = ["reproduce", "table4", "--data", "sample", "--out", str(tmp_path / "res"), "--device", "cpu"]
+    # --name / --weights / --checkpoint describe one model's run: refused for a plan of several
+    assert main([*base, "--weights", "random", "--dry-run"]) == 2
+    assert "describe one model's run" in capsys.readouterr().err
+    assert main([*base, "--models", "efficientsam-ti", "--weights", "random:1", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    commands = [shlex.split(line.split("] ", 1)[1]) for line in out.splitlines() if line.startswith("[")]
+    assert commands and all("--weights" in c and c[c.index("--weights") + 1] == "random:1" for c in commands)
+    assert all("--name" not in c for c in commands)  # named by its weights (efficientsam-ti+random1)
+    assert "missing: efficientsam-ti weights" not in out  # random weights need no download
+    assert (
+        main([*base, "--models", "efficientsam-ti", "--checkpoint", str(tmp_path / "ft.pt"), "--dry-run"])
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert f"missing: checkpoint {tmp_path / 'ft.pt'}: no such file" in out
+    assert main([*base, "--models", "efficientsam-ti", "--name", "my-ti", "--dry-run"]) == 0
+    assert "--name my-ti" in capsys.readouterr().out
+
+
+def test_one_annotation_file_cannot_serve_both_datasets(capsys, tmp_path):
+    ann = tmp_path / "ann.json"
+    ann.write_text("{}")
+    args = ["reproduce", "table4", "--models", "oracle", "--ann", str(ann), "--dry-run", "--device", "cpu"]
+    assert main(args) == 2
+    assert "--ann names one annotation file, but the plan runs on COCO and LVIS" in capsys.readouterr().err

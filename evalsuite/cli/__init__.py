@@ -57,7 +57,10 @@ def main(argv: list[str] | None = None) -> int:
             raise
         click.echo(f"evalsuite: error: {e}", err=True)
         return e.exit_code
-    except click.exceptions.Abort:
+    except click.exceptions.Abort as e:  # click turns a KeyboardInterrupt (and Interrupted) into Abort
+        if isinstance(e.__context__, Interrupted):
+            click.echo(f"evalsuite: {e.__context__}", err=True)
+            return e.__context__.exit_code
         click.echo("evalsuite: aborted", err=True)
         return 130
     except click.ClickException as e:

@@ -275,6 +275,8 @@ def noc_cmd(
     metavar="A,B,...",
     help="Models to run, comma separated (default: the paper's rows of each table).",
 )
+@name_option
+@weights_options
 @data_options
 @click.option(
     "--boxes-coco", type=click.Path(path_type=Path), default=None, help="Detections for coco-vitdet."
@@ -296,6 +298,10 @@ def noc_cmd(
 def reproduce_cmd(
     which,
     models,
+    name,
+    checkpoint,
+    weights,
+    trust_checkpoint,
     data,
     data_root,
     ann,
@@ -321,10 +327,15 @@ def reproduce_cmd(
     device = check_device(device or default_device())
     chosen = [m.strip() for m in models.split(",") if m.strip()] if models else None
     boxes = default_boxes(which, data, {"coco": boxes_coco, "lvis": boxes_lvis}, out, write=not dry_run)
-    plan = make_plan(which, chosen, boxes)
+    variant = name is not None or checkpoint is not None or weights not in (None, "official")
+    plan = make_plan(which, chosen, boxes, variant=variant)
     base = RunConfig(
         protocols=[],
         model="",
+        name=name,
+        checkpoint=None if checkpoint is None else str(checkpoint),
+        weights=weights,
+        trust_checkpoint=trust_checkpoint,
         data=data,
         data_root=data_root,
         ann=ann,

@@ -44,11 +44,14 @@ class PlannedRun:
 
     def config(self, base: RunConfig) -> RunConfig:
         """The run's settings: ``base`` with this run's protocols, model, name, boxes and options."""
+        official = base.checkpoint is None and base.weights in (None, "official")
         return replace(
             base,
             protocols=list(self.protocols),
             model=self.model,
-            name=self.model,  # one row per model; its options are in the table's notes
+            # one row per model (its row options are in the table's notes); a variant (another
+            # checkpoint, random weights) is named by the user or by its weights, never as the model
+            name=base.name or (self.model if official else None),
             boxes=self.boxes,
             overrides=dict(self.overrides),
         )
@@ -56,7 +59,15 @@ class PlannedRun:
     def command(self, base: RunConfig) -> str:
         """The ``evalsuite run`` command that does the same, copyable as is."""
         cfg = self.config(base)
-        args = ["evalsuite", "run", *cfg.protocols, "--model", self.model, "--name", self.model]
+        args = ["evalsuite", "run", *cfg.protocols, "--model", self.model]
+        if cfg.name is not None:
+            args += ["--name", cfg.name]
+        if cfg.checkpoint is not None:
+            args += ["--checkpoint", str(cfg.checkpoint)]
+        if cfg.weights not in (None, "official"):
+            args += ["--weights", str(cfg.weights)]
+        if cfg.trust_checkpoint:
+            args += ["--trust-checkpoint"]
         args += ["--data", cfg.data]
         if cfg.data_root is not None:
             args += ["--data-root", str(cfg.data_root)]
@@ -82,10 +93,21 @@ class Plan:
     skipped: list[str] = field(default_factory=list)  # (model, protocol) pairs the model cannot serve
 
 
-def make_plan(which: str, models: list[str] | None, boxes: dict[str, Path | None]) -> Plan:
-    """The runs ``which`` ("table4", "table5", "all") needs: the paper's rows, or ``models``."""
+def make_plan(
+    which: str, models: list[str] | None, boxes: dict[str, Path | None], variant: bool = False
+) -> Plan:
+    """The runs ``which`` ("table4", "table5", "all") needs: the paper's rows, or ``models``.
+
+    ``variant``: the user names the run or brings weights (--name, --checkpoint, --weights), which
+    belong to one model; refused unless ``models`` names exactly one.
+    """
     if which not in TABLES:
         raise InputError(f"reproduce: expected one of {', '.join(TABLES)}, not {which!r}")
+    if variant and (models is None or len(models) != 1):
+        raise InputError(
+            "reproduce: --name, --checkpoint and --weights describe one model's run",
+            hint="name that model with --models, e.g. --models efficientsam-s",
+        )
     tables = [paper_table(n) for n in TABLES[which]]
     chosen = list(models) if models else list(dict.fromkeys(m for t in tables for m in t.models))
     plan = Plan()
@@ -124,9 +146,18 @@ def preflight(plan: Plan, base: RunConfig) -> list[str]:
             locate(family, base.data, base.data_root, base.ann)
         except EvalsuiteError as e:
             missing.append(f"{family.upper()} data: {e.message}")
+    families = sorted({r.family for r in plan.runs})
+    if base.ann is not None and len(families) > 1:
+        raise InputError(
+            "reproduce: --ann names one annotation file, but the plan runs on "
+            + " and ".join(f.upper() for f in families),
+            hint="use --data-root with both datasets, or `evalsuite run` per dataset with its --ann",
+        )
+    if base.checkpoint is not None and not Path(base.checkpoint).is_file():
+        missing.append(f"checkpoint {base.checkpoint}: no such file")
     for model in dict.fromkeys(r.model for r in plan.runs):
         spec = get_spec(model)
-        if spec.needs_weights:
+        if spec.needs_weights and base.checkpoint is None and base.weights in (None, "official"):
             try:
                 find_checkpoint(spec)
             except EvalsuiteError as e:

@@ -17,7 +17,6 @@ from typing import Any
 from ..data.locate import DataSource
 from ..data.readers import DatasetReader
 from ..metrics.base import MetricResult
-from ..paper import paper_value
 from ..protocols import Protocol
 from ..provenance import device_info, software
 from ..record import (
@@ -34,6 +33,7 @@ from ..record import (
     SoftwarePart,
     TimingPart,
 )
+from ..report.rules import paper_value
 from ..tasks import Task
 
 
@@ -87,7 +87,7 @@ def build_record(
     paper: dict[str, PaperValue] = {}
     if not ctx.model.random_weights:  # random weights have no paper value to stand beside
         for m in protocol.metrics:
-            pv = paper_value(ctx.model.name, protocol.name, m)
+            pv = paper_value(ctx.model.name, protocol.name, m, protocol.column_overrides)
             if pv is not None:
                 paper[m] = PaperValue(pv.value, pv.source, pv.row)
     per_category = {

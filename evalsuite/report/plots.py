@@ -20,10 +20,9 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, NullFormatter
 
 from ..errors import InputError
-from ..paper import paper_value
 from ..protocols import load_protocols
 from ..record import RunRecord
-from .rules import check_columns, unique_cells
+from .rules import check_columns, paper_value, unique_cells
 
 KINDS = ("speed", "clicks", "sizes", "qualitative")
 SUFFIXES = (".png", ".pdf")

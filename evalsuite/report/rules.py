@@ -16,32 +16,59 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import InputError
-from ..protocols import load_protocols, option_schema
+from ..paper import QuotedValue, quoted_values
+from ..protocols import Protocol, load_protocols
 from ..record import RunRecord, find_records
 
 
-def _changed(r: RunRecord) -> dict[str, Any]:
-    """The record's options that differ from the shipped protocol (computed, so old records work too)."""
-    shipped = load_protocols().get(r.protocol.name)
+def _as_shipped(name: str, task: str, options: dict[str, Any]) -> Protocol:
+    """The protocol ``name`` with these options, its defaults the shipped ones (none if not shipped)."""
+    shipped = load_protocols().get(name)
     defaults = shipped.options if shipped is not None else {}
-    return {k: v for k, v in sorted(r.protocol.options.items()) if defaults.get(k) != v}
+    return Protocol(name, 0, "", task, "", (), options=dict(options), defaults=dict(defaults))
 
 
 def column_options(r: RunRecord) -> dict[str, Any]:
-    """The changed options that define what the record's column measures."""
-    schema = option_schema(r.protocol.task, r.protocol.options)
-    return {k: v for k, v in _changed(r).items() if schema.get(k) is None or schema[k].column}
+    """The changed options that define what the record's column measures (computed: old records work too)."""
+    return _as_shipped(r.protocol.name, r.protocol.task, r.protocol.options).column_overrides
 
 
 def row_options(r: RunRecord) -> dict[str, Any]:
     """The changed options that only change how the model answers (a variant of the model: a row)."""
-    col = column_options(r)
-    return {k: v for k, v in _changed(r).items() if k not in col}
+    return _as_shipped(r.protocol.name, r.protocol.task, r.protocol.options).row_overrides
 
 
 def column_key(r: RunRecord) -> tuple:
     """Which column a record belongs to: its protocol and the column-defining options it changed."""
     return (r.protocol.name, tuple(column_options(r).items()))
+
+
+def paper_column_options(protocol: str, paper_options: dict[str, Any]) -> dict[str, Any] | None:
+    """The column options a paper row's options put its value in (None: the row's options do not fit)."""
+    shipped = load_protocols().get(protocol)
+    if shipped is None:
+        return None
+    try:
+        measured = shipped.with_options(paper_options)
+    except InputError:  # e.g. refine=1 quoted for a row that also has mIoU protocols: not this one
+        return None
+    return measured.column_overrides
+
+
+def paper_value(
+    model: str, protocol: str, metric: str, column: dict[str, Any] | None = None
+) -> QuotedValue | None:
+    """The paper's value for a cell: the model, protocol and metric, in the column measured with ``column``.
+
+    A paper's number belongs to the column its options define: the EfficientViT-SAM box mIoU
+    (annotation box, crowd included) stands beside ``coco-box (box_source=ann, include_crowd=true)``,
+    never beside the tight-box column. Options that make a row (SAM ViT-H's refinement step) do not
+    move the value; they decide whether a Δ is fair (:func:`paper_comparability`).
+    """
+    for qv in quoted_values(model, protocol, metric):
+        if paper_column_options(protocol, qv.options) == dict(column or {}):
+            return qv
+    return None
 
 
 def _same_result(a: RunRecord, b: RunRecord) -> bool:
@@ -147,8 +174,9 @@ class Comparability:
     reason: str = ""
 
 
-def paper_comparability(r: RunRecord, paper_options: dict[str, Any]) -> Comparability:
-    """Δ against the paper only for the paper's weights, data and protocol (plus the paper row's options)."""
+def paper_comparability(r: RunRecord, quoted: QuotedValue) -> Comparability:
+    """Δ against the paper only for the paper's weights, data, detections and options (shipped + row's)."""
+    paper_options = quoted.options
     if r.model.random_weights:
         return Comparability(False, "random weights")
     if r.model.weights == "file":
@@ -162,4 +190,6 @@ def paper_comparability(r: RunRecord, paper_options: dict[str, Any]) -> Comparab
         return Comparability(False, "the synthetic sample, not COCO/LVIS")
     if r.dataset.limit is not None:
         return Comparability(False, "a subset of the images (--limit)")
+    if quoted.boxes:
+        return Comparability(False, f"the paper prompted with other detection boxes ({quoted.boxes})")
     return Comparability(True)

@@ -25,10 +25,18 @@ from typing import Any
 import pandas as pd
 
 from ..errors import InputError
-from ..paper import PaperTable, paper_table, paper_tables, paper_value
+from ..paper import PaperTable, paper_table, paper_tables
 from ..protocols import load_protocols
 from ..record import RunRecord
-from .rules import check_columns, column_key, paper_comparability, row_options, unique_cells
+from .rules import (
+    check_columns,
+    column_key,
+    paper_column_options,
+    paper_comparability,
+    paper_value,
+    row_options,
+    unique_cells,
+)
 
 LABEL_MODES = ("paper", "id")
 
@@ -184,18 +192,14 @@ def build_table(
                 row_cells.append(Cell(None))
                 continue
             value = rec.metric(col.metric)
-            # the paper's value belongs to the paper's column: none beside a column measured otherwise
-            pv = (
-                None
-                if rec.model.random_weights or col.key[1]
-                else paper_value(model, col.protocol, col.metric)
-            )
-            if pv is None:
-                if rec.model.random_weights and paper_value(model, col.protocol, col.metric) is not None:
+            # a paper's value belongs to the column its options define: none beside another column
+            pv = paper_value(model, col.protocol, col.metric, dict(col.key[1]))
+            if pv is None or rec.model.random_weights:
+                if pv is not None:
                     no_delta.setdefault("random weights: no paper value applies", []).append(label)
                 row_cells.append(Cell(value, run_id=rec.run_id))
                 continue
-            fair = paper_comparability(rec, pv.options)
+            fair = paper_comparability(rec, pv)
             if not fair.ok:
                 no_delta.setdefault(fair.reason, []).append(label)
             row_cells.append(Cell(value, pv.value, source_index(pv.source), fair.ok, rec.run_id))
@@ -216,8 +220,7 @@ def build_table(
             quoted = []
             for col in columns:
                 value = prow.values.get(col.protocol, {}).get(col.metric)
-                default_col = not col.key[1]
-                if value is None or not default_col:
+                if value is None or paper_column_options(col.protocol, prow.options) != dict(col.key[1]):
                     quoted.append(Cell(None))
                 else:
                     quoted.append(Cell(None, value, source_index(spec.source_of(prow))))
@@ -257,7 +260,9 @@ def build_table(
             notes.append(f"Row options of {row.label}: {_options_text(variant)}.")
     if any(r.quoted for r in rows):
         notes.append("Rows marked (paper) are quoted from the paper, not measured by evalsuite.")
-    changed = [c.title for c in columns if c.key[1]]
+    changed = [
+        c.title for i, c in enumerate(columns) if c.key[1] and all(r.cells[i].paper is None for r in rows)
+    ]
     if changed:
         notes.append(
             f"{', '.join(dict.fromkeys(changed))}: measured with other options than the paper's column, "
