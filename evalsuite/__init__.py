@@ -14,7 +14,8 @@ From Python::
     evalsuite.load("runs/").table(4)
 
 Entry points: :func:`evaluate`, :func:`load`, :class:`Results`, :class:`RunConfig` (+ ``run``),
-:class:`RunRecord`; models in :mod:`evalsuite.models`. The command line is ``evalsuite --help``.
+:class:`RunRecord`; errors to catch: :class:`InputError` (bad input: files, names, options) and its
+base :class:`EvalsuiteError`; models in :mod:`evalsuite.models`. The command line is ``evalsuite --help``.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from ._version import __version__
 if TYPE_CHECKING:
     from .api import Results, evaluate, load
     from .engine import RunConfig, run
+    from .errors import EvalsuiteError, InputError
     from .record import RunRecord
 
 _LAZY = {
@@ -35,8 +37,20 @@ _LAZY = {
     "RunConfig": "engine",
     "run": "engine",
     "RunRecord": "record",
+    "EvalsuiteError": "errors",
+    "InputError": "errors",
 }
-__all__ = ["Results", "RunConfig", "RunRecord", "__version__", "evaluate", "load", "run"]
+__all__ = [
+    "EvalsuiteError",
+    "InputError",
+    "Results",
+    "RunConfig",
+    "RunRecord",
+    "__version__",
+    "evaluate",
+    "load",
+    "run",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -7,6 +7,7 @@ The rule tests need neither Ultralytics nor weights. The integration tests need 
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import sys
 from fractions import Fraction
@@ -439,24 +440,19 @@ def test_runner_with_ultralytics_yolov8_seg_from_yaml(offline_ultralytics, monke
 
 @needs_ultralytics
 @pytest.mark.slow
-def test_evaluator_runs_fastsam_on_the_sample(offline_ultralytics, tmp_path, monkeypatch):
-    from evalsuite import evaluator
-    from evalsuite.engine import RunConfig, run
+@pytest.mark.parametrize("name", ["fastsam-s", "fastsam-x"])
+def test_fastsam_runs_on_the_sample_with_random_weights(name, offline_ultralytics, tmp_path, monkeypatch):
+    """The smoke run of every built-in network (``--weights random``): no download, a full record."""
+    from evalsuite.cli import main
 
-    runner = runner_with_candidates(synthetic_image())
-    # fastsam-s needs weights, so the evaluator would look for the official file; hand it the
-    # random-weight runner instead.
-    monkeypatch.setattr(evaluator, "_build_runner", lambda cfg: runner)
-    outcomes = run(
-        RunConfig(
-            ["coco-box", "coco-1click"], "fastsam-s", data="sample", limit=2, out=tmp_path, progress=False
-        )
-    )
-    for outcome in outcomes:
-        record = outcome.record
-        assert record["counts"]["instances"] > 0
+    monkeypatch.setenv("EVALSUITE_HOME", str(tmp_path / "home"))  # no official file anywhere
+    argv = ["run", "coco-box", "coco-1click", "--model", name, "--data", "sample", "--limit", "1"]
+    assert main([*argv, "--weights", "random", "--out", str(tmp_path), "--no-progress"]) == 0
+    for protocol in ("coco-box", "coco-1click"):
+        record = json.loads((tmp_path / f"{name}+random0" / protocol / "record.json").read_text())
+        assert record["model"]["weights"] == "random:0" and record["counts"]["images"] == 1
+        assert record["counts"]["instances"] > 0  # random weights may find nothing: IoU 0, still scored
         assert 0.0 <= record["metrics"]["mIoU"] <= 100.0
-        assert outcome.record_path.exists()
 
 
 @needs_ultralytics

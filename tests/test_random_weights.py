@@ -1,0 +1,124 @@
+"""``--weights random[:SEED]``: any built-in network, deterministic weights, no download, no paper value.
+
+A newcomer's first command works offline on the CPU; the record says the weights were random, the
+report sets no paper value or Δ beside such a row and says why, and gates that expect official
+weights refuse it. Seed 0 is the fidelity fill, so what the goldens check is what a smoke run runs.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shlex
+
+import pytest
+import torch
+
+from evalsuite.cli import main
+from evalsuite.engine import RunConfig, run
+from evalsuite.models import build_model, get_spec, model_names
+from evalsuite.models.random_init import randomize
+from evalsuite.protocols import get_protocol
+
+#: every built-in network (the weightless baselines have nothing to randomise; FastSAM needs the
+#: optional Ultralytics extra and has its own smoke run in test_fastsam.py)
+NETWORKS = [
+    n
+    for n in model_names()
+    if get_spec(n).needs_weights
+    and not n.startswith("fastsam")
+    and get_spec(n).build.__module__.startswith("evalsuite.")
+]
+NEW = [n for n in NETWORKS if n.startswith(("sam2.1-", "efficientvit-sam-"))]
+
+
+@pytest.fixture
+def offline_home(tmp_path, monkeypatch):
+    """An empty cache: no official weights anywhere, so any download attempt would fail the run."""
+    monkeypatch.setenv("EVALSUITE_HOME", str(tmp_path / "home"))
+    return tmp_path
+
+
+def test_the_readme_smoke_command_runs_offline(offline_home, capsys):
+    out = offline_home / "runs"
+    argv = shlex.split("run coco-box --model efficientsam-s --data sample --weights random --limit 2")
+    assert main([*argv, "--out", str(out), "--no-progress"]) == 0, capsys.readouterr().err
+    printed = capsys.readouterr().out
+    assert "efficientsam-s+random0" in printed
+    record = json.loads((out / "efficientsam-s+random0" / "coco-box" / "record.json").read_text())
+    assert record["name"] == "efficientsam-s+random0"
+    assert record["model"]["weights"] == "random:0" and record["model"]["checkpoint_sha256"] is None
+    assert record["counts"]["images"] == 2 and record["counts"]["instances"] > 0
+    assert "paper" not in record or not record["paper"]  # no paper value stands beside random weights
+
+    # the report shows the measured value, no paper value and no Δ, and says why
+    assert main(["report", str(out), "--table", "4"]) == 0
+    table = capsys.readouterr().out
+    row = next(line for line in table.splitlines() if line.startswith("| efficientsam-s+random0"))
+    assert "76.9" not in row and "n/a" not in row
+    assert "random weights: no paper value applies" in table
+
+    # a gate that expects the official weights refuses the record; a random:0 gate accepts it
+    value = record["metrics"]["mIoU"]
+    gates = offline_home / "gates.toml"
+    gate = (
+        f'[[gate]]\nmodel = "efficientsam-s+random0"\nprotocol = "coco-box@1"\nmetric = "mIoU"\n'
+        f'expected = {value}\ntolerance = 0.01\nrun_id = "{record["run_id"]}"\n'
+    )
+    gates.write_text(gate)
+    assert main(["gate", str(gates), str(out)]) == 1
+    assert "record weights random:0, gate wants official" in capsys.readouterr().out
+    gates.write_text(gate + 'weights = "random:0"\n')
+    assert main(["gate", str(gates), str(out)]) == 0, capsys.readouterr().err
+
+
+def test_seeds_make_variants_and_seed_zero_is_the_fidelity_fill(fill):
+    a = build_model("efficientsam-ti", weights="random")
+    for key, tensor in a.model.state_dict().items():
+        expected = fill.fill_array(key, tuple(tensor.shape), torch.is_floating_point(tensor))
+        assert torch.equal(tensor, torch.from_numpy(expected).to(tensor.dtype)), key
+    b = build_model("efficientsam-ti", weights="random:1")
+    differs = [k for k, t in b.model.state_dict().items() if not torch.equal(t, a.model.state_dict()[k])]
+    assert len(differs) > len(a.model.state_dict()) // 2  # another seed: other weights
+    again = build_model("efficientsam-ti")
+    randomize(again.model, 1)
+    assert all(torch.equal(t, again.model.state_dict()[k]) for k, t in b.model.state_dict().items())
+
+
+def test_random_and_a_checkpoint_exclude_each_other(offline_home, capsys):
+    argv = ["run", "coco-box", "--model", "efficientsam-ti", "--data", "sample", "--weights", "random"]
+    assert main([*argv, "--checkpoint", str(offline_home / "x.pt"), "--out", str(offline_home)]) == 2
+    assert "exclude each other" in capsys.readouterr().err
+    assert main([*argv[:-1], "random:x", "--out", str(offline_home)]) == 2
+    assert "--weights must be 'official' or 'random[:SEED]'" in capsys.readouterr().err
+
+
+def _check(outcomes, images: int) -> None:
+    for o in outcomes:
+        rec = o.record
+        assert rec.model.weights == "random:0" and rec.counts.images == images, rec.name
+        assert rec.counts.instances and rec.counts.instances > 0
+        value = rec.metric("mIoU")
+        assert value is not None and math.isfinite(value) and 0.0 <= value <= 100.0, (rec.name, value)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", [n for n in NETWORKS if n not in NEW])
+def test_every_paper_network_runs_with_random_weights_on_one_image(name, offline_home):
+    protocols = ["coco-box", "coco-1click"]
+    assert all(get_protocol(p).prompt_kind in get_spec(name).prompt_kinds for p in protocols)
+    cfg = RunConfig(protocols, name, weights="random", data="sample", limit=1, out=None, progress=False)
+    _check(run(cfg), images=1)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", NEW)
+def test_every_new_network_runs_box_and_click_protocols_with_random_weights(name, offline_home):
+    """Issue 15's smoke command: coco-box coco-1click lvis-box, two images, CPU, no download."""
+    out = offline_home / "runs"
+    argv = ["run", "coco-box", "coco-1click", "lvis-box", "--model", name, "--data", "sample"]
+    assert main([*argv, "--weights", "random", "--limit", "2", "--out", str(out), "--no-progress"]) == 0
+    for protocol in ("coco-box", "coco-1click", "lvis-box"):
+        record = json.loads((out / f"{name}+random0" / protocol / "record.json").read_text())
+        assert record["model"]["weights"] == "random:0" and record["counts"]["images"] == 2
+        assert math.isfinite(record["metrics"]["mIoU"]) and 0.0 <= record["metrics"]["mIoU"] <= 100.0
