@@ -112,6 +112,11 @@ def _files() -> tuple[PaperTable, ...]:
     return tuple(out)
 
 
+def quoted_tables() -> tuple[PaperTable, ...]:
+    """Every quoted table, in file-name order (also those without a layout, quoted for their values)."""
+    return _files()
+
+
 def paper_tables() -> dict[str, PaperTable]:
     """The tables evalsuite rebuilds (those whose file gives a column layout), by number."""
     return {t.number: t for t in _files() if t.columns}

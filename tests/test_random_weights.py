@@ -16,19 +16,13 @@ import torch
 
 from evalsuite.cli import main
 from evalsuite.engine import RunConfig, run
-from evalsuite.models import build_model, get_spec, model_names
+from evalsuite.models import build_model, builtin_model_names, get_spec
 from evalsuite.models.random_init import randomize
 from evalsuite.protocols import get_protocol
 
 #: every built-in network (the weightless baselines have nothing to randomise; FastSAM needs the
 #: optional Ultralytics extra and has its own smoke run in test_fastsam.py)
-NETWORKS = [
-    n
-    for n in model_names()
-    if get_spec(n).needs_weights
-    and not n.startswith("fastsam")
-    and get_spec(n).build.__module__.startswith("evalsuite.")
-]
+NETWORKS = [n for n in builtin_model_names() if get_spec(n).needs_weights and not n.startswith("fastsam")]
 NEW = [n for n in NETWORKS if n.startswith(("sam2.1-", "efficientvit-sam-"))]
 
 

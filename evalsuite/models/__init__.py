@@ -6,7 +6,14 @@ the network with the official pre- and post-processing.
 """
 
 from .base import BatchedEncoderRunner, ModelSpec, Prediction, Runner, WeightsFile
-from .registry import WeightsChoice, build_model, get_spec, model_names, parse_weights
+from .registry import (
+    WeightsChoice,
+    build_model,
+    builtin_model_names,
+    get_spec,
+    model_names,
+    parse_weights,
+)
 from .wrap import CallableRunner
 
 __all__ = [
@@ -18,6 +25,7 @@ __all__ = [
     "WeightsChoice",
     "WeightsFile",
     "build_model",
+    "builtin_model_names",
     "get_spec",
     "model_names",
     "parse_weights",

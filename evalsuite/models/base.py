@@ -133,6 +133,11 @@ class ModelSpec:
     input_size: str = ""
     #: licence of the original weights
     licence: str = ""
+    #: how the runner is checked against the official implementation (README model table). "golden":
+    #: its outputs equal the official code's on deterministic weights (../shared/fidelity/golden);
+    #: "key layout": the official checkpoint's keys load strictly (../shared/fidelity/manifests).
+    #: tests/test_docs.py holds every claim against those files.
+    verification: str = ""
 
     @property
     def needs_weights(self) -> bool:

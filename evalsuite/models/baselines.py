@@ -92,7 +92,11 @@ def _build_box_fill(checkpoint: str | None = None, device: str = "cpu", **_: obj
 
 
 ORACLE = ModelSpec(
-    "oracle", "ground-truth masks (pipeline check: every protocol scores 100)", _build_oracle, parameters=0
+    "oracle",
+    "ground-truth masks (pipeline check: every protocol scores 100)",
+    _build_oracle,
+    parameters=0,
+    verification="scores 100 on every protocol (pipeline check)",
 )
 BOX_FILL = ModelSpec(
     "box-fill",
@@ -100,4 +104,5 @@ BOX_FILL = ModelSpec(
     _build_box_fill,
     prompt_kinds=frozenset({PROMPT_BOX}),
     parameters=0,
+    verification="equals an independent numpy computation (pipeline check)",
 )

@@ -225,6 +225,7 @@ EFFICIENTSAM_TI = ModelSpec(
     throughput_hint=54.0,
     input_size="1024² stretched",
     licence="Apache-2.0",
+    verification="golden (official EfficientSAM) + key layout",
 )
 EFFICIENTSAM_S = ModelSpec(
     name="efficientsam-s",
@@ -242,4 +243,5 @@ EFFICIENTSAM_S = ModelSpec(
     throughput_hint=37.3,
     input_size="1024² stretched",
     licence="Apache-2.0",
+    verification="golden (official EfficientSAM) + key layout",
 )

@@ -89,6 +89,11 @@ def _spec(variant: str) -> ModelSpec:
         parameters=params,
         input_size=f"{size} long side, padded",
         licence="Apache-2.0",
+        verification=(
+            "golden (official efficientvit) + key layout"
+            if variant == "l0"
+            else "key layout; the code of efficientvit-sam-l0 (golden)"
+        ),
     )
 
 

@@ -432,6 +432,7 @@ FASTSAM_S = ModelSpec(
     parameters=11_800_000,
     input_size="1024 letterboxed",
     licence="AGPL-3.0 (Ultralytics)",
+    verification="Ultralytics' own network; FastSAM's prompt rules tested on hand-built candidates",
 )
 FASTSAM_X = ModelSpec(
     name="fastsam-x",
@@ -451,4 +452,5 @@ FASTSAM_X = ModelSpec(
     parameters=68_000_000,
     input_size="1024 letterboxed",
     licence="AGPL-3.0 (Ultralytics)",
+    verification="Ultralytics' own network; FastSAM's prompt rules tested on hand-built candidates",
 )

@@ -37,6 +37,11 @@ def model_names() -> list[str]:
     return sorted(_entry_points())
 
 
+def builtin_model_names() -> list[str]:
+    """The models evalsuite itself registers (not those of installed plugins), sorted."""
+    return sorted(n for n, ep in _entry_points().items() if ep.value.startswith("evalsuite."))
+
+
 @cache
 def get_spec(name: str) -> ModelSpec:
     """Resolve a model name to its :class:`ModelSpec` (loading its module)."""

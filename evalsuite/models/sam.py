@@ -301,7 +301,13 @@ _H100 = {"sam-vit-b": 26.0, "sam-vit-h": 14.0, "mobilesam": 37.1}
 
 
 def _sam_spec(
-    name: str, variant: str, label: str, summary: str, weights: WeightsFile, parameters: int
+    name: str,
+    variant: str,
+    label: str,
+    summary: str,
+    weights: WeightsFile,
+    parameters: int,
+    verification: str = "key layout; the code of sam-vit-b (golden)",
 ) -> ModelSpec:
     make_runner = partial(_make_runner, name)
     return ModelSpec(
@@ -314,6 +320,7 @@ def _sam_spec(
         throughput_hint=_H100.get(name),
         input_size="1024 long side, padded",
         licence="Apache-2.0",
+        verification=verification,
     )
 
 
@@ -336,6 +343,7 @@ SAM_VIT_B = _sam_spec(
         sha256_source=_SHA_SOURCE,
     ),
     93_735_472,
+    "golden (official segment_anything) + key layout",
 )
 SAM_VIT_L = _sam_spec(
     "sam-vit-l",
@@ -381,4 +389,5 @@ MOBILESAM = _sam_spec(
         sha256_source="projects pinning weights/mobile_sam.pt at ChaoningZhang/MobileSAM f706ad9; micro-sam",
     ),
     10_130_092,
+    "golden (official MobileSAM) + key layout",
 )

@@ -334,6 +334,11 @@ def _spec(name: str) -> ModelSpec:
         parameters=params,  # 7,658,302 of them in the video-only modules the runner does not build
         input_size="1024² stretched",
         licence="Apache-2.0",
+        verification=(
+            "golden (official sam2, SAM2ImagePredictor) + key layout"
+            if name in ("sam2.1-hiera-t", "sam2.1-hiera-b+")
+            else "key layout; the code of sam2.1-hiera-t and sam2.1-hiera-b+ (golden)"
+        ),
     )
 
 
