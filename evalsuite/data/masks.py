@@ -35,8 +35,9 @@ def compressed_counts(counts: str | bytes) -> list[int] | str:
     significant first, one character per group (``chr(48 + group)``, 0x20 set while more groups
     follow, 0x10 of the last group the sign); from the third run on, the value written is the
     difference to the run two before. pycocotools decodes whatever it is given: a character outside
-    ``0``..``o``, a string that ends inside a run (it reads past the end) or a run that comes out
-    negative (it is stored as a 32-bit unsigned) all give garbage, so they are refused here.
+    ``0``..``o``, a string that ends inside a run (it reads past the end), a run of more than 7
+    characters (its shifts overflow) or a run that comes out negative or beyond 32 bits (it is
+    stored as a 32-bit unsigned) all give garbage, so they are refused here.
     """
     if isinstance(counts, bytes):
         try:
@@ -54,6 +55,8 @@ def compressed_counts(counts: str | bytes) -> list[int] | str:
         more = bool(c & 0x20)
         k += 1
         if more:
+            if k == 7:  # 7 groups of 5 bits hold any run; the encoder never writes more
+                return f"compressed RLE run {len(runs)} is longer than 7 characters (at position {p})"
             continue
         if c & 0x10:
             x -= 1 << (5 * k)  # sign-extend
@@ -66,6 +69,91 @@ def compressed_counts(counts: str | bytes) -> list[int] | str:
     if more:
         return "compressed RLE counts end inside a run (the string is truncated)"
     return runs
+
+
+def _grouped_cumsum(values: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """Cumulative sums of ``values`` restarting wherever ``groups`` (sorted runs of labels) changes."""
+    if values.size == 0:
+        return values
+    cs = np.cumsum(values)
+    starts = np.flatnonzero(np.r_[True, groups[1:] != groups[:-1]])
+    before = (cs - values)[starts]
+    sizes = np.diff(np.r_[starts, values.size])
+    return cs - np.repeat(before, sizes)
+
+
+def bad_compressed_counts(counts: list[str], pixels: np.ndarray) -> np.ndarray:
+    """Indices of the compressed counts strings (non-empty, ASCII) that :func:`compressed_counts`
+    refuses or whose runs do not add up to ``pixels`` (h*w of each): all strings at once, in numpy."""
+    n = len(counts)
+    if n == 0:
+        return np.zeros(0, np.int64)
+    lengths = np.fromiter((len(c) for c in counts), np.int64, n)
+    buf = np.frombuffer("".join(counts).encode("ascii"), np.uint8).astype(np.int64) - 48
+    owner = np.repeat(np.arange(n), lengths)
+    bad = np.zeros(n, bool)
+    bad[owner[(buf < 0) | (buf > 63)]] = True
+    buf = np.clip(buf, 0, 63)
+    last = np.cumsum(lengths) - 1
+    more = (buf & 0x20) != 0
+    bad[more[last]] = True  # ends inside a run
+    end = ~more
+    end[last] = True  # runs never cross strings
+    ends = np.flatnonzero(end)
+    starts = np.r_[0, ends[:-1] + 1]
+    run_len = ends - starts + 1
+    run_owner = owner[ends]
+    bad[run_owner[run_len > 7]] = True  # 7 groups of 5 bits hold any run; more is malformed
+    k = np.arange(buf.size) - np.repeat(starts, run_len)
+    groups = np.where(k < 7, (buf & 0x1F) << (5 * np.minimum(k, 6)), 0)
+    x = np.add.reduceat(groups, starts)
+    width = 5 * np.minimum(run_len, 7)
+    negative = (buf[ends] & 0x10) != 0
+    x[negative] -= np.left_shift(1, width[negative])
+    first_run = np.flatnonzero(np.r_[True, run_owner[1:] != run_owner[:-1]])
+    runs_per = np.diff(np.r_[first_run, run_owner.size])
+    r = np.arange(run_owner.size) - np.repeat(first_run, runs_per)
+    c = x.copy()
+    for parity, lowest in ((0, 2), (1, 1)):  # from the 4th run on, each is a delta to the run 2 before
+        sel = np.flatnonzero((r % 2 == parity) & (r >= lowest))
+        c[sel] = _grouped_cumsum(x[sel], run_owner[sel])
+    bad[run_owner[(c < 0) | (c > MAX_RUN)]] = True
+    sums = np.add.reduceat(c, first_run)
+    owners = run_owner[first_run]
+    bad[owners[sums != pixels[owners]]] = True
+    return np.flatnonzero(bad)
+
+
+def compressed_rle_problems(rles: list[object]) -> dict[int, str]:
+    """Why each of many compressed RLEs (``{"size": [h, w], "counts": str}``) is unfit, by index.
+
+    The same checks as :func:`rle_problem`, vectorised over all the strings at once (a run's log may
+    hold millions of masks); the message of each bad one comes from :func:`rle_problem`.
+    """
+    problems: dict[int, str] = {}
+    index: list[int] = []
+    counts: list[str] = []
+    pixels: list[int] = []
+    for i, rle in enumerate(rles):
+        size = rle.get("size") if isinstance(rle, dict) else None
+        c = rle.get("counts") if isinstance(rle, dict) else None
+        if (
+            isinstance(size, list)
+            and len(size) == 2
+            and all(is_int(v) and v > 0 for v in size)
+            and isinstance(c, str)
+            and c
+            and c.isascii()
+        ):
+            index.append(i)
+            counts.append(c)
+            pixels.append(size[0] * size[1])
+        else:
+            problems[i] = rle_problem(rle) or "malformed RLE"
+    for j in bad_compressed_counts(counts, np.asarray(pixels, dtype=np.int64)):
+        i = index[int(j)]
+        problems[i] = rle_problem(rles[i]) or "malformed compressed RLE"
+    return dict(sorted(problems.items()))
 
 
 def _polygon_problem(k: int, poly: object, height: int, width: int) -> str | None:
