@@ -235,6 +235,34 @@ def test_ap_protocols_refuse_a_missing_area_before_any_work(data_root, tmp_path,
     assert not out.exists(), "refused before any image was run"
 
 
+@pytest.mark.parametrize(("ids", "backend"), [("zero", "official"), ("negative", "faster")])
+def test_ids_the_ap_evaluators_would_score_wrong_are_refused_before_any_work(
+    ids, backend, data_root, tmp_path, capsys
+):
+    """pycocotools / LVISEval / faster-coco-eval record a match by the GT id and read 0 as 'no match'
+    (the annotation silently counts as missed); faster-coco-eval never matches negative annotation ids
+    and crashes on negative image ids. The official backend scores negative ids correctly."""
+    boxes = _boxes(data_root, tmp_path)
+
+    def renumber(d):
+        if ids == "zero":
+            d["annotations"][3]["id"] = 0
+        else:
+            for ann in d["annotations"]:
+                ann["id"] = -ann["id"]
+
+    _edit(data_root, renumber)
+    capsys.readouterr()
+    out = tmp_path / "out"
+    args = ["--boxes", str(boxes), "--limit", "2", "--ap-backend", backend]
+    assert _run(data_root, out, *args, protocol="coco-vitdet", model="box-fill") == 2
+    err = _err(capsys)
+    assert str(_ann_file(data_root)) in err
+    assert ("annotation id 0" if ids == "zero" else "--ap-backend official") in err
+    assert not out.exists(), "refused before any image was run"
+    assert _run(data_root, tmp_path / "miou", "--limit", "2") == 0  # the mIoU protocols do not care
+
+
 def _lvis_ann(tmp_path: Path, change) -> Path:
     data = json.loads((sample_root() / "annotations" / "lvis_v1_val.json").read_text())
     change(data)

@@ -194,8 +194,9 @@ def _load_all(reader_cls, data) -> None:
                 # what the mIoU protocols log per instance must be JSON (no NaN / infinity)
                 json.dumps([(i.area, list(i.bbox)) for i in gt.instances], allow_nan=False)
         # what an AP protocol checks before any work (the official evaluators check nothing)
-        with contextlib.suppress(InputError):
-            _check_ground_truth(reader, reader.image_ids(), reader.family)
+        for backend in ("official", "faster"):
+            with contextlib.suppress(InputError):
+                _check_ground_truth(reader, reader.image_ids(), reader.family, backend)
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -124,15 +124,16 @@ def oracle_targets(cache: MaskCache, boxes_xywh: np.ndarray, category_ids: np.nd
     return targets
 
 
-def _check_ground_truth(reader, image_ids: list[int], family: str) -> None:
+def _check_ground_truth(reader, image_ids: list[int], family: str, backend: str = "official") -> None:
     """The official evaluators decode the ground truth themselves and do not check it: check it first.
 
     Before any image is run, naming the annotation file: the keys ``COCOeval`` / ``LVISEval`` (and
     faster-coco-eval) read — every annotation's ``area`` (finite, >= 0: it sorts instances into the
-    S/M/L ranges), and for LVIS every image's ``neg_category_ids`` and ``not_exhaustive_category_ids``
-    (lists of category ids) and every category's ``frequency`` (r, c or f) — and the segmentations of
-    the evaluated images. Unlike the mIoU protocols, bad ground truth cannot be skipped here (that
-    would change the benchmark).
+    S/M/L ranges) and id (not 0, which the evaluators' matching reads as "unmatched"; not negative,
+    nor a negative image id, with faster-coco-eval), and for LVIS every image's ``neg_category_ids``
+    and ``not_exhaustive_category_ids`` (lists of category ids) and every category's ``frequency``
+    (r, c or f) — and the segmentations of the evaluated images. Unlike the mIoU protocols, bad
+    ground truth cannot be skipped here (that would change the benchmark).
     """
     path = reader.ann_file
     data = reader.api.dataset
@@ -159,6 +160,19 @@ def _check_ground_truth(reader, image_ids: list[int], family: str) -> None:
                         hint=hint,
                     )
     for ann in data["annotations"]:
+        if ann["id"] == 0:
+            raise InputError(
+                f"{path}: annotation id 0 (image {ann['image_id']}): the AP evaluators record a match by "
+                "the ground truth's id and read 0 as 'no match', so this annotation would count as missed",
+                hint="renumber the annotations from 1 (ids 0 are only fine for the mIoU protocols)",
+            )
+        if backend == "faster" and (ann["id"] < 0 or ann["image_id"] < 0):
+            what = f"image id {ann['image_id']}" if ann["image_id"] < 0 else f"annotation id {ann['id']}"
+            raise InputError(
+                f"{path}: {what} is negative: faster-coco-eval fails on negative image ids and never "
+                "matches annotations with negative ids",
+                hint="use --ap-backend official (pycocotools / lvis score them correctly)",
+            )
         if "area" not in ann:
             raise InputError(
                 f"{path}: annotation {ann['id']} (image {ann['image_id']}) lacks area "
@@ -199,7 +213,7 @@ class APTask(Task):
                 "`evalsuite make-boxes` writes pseudo-detections for the sample",
             )
         reader = ctx.reader
-        _check_ground_truth(reader, ctx.image_ids, protocol.dataset)
+        _check_ground_truth(reader, ctx.image_ids, protocol.dataset, ctx.ap_backend)
         sizes = {img["id"]: (img["height"], img["width"]) for img in reader.api.dataset["images"]}
         self.detections: Detections = load_detections(
             ctx.boxes,
