@@ -8,8 +8,8 @@ are skipped and counted by reason in the run record. Nothing is altered silently
 
 from __future__ import annotations
 
-import math
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,6 +17,8 @@ import numpy as np
 
 from ..errors import InputError
 from .jsonio import read_json
+from .masks import coordinate_bounds
+from .values import as_float, finite_sum, short
 
 # skip reasons, in the order they are checked
 MALFORMED = "malformed"
@@ -24,13 +26,17 @@ UNKNOWN_IMAGE = "unknown_image_id"
 UNKNOWN_CATEGORY = "unknown_category_id"
 BAD_SCORE = "non_finite_score"
 BAD_BOX = "bad_box"
+BOX_OUTSIDE = "box_outside_image"
 
 _EXPLAIN = {
     MALFORMED: "not an object with numeric image_id, category_id, bbox [x, y, w, h] and score",
     UNKNOWN_IMAGE: "its image_id is not in the annotation file",
     UNKNOWN_CATEGORY: "its category_id is not in the annotation file",
-    BAD_SCORE: "its score is NaN or infinite",
-    BAD_BOX: "its bbox has a non-finite value or a width/height <= 0",
+    BAD_SCORE: "its score is NaN, infinite or beyond the range of a float",
+    BAD_BOX: "its bbox has a non-finite value (or x + w, y + h beyond the float range) "
+    "or a width/height <= 0",
+    BOX_OUTSIDE: "its bbox reaches far outside its image (a prompt box must lie within [-W, 2W] x [-H, 2H] "
+    "of a W x H image)",
 }
 
 
@@ -78,7 +84,12 @@ def _is_number(v: object) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
-def _problem(det: object, image_ids: set[int], category_ids: set[int]) -> str | None:
+def _problem(
+    det: object,
+    image_ids: set[int],
+    category_ids: set[int],
+    image_sizes: Mapping[int, tuple[int, int]] | None = None,
+) -> str | None:
     if not isinstance(det, dict):
         return MALFORMED
     box, score = det.get("bbox"), det.get("score")
@@ -95,17 +106,34 @@ def _problem(det: object, image_ids: set[int], category_ids: set[int]) -> str | 
         return UNKNOWN_IMAGE
     if det["category_id"] not in category_ids:
         return UNKNOWN_CATEGORY
-    if not math.isfinite(det["score"]):  # a number: checked above
+    if as_float(score) is None:  # NaN, infinite, or an integer too large for a float
         return BAD_SCORE
-    if not all(math.isfinite(v) for v in box) or box[2] <= 0 or box[3] <= 0:
+    xywh = [f for f in (as_float(v) for v in box) if f is not None]
+    if len(xywh) != 4:
         return BAD_BOX
+    x, y, w, h = xywh
+    if not (finite_sum(x, w) and finite_sum(y, h)) or w <= 0 or h <= 0:
+        return BAD_BOX
+    size = image_sizes.get(det["image_id"]) if image_sizes is not None else None
+    if size is not None:
+        x0, x1, y0, y1 = coordinate_bounds(*size)
+        if not (x0 <= x and x + w <= x1 and y0 <= y and y + h <= y1):
+            return BOX_OUTSIDE
     return None
 
 
 def load_detections(
-    path: Path, image_ids: set[int], category_ids: set[int], skip_bad: bool = False
+    path: Path,
+    image_ids: set[int],
+    category_ids: set[int],
+    skip_bad: bool = False,
+    image_sizes: Mapping[int, tuple[int, int]] | None = None,
 ) -> Detections:
-    """Read and validate a COCO-results detection file against the dataset's ids."""
+    """Read and validate a COCO-results detection file against the dataset's ids.
+
+    With ``image_sizes`` (image id -> (height, width)), a box used as a prompt must lie within
+    [-W, 2W] x [-H, 2H] of its image (:func:`evalsuite.data.masks.coordinate_bounds`).
+    """
     path = Path(path)
     data, sha = read_json(path)
     if not isinstance(data, list):
@@ -117,7 +145,7 @@ def load_detections(
     first: dict[str, tuple[int, object]] = {}
     keep: list[int] = []
     for i, det in enumerate(data):
-        reason = _problem(det, image_ids, category_ids)
+        reason = _problem(det, image_ids, category_ids, image_sizes)
         if reason is None:
             keep.append(i)
         else:
@@ -126,7 +154,7 @@ def load_detections(
     if problems and not skip_bad:
         reason = next(r for r in _EXPLAIN if r in problems)
         index, det = first[reason]
-        image = f" (image_id {det.get('image_id')!r})" if isinstance(det, dict) else ""
+        image = f" (image_id {short(det.get('image_id'))})" if isinstance(det, dict) else ""
         others = sum(problems.values()) - 1
         more = f"; {others} more bad detection(s): " + ", ".join(f"{r} {n}" for r, n in problems.items())
         raise InputError(

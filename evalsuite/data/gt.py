@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from dataclasses import dataclass
 
@@ -27,6 +28,19 @@ class GroundTruth:
 SKIP_BAD_ANNOTATION = "bad_annotation"
 
 
+def area_problem(area: float) -> str | None:
+    """Why an annotation's ``area`` cannot bucket it (S/M/L go by this number), or None.
+
+    A missing area (NaN here, see the readers) or a negative one would silently land the instance
+    in the small bucket; evalsuite does not guess it from the mask (that would alter the data).
+    """
+    if math.isnan(area):
+        return "no area (the S/M/L size buckets are by the annotation's area)"
+    if area < 0:
+        return f"area {area:g} is negative (the S/M/L size buckets are by the annotation's area)"
+    return None
+
+
 class MaskCache:
     """Decodes each annotation of an image once, shared by all protocols run on it.
 
@@ -40,13 +54,15 @@ class MaskCache:
 
     def _decode(self, inst: Instance) -> np.ndarray | InputError:
         s = self.sample
+        where = f"{s.ann_file}: " if s.ann_file else ""
+        hint = "fix the annotation, or pass --skip-bad to skip such annotations (counted)"
+        if problem := area_problem(inst.area):
+            return InputError(f"{where}image {s.image_id}, annotation {inst.ann_id}: {problem}", hint=hint)
         try:
             return decode_segmentation(inst.segmentation, s.height, s.width)
         except Exception as e:  # pycocotools raises bare exceptions on malformed input
-            where = f"{s.ann_file}: " if s.ann_file else ""
             return InputError(
-                f"{where}image {s.image_id}, annotation {inst.ann_id}: bad segmentation ({e})",
-                hint="fix the annotation, or pass --skip-bad to skip such annotations (counted)",
+                f"{where}image {s.image_id}, annotation {inst.ann_id}: bad segmentation ({e})", hint=hint
             )
 
     def decode_all(self) -> dict[int, np.ndarray | InputError]:

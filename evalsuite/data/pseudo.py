@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from .readers import DatasetReader
+from .values import seed_material
 
 
 def make_pseudo_detections(
@@ -25,13 +26,13 @@ def make_pseudo_detections(
     with ``exact``, its box with score 1 (an oracle model must then reach AP 100); otherwise
     the box with Gaussian jitter of ``jitter`` × its size per edge, a random score, plus
     ``false_positives`` random boxes of random categories per image with lower scores.
-    Deterministic in (seed, image id).
+    Deterministic in (seed, image id) (negative ones too: :func:`evalsuite.data.values.seed_material`).
     """
     categories = np.asarray(sorted(reader.categories), dtype=np.int64)
     out: list[dict] = []
     for image_id in image_ids if image_ids is not None else reader.image_ids():
         sample = reader.sample(image_id)
-        rng = np.random.default_rng([seed, image_id])
+        rng = np.random.default_rng(seed_material(seed, image_id))
         for inst in sample.instances:
             x, y, w, h = inst.bbox
             if inst.iscrowd or w <= 0 or h <= 0:

@@ -17,7 +17,7 @@ class Instance:
 
     ann_id: int
     category_id: int
-    area: float
+    area: float  # the annotation's `area`; NaN when the file has none (see gt.area_problem)
     bbox: tuple[float, float, float, float]  # xywh, as in the file
     segmentation: Any
     iscrowd: bool = False

@@ -7,25 +7,170 @@ for AP protocols: one line per scored instance or predicted mask),
 once complete, ``record.json``. An image counts as finished only when its line
 is in ``images.jsonl`` and all its items are present, so a crash at any point
 loses at most the image in flight.
+
+While a run writes a folder, process 0 holds ``run.lock`` (see :class:`FolderLock`): a second run
+into the same folder is refused with one line naming the process that holds it.
+
+A hand-damaged ``config.json``, ``record.json`` or log is named in one line with the way to
+recover (delete the damaged file, or ``--overwrite``); it never reaches the scorer.
 """
 
 from __future__ import annotations
 
+import atexit
+import contextlib
+import errno
 import json
 import os
+import socket
 import tempfile
+import time
+import weakref
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from ..errors import ResumeConflictError
-from ..record import RECORD_FILE, RunRecord, read_jsonl, read_record
+from ..data.jsonio import parse_json
+from ..data.masks import compressed_rle_problems
+from ..data.values import is_int, short
+from ..errors import InputError, ResumeConflictError
+from ..record import RECORD_FILE, RunRecord, read_jsonl
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not on POSIX: the lock falls back to checking the PID
+    fcntl = None  # type: ignore[assignment]
 
 #: version of the run folder's bookkeeping (config.json, the per-item logs, images.jsonl): resume
 #: continues a folder only with the same layout. Independent of the record schema (record.py).
 FOLDER_VERSION = 1
 CONFIG_FILE = "config.json"
 IMAGES_FILE = "images.jsonl"
+LOCK_FILE = "run.lock"
+
+_RESTART = "use --overwrite to start the run over (its finished images are discarded), or another --out"
+
+
+#: the folder locks this process holds, by resolved folder path
+_HELD: dict[str, FolderLock] = {}
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, under another user
+        return True
+    except (OverflowError, ValueError):
+        return False
+    return True
+
+
+class FolderLock:
+    """``run.lock`` in a run folder: one run at a time writes it.
+
+    The file holds the PID, host and start time of its holder, and the holder keeps an exclusive
+    ``flock`` on it, which the kernel drops when the process ends however it ends (SIGKILL
+    included): a lock file left by a dead process is stale and is taken over. A live holder on this
+    host (the flock is held) or a lock written on another host (whose processes this one cannot
+    see) is refused with one line naming it. Where the file system has no ``flock``, a lock whose
+    PID is not running on this host is taken as stale. A process that takes a folder it already
+    holds (an earlier run from Python that stopped with an error) takes it over.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.path = folder / LOCK_FILE
+        self._fd: int | None = None
+
+    def _owner(self) -> dict[str, Any]:
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, ValueError, RecursionError):
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    def _refuse(self, owner: dict[str, Any], why: str) -> None:
+        def text(v: object) -> str:
+            return v[:80] if isinstance(v, str) else short(v)
+
+        who = f"pid {text(owner.get('pid', '?'))} on host {text(owner.get('host', '?'))}"
+        if owner.get("started"):
+            who += f", since {text(owner['started'])}"
+        raise ResumeConflictError(
+            f"{self.folder} is being written by another evalsuite run ({who}){why}",
+            hint=f"wait for it to finish, or use another --out; if no run is going, delete {self.path}",
+        )
+
+    def acquire(self) -> None:
+        key = str(self.folder.resolve())
+        if (earlier := _HELD.get(key)) is not None:
+            earlier.release()  # this process's own earlier run of the folder, stopped without releasing
+        host = socket.gethostname()
+        for _ in range(5):
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                if fcntl is not None:
+                    try:
+                        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    except BlockingIOError:
+                        self._refuse(self._owner(), "")
+                    except OSError as e:
+                        if e.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
+                            raise
+                        self._check_pid(self._owner(), host)  # no flock on this file system
+                else:  # pragma: no cover
+                    self._check_pid(self._owner(), host)
+                try:
+                    same = os.path.samestat(os.fstat(fd), os.stat(self.path))
+                except FileNotFoundError:
+                    same = False
+                if not same:  # released (and unlinked) while we waited for it: take the new one
+                    os.close(fd)
+                    continue
+                owner = self._owner()
+                if owner.get("host") not in (None, host):
+                    self._refuse(owner, " (on another host, so evalsuite cannot tell whether it still runs)")
+                stamp = {
+                    "pid": os.getpid(),
+                    "host": host,
+                    "started": time.strftime("%Y-%m-%d %H:%M:%S %z"),
+                }
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, (json.dumps(stamp) + "\n").encode(), 0)
+            except BaseException:
+                os.close(fd)
+                raise
+            self._fd = fd
+            _HELD[key] = self
+            return
+        self._refuse(self._owner(), " (the lock kept changing hands)")
+
+    def _check_pid(self, owner: dict[str, Any], host: str) -> None:
+        pid = owner.get("pid")
+        if owner.get("host") == host and isinstance(pid, int) and pid != os.getpid() and _pid_alive(pid):
+            self._refuse(owner, "")
+
+    def release(self) -> None:
+        """Give the folder up (unlink the lock file, then drop the flock); idempotent."""
+        if self._fd is None:
+            return
+        fd, self._fd = self._fd, None
+        try:
+            self.path.unlink(missing_ok=True)
+        finally:
+            os.close(fd)
+            key = str(self.folder.resolve())
+            if _HELD.get(key) is self:
+                del _HELD[key]
+
+
+@atexit.register
+def _release_all() -> None:
+    for lock in list(_HELD.values()):
+        with contextlib.suppress(OSError):
+            lock.release()
 
 
 def write_json_atomic(path: Path, obj: Any) -> None:
@@ -74,9 +219,27 @@ class RunFolder:
         self.config = config
         self.log_name = log_name
         self.rank = rank
+        self.lock: FolderLock | None = None
         config_path = self.path / CONFIG_FILE
+        if not check_only:  # process 0 holds the folder while the run goes (the others never write it)
+            self.path.mkdir(parents=True, exist_ok=True)
+            self.lock = FolderLock(self.path)
+            self.lock.acquire()
+            weakref.finalize(self, self.lock.release)  # also released when the run drops the folder
+        try:
+            self._set_up(config_path, config, overwrite, check_only)
+        except BaseException:
+            self.release()
+            raise
+
+    def _set_up(self, config_path: Path, config: dict[str, Any], overwrite: bool, check_only: bool) -> None:
         if config_path.is_file() and not overwrite:
-            existing = json.loads(config_path.read_text(encoding="utf-8"))
+            existing = parse_json(config_path.read_bytes(), config_path, hint=_RESTART)
+            if not isinstance(existing, dict):
+                raise InputError(
+                    f"{config_path}: damaged: a JSON {type(existing).__name__}, not the run's settings",
+                    hint=_RESTART,
+                )
             if existing != config:
                 diff = sorted(k for k in set(existing) | set(config) if existing.get(k) != config.get(k))
                 raise ResumeConflictError(
@@ -84,10 +247,16 @@ class RunFolder:
                     hint="use another --out, or --overwrite to discard it",
                 )
         elif not check_only:  # process 0 sets the folder up; the others only check it
-            self.path.mkdir(parents=True, exist_ok=True)
-            for old in self._part_files() + [self.path / n for n in (log_name, IMAGES_FILE, RECORD_FILE)]:
+            for old in self._part_files() + [
+                self.path / n for n in (self.log_name, IMAGES_FILE, RECORD_FILE)
+            ]:
                 old.unlink(missing_ok=True)
             write_json_atomic(config_path, config)
+
+    def release(self) -> None:
+        """Let other runs write the folder (process 0; also done when the record is written)."""
+        if self.lock is not None:
+            self.lock.release()
 
     @property
     def record_path(self) -> Path:
@@ -101,23 +270,66 @@ class RunFolder:
         return self.record_path.is_file()
 
     def read_record(self) -> RunRecord:
-        return read_record(self.record_path)
+        """The finished run's record; a damaged one is named with the way to rebuild it."""
+        path = self.record_path
+        hint = (
+            f"delete {path} and re-run the same command: the record is rebuilt from the logs "
+            "(nothing is evaluated again); or use --overwrite to start over"
+        )
+        try:
+            data = parse_json(path.read_bytes(), path, hint=hint)
+            return RunRecord.from_json(data, path.resolve())
+        except InputError as e:
+            raise InputError(e.message, hint=hint) from None
+        except (KeyError, TypeError, ValueError, AttributeError, RecursionError) as e:
+            raise InputError(
+                f"{path}: damaged ({type(e).__name__}: {short(str(e), 120)})", hint=hint
+            ) from None
 
     def _part_files(self) -> list[Path]:
         stem = Path(self.log_name).stem
         return sorted(self.path.glob(f"{stem}.rank*.jsonl")) + sorted(self.path.glob("images.rank*.jsonl"))
+
+    def _rows(self, path: Path, image_lines: bool) -> list[dict]:
+        """The rows of one log, each checked for what the bookkeeping reads (named if damaged)."""
+        hint = (
+            f"delete {path} to evaluate its images again (other finished images are kept), "
+            "or use --overwrite to start over"
+        )
+        try:
+            rows = read_jsonl(path)
+        except (RecursionError, ValueError) as e:  # beyond what read_jsonl names itself
+            raise InputError(f"{path}: damaged ({short(str(e), 120)})", hint=hint) from None
+        except InputError as e:
+            raise InputError(e.message, hint=hint) from None
+        for k, row in enumerate(rows, 1):
+            problem = None
+            if not isinstance(row, dict):
+                problem = f"a JSON {type(row).__name__}, not an object"
+            elif not is_int(row.get("image_id")):
+                problem = f"image_id {short(row.get('image_id'))} is not an integer"
+            elif image_lines and not (
+                is_int(row.get("records"))
+                and row["records"] >= 0
+                and isinstance(row.get("skipped", {}), dict)
+                and all(is_int(v) for v in row.get("skipped", {}).values())
+            ):
+                problem = "records / skipped are not counts"
+            if problem:
+                raise InputError(f"{path}: entry {k} is damaged ({problem})", hint=hint)
+        return rows
 
     def _read_all(self) -> tuple[dict[int, dict], dict[int, list[dict]]]:
         """Image lines and item rows from the canonical files and every part file."""
         stem = Path(self.log_name).stem
         images: dict[int, dict] = {}
         for f in [self.path / IMAGES_FILE, *sorted(self.path.glob("images.rank*.jsonl"))]:
-            for row in read_jsonl(f):
+            for row in self._rows(f, image_lines=True):
                 images[int(row["image_id"])] = row
         by_image: dict[int, list[dict]] = {}
         for f in [self.path / self.log_name, *sorted(self.path.glob(f"{stem}.rank*.jsonl"))]:
             rows_of_file: dict[int, list[dict]] = {}
-            for row in read_jsonl(f):
+            for row in self._rows(f, image_lines=False):
                 rows_of_file.setdefault(int(row["image_id"]), []).append(row)
             for image_id, rows in rows_of_file.items():  # an image is written by one process, in one go
                 by_image.setdefault(image_id, rows)
@@ -134,14 +346,40 @@ class RunFolder:
 
     def load_finished(self) -> tuple[dict[int, dict], list[dict]]:
         """Finished images (id -> their line) and their logged items, read from the canonical files."""
-        images = {int(row["image_id"]): row for row in read_jsonl(self.path / IMAGES_FILE)}
-        rows = read_jsonl(self.path / self.log_name)
+        images = {int(row["image_id"]): row for row in self._rows(self.path / IMAGES_FILE, image_lines=True)}
+        rows = self._rows(self.path / self.log_name, image_lines=False)
+        self._check_masks(rows)
         return images, rows
+
+    def _check_masks(self, rows: list[dict]) -> None:
+        """Logged masks (AP protocols' compressed RLEs) are what the evaluator decodes: pycocotools reads
+        past a cut string and leaves a short mask's rest uninitialised, so a damaged one is named."""
+        at = [k for k, row in enumerate(rows) if "segmentation" in row]
+        if not at:
+            return
+        problems = compressed_rle_problems([rows[k]["segmentation"] for k in at])
+        if problems:
+            j, problem = next(iter(problems.items()))
+            row = rows[at[j]]
+            path = self.path / self.log_name
+            raise InputError(
+                f"{path}: image {short(row.get('image_id'))}: a logged mask is damaged ({problem})"
+                + (f"; {len(problems) - 1} more" if len(problems) > 1 else ""),
+                hint=f"delete {path} to evaluate its images again, or use --overwrite to start over",
+            )
 
     def _rewrite(self, name: str, rows: list[dict]) -> None:
         path = self.path / name
+        try:
+            text = _dump_lines(rows)
+        except ValueError:  # NaN or infinity: only a hand-edited log holds them
+            raise InputError(
+                f"{path} (or one of its .rank part files): damaged: a row holds NaN or infinity",
+                hint=f"delete {path} and its part files to evaluate their images again, "
+                "or use --overwrite to start over",
+            ) from None
         tmp = path.with_name(f".{name}.tmp")
-        tmp.write_text(_dump_lines(rows), encoding="utf-8")
+        tmp.write_text(text, encoding="utf-8")
         os.replace(tmp, path)
 
     def append_image(self, image_row: dict, rows: list[dict]) -> None:
@@ -158,8 +396,10 @@ class RunFolder:
         write_json_atomic(self.path / name, content)
 
     def write_record(self, record: RunRecord) -> RunRecord:
-        """Write ``record.json`` atomically; returns the record bound to its file."""
+        """Write ``record.json`` atomically (the run's last write: the folder is released); returns the
+        record bound to its file."""
         write_json_atomic(self.record_path, record.to_json())
+        self.release()
         return replace(record, path=self.record_path.resolve())
 
 

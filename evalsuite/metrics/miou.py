@@ -10,9 +10,11 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import Any, ClassVar
 
+from ..data.values import is_finite_number, is_int, short
+from ..errors import InputError
 from .base import Metric, MetricResult
 
 # COCO's area buckets (by the annotation's `area`), non-overlapping.
@@ -40,13 +42,38 @@ class InstanceRecord:
     iou: float
     prompt: dict[str, Any]  # {"box": [x0,y0,x1,y1]} or {"points": [[x,y],...], "labels": [...]}
     mask_index: int
-    score: float
+    score: float | None  # the model's predicted IoU of the chosen output; None when it was NaN / infinite
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> InstanceRecord:
+        """A logged row, checked: a hand-damaged log is named, not scored or crashed on."""
+        problem = None
+        if not isinstance(data, dict) or set(data) != {f.name for f in fields(cls)}:
+            problem = f"fields {sorted(data) if isinstance(data, dict) else type(data).__name__}"
+        elif not all(is_int(data[k]) for k in ("image_id", "ann_id", "category_id", "mask_index")):
+            problem = "ids are not integers"
+        elif not (is_finite_number(data["iou"]) and 0.0 <= data["iou"] <= 1.0):
+            problem = f"iou {short(data['iou'])} is not a number in [0, 1]"
+        elif not is_finite_number(data["area"]) or data["size"] not in BUCKETS:
+            problem = "area or size is malformed"
+        elif not (data["score"] is None or is_finite_number(data["score"])):
+            problem = "score is not a finite number or null"
+        elif not isinstance(data["prompt"], dict):
+            problem = "prompt is not an object"
+        if problem:
+            who = (
+                f"image {short(data.get('image_id'))}, annotation {short(data.get('ann_id'))}: "
+                if isinstance(data, dict)
+                else ""
+            )
+            raise InputError(
+                f"instances.jsonl: {who}a logged instance is damaged ({short(problem, 200)})",
+                hint="delete instances.jsonl in the run folder to predict its images again, "
+                "or use --overwrite to start over",
+            )
         return cls(**data)
 
     @property

@@ -26,11 +26,16 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy import ndimage
 
+from ..data import values as seeds
+from ..data.values import NEGATIVE_MARKER
+
 __all__ = [
+    "NEGATIVE_MARKER",
     "distance_transform_padded",
     "random_clicks",
     "sam_click",
     "sam_click_center",
+    "seed_material",
 ]
 
 
@@ -42,13 +47,21 @@ def _as_mask(mask: ArrayLike, name: str) -> np.ndarray:
 
 
 def _as_seed_int(value: int, name: str) -> int:
-    """Seed material must be a non-negative integer (numpy ints and big ints are fine)."""
+    """Seed material must be an integer (numpy ints and big ints are fine; any sign)."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
         raise ValueError(f"random_clicks: {name} must be an integer, got {value!r}")
-    v = int(value)
-    if v < 0:
-        raise ValueError(f"random_clicks: {name} must be non-negative, got {v}")
-    return v
+    return int(value)
+
+
+def seed_material(seed: int, image_id: int, ann_id: int) -> list[int]:
+    """What ``np.random.default_rng`` is seeded with for the clicks of one instance.
+
+    Non-negative ``(seed, image_id, ann_id)``: the list ``[seed, image_id, ann_id]`` itself, as
+    since the first release, so every recorded click (and the gates pinned on them) stays the same.
+    A triple with a negative member maps to a word list no non-negative triple makes
+    (:func:`evalsuite.data.values.seed_material` has the mapping and why it is injective).
+    """
+    return seeds.seed_material(seed, image_id, ann_id)
 
 
 # ---------------------------------------------------------------------------
@@ -61,7 +74,8 @@ def random_clicks(
 ) -> tuple[np.ndarray, np.ndarray]:
     """k distinct mask pixels drawn uniformly without replacement, as positive clicks.
 
-    The draw is a fixed sequence: ``rng = np.random.default_rng([seed, image_id, ann_id])``,
+    The draw is a fixed sequence: ``rng = np.random.default_rng([seed, image_id, ann_id])``
+    (for non-negative values; see :func:`seed_material` for negative ones),
     then ``rng.integers(n)`` repeatedly into ``np.flatnonzero(mask)`` (row-major pixel
     order, ``n`` pixels), skipping indices already drawn, until k distinct ones are
     chosen. Since the sequence never depends on k, the clicks are nested (the k-click
@@ -79,11 +93,11 @@ def random_clicks(
     if isinstance(k, (bool, np.bool_)) or not isinstance(k, (int, np.integer)) or k < 0:
         raise ValueError(f"random_clicks: k must be a non-negative integer, got {k!r}")
     k = int(k)
-    material = [
+    material = seed_material(
         _as_seed_int(seed, "seed"),
         _as_seed_int(image_id, "image_id"),
         _as_seed_int(ann_id, "ann_id"),
-    ]
+    )
     pixels = np.flatnonzero(m)
     n = pixels.size
     if n == 0:

@@ -7,8 +7,9 @@ detection's score and category. The official evaluators score the collected mask
 
 from __future__ import annotations
 
+import math
 from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 import numpy as np
@@ -18,6 +19,7 @@ from pycocotools import mask as mask_utils
 from ..data.detections import Detections, load_detections
 from ..data.gt import MaskCache
 from ..data.masks import segmentation_problem
+from ..data.values import is_finite_number, is_int, short
 from ..errors import InputError, UnsupportedPromptError
 from ..metrics.ap_metric import APMetric
 from ..models.base import Prediction, Runner
@@ -28,6 +30,8 @@ from .base import Task, TaskContext
 from .choice import choose_masks
 
 SKIP_OVER_MAX_DETS = "over_max_dets"
+#: predicted masks whose model score (predicted IoU) was NaN or infinite: logged as null, counted
+NON_FINITE_MODEL_SCORE = "non_finite_model_score"
 
 
 @dataclass(frozen=True)
@@ -41,13 +45,42 @@ class DetectionRecord:
     box: list[float]  # the xyxy prompt
     segmentation: dict  # compressed RLE, str counts
     mask_index: int
-    mask_score: float  # the model's predicted IoU of the chosen mask
+    mask_score: float | None  # the model's predicted IoU of the chosen mask (None: it was NaN / infinite)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> DetectionRecord:
+        """A logged row, checked: a hand-damaged log must not reach the evaluator. (The RLE's runs, which
+        pycocotools would decode past a cut string or leave short, are checked for the whole log at
+        once when the run folder reads it: ``RunFolder.load_finished``.)"""
+        problem = None
+        if not isinstance(data, dict) or set(data) != {f.name for f in fields(cls)}:
+            problem = f"fields {sorted(data) if isinstance(data, dict) else type(data).__name__}"
+        elif not all(is_int(data[k]) for k in ("image_id", "det_id", "category_id", "mask_index")):
+            problem = "ids are not integers"
+        elif not is_finite_number(data["score"]) or not (
+            data["mask_score"] is None or is_finite_number(data["mask_score"])
+        ):
+            problem = "scores are not finite numbers"
+        elif not (isinstance(data["box"], list) and len(data["box"]) == 4):
+            problem = "box is not [x0, y0, x1, y1]"
+        elif not (
+            isinstance(data["segmentation"], dict) and isinstance(data["segmentation"].get("counts"), str)
+        ):
+            problem = "segmentation is not a compressed RLE"  # its runs: checked with the log (RunFolder)
+        if problem:
+            who = (
+                f"image {short(data.get('image_id'))}, detection {short(data.get('det_id'))}: "
+                if isinstance(data, dict)
+                else ""
+            )
+            raise InputError(
+                f"{APTask.log_name}: {who}a logged detection is damaged ({problem})",
+                hint=f"delete {APTask.log_name} in the run folder to predict its images again, "
+                "or use --overwrite to start over",
+            )
         return cls(**data)
 
     def to_result(self) -> dict[str, Any]:
@@ -91,21 +124,75 @@ def oracle_targets(cache: MaskCache, boxes_xywh: np.ndarray, category_ids: np.nd
     return targets
 
 
-def _check_ground_truth(reader, image_ids: list[int]) -> None:
+def _check_ground_truth(reader, image_ids: list[int], family: str, backend: str = "official") -> None:
     """The official evaluators decode the ground truth themselves and do not check it: check it first.
 
-    Unlike the mIoU protocols, bad ground truth cannot be skipped here (that would change the benchmark).
+    Before any image is run, naming the annotation file: the keys ``COCOeval`` / ``LVISEval`` (and
+    faster-coco-eval) read — every annotation's ``area`` (finite, >= 0: it sorts instances into the
+    S/M/L ranges) and id (not 0, which the evaluators' matching reads as "unmatched"; not negative,
+    nor a negative image id, with faster-coco-eval), and for LVIS every image's ``neg_category_ids``
+    and ``not_exhaustive_category_ids`` (lists of category ids) and every category's ``frequency``
+    (r, c or f) — and the segmentations of the evaluated images. Unlike the mIoU protocols, bad
+    ground truth cannot be skipped here (that would change the benchmark).
     """
+    path = reader.ann_file
+    data = reader.api.dataset
+    hint = "the AP protocols score the ground truth as it is; fix the annotation file"
+    if family == "lvis":
+        for cat in data["categories"]:
+            if cat.get("frequency") not in ("r", "c", "f"):
+                what = f"has frequency {short(cat['frequency'])}" if "frequency" in cat else "lacks frequency"
+                raise InputError(
+                    f"{path}: category {cat['id']} {what}: the LVIS evaluator needs r, c or f "
+                    "(for APr/APc/APf)",
+                    hint="is this a COCO file? use a coco-* protocol; else " + hint,
+                )
+        for img in data["images"]:
+            for key in ("neg_category_ids", "not_exhaustive_category_ids"):
+                ids = img.get(key)
+                if ids is None:
+                    raise InputError(
+                        f"{path}: image {img['id']} lacks {key} (the LVIS evaluator needs it)", hint=hint
+                    )
+                if not (isinstance(ids, list) and all(is_int(c) for c in ids)):
+                    raise InputError(
+                        f"{path}: image {img['id']}: {key} {short(ids)} is not a list of category ids",
+                        hint=hint,
+                    )
+    for ann in data["annotations"]:
+        if ann["id"] == 0:
+            raise InputError(
+                f"{path}: annotation id 0 (image {ann['image_id']}): the AP evaluators record a match by "
+                "the ground truth's id and read 0 as 'no match', so this annotation would count as missed",
+                hint="renumber the annotations from 1 (ids 0 are only fine for the mIoU protocols)",
+            )
+        if backend == "faster" and (ann["id"] < 0 or ann["image_id"] < 0):
+            what = f"image id {ann['image_id']}" if ann["image_id"] < 0 else f"annotation id {ann['id']}"
+            raise InputError(
+                f"{path}: {what} is negative: faster-coco-eval fails on negative image ids and never "
+                "matches annotations with negative ids",
+                hint="use --ap-backend official (pycocotools / lvis score them correctly)",
+            )
+        if "area" not in ann:
+            raise InputError(
+                f"{path}: annotation {ann['id']} (image {ann['image_id']}) lacks area "
+                "(the AP evaluators sort instances into S/M/L by it)",
+                hint=hint,
+            )
+        if ann["area"] < 0:  # a finite number: checked by the reader
+            raise InputError(
+                f"{path}: annotation {ann['id']} (image {ann['image_id']}) has a negative area {ann['area']}",
+                hint=hint,
+            )
     wanted = set(image_ids)
-    sizes = {img["id"]: (img["height"], img["width"]) for img in reader.api.dataset["images"]}
-    for ann in reader.api.dataset["annotations"]:
+    sizes = {img["id"]: (img["height"], img["width"]) for img in data["images"]}
+    for ann in data["annotations"]:
         if ann["image_id"] in wanted:
             problem = segmentation_problem(ann["segmentation"], *sizes[ann["image_id"]])
             if problem:
                 raise InputError(
-                    f"{reader.ann_file}: image {ann['image_id']}, annotation {ann['id']}: "
-                    f"bad segmentation ({problem})",
-                    hint="the AP protocols score the ground truth as it is; fix the annotation file",
+                    f"{path}: image {ann['image_id']}, annotation {ann['id']}: bad segmentation ({problem})",
+                    hint=hint,
                 )
 
 
@@ -126,9 +213,14 @@ class APTask(Task):
                 "`evalsuite make-boxes` writes pseudo-detections for the sample",
             )
         reader = ctx.reader
-        _check_ground_truth(reader, ctx.image_ids)
+        _check_ground_truth(reader, ctx.image_ids, protocol.dataset, ctx.ap_backend)
+        sizes = {img["id"]: (img["height"], img["width"]) for img in reader.api.dataset["images"]}
         self.detections: Detections = load_detections(
-            ctx.boxes, set(reader.image_ids()), set(reader.categories), skip_bad=ctx.skip_bad
+            ctx.boxes,
+            set(reader.image_ids()),
+            set(reader.categories),
+            skip_bad=ctx.skip_bad,
+            image_sizes=sizes,
         )
 
     @classmethod
@@ -174,7 +266,11 @@ class APTask(Task):
             pred, idx = self._refine(runner, boxes, pred, idx)
         rows = torch.arange(len(idx), device=idx.device)
         masks = pred.select(idx).cpu().numpy()
-        mask_scores = pred.iou_predictions[rows, idx].float().cpu().numpy()
+        mask_scores = [
+            v if math.isfinite(v) else None for v in pred.iou_predictions[rows, idx].float().cpu().tolist()
+        ]
+        if non_finite := mask_scores.count(None):
+            stats[NON_FINITE_MODEL_SCORE] += non_finite
         idx_np = idx.cpu().numpy()
         s = cache.sample
         return [
@@ -186,7 +282,7 @@ class APTask(Task):
                 box=boxes[i].tolist(),
                 segmentation=rle,
                 mask_index=int(idx_np[i]),
-                mask_score=float(mask_scores[i]),
+                mask_score=mask_scores[i],
             )
             for i, rle in enumerate(encode_masks(masks))
         ], stats

@@ -29,7 +29,7 @@ class MIoUTask(PromptedTask):
                 iou=float(iou[i]),
                 prompt=prompts[i],
                 mask_index=int(idx[i]),
-                score=float(score[i]),
+                score=score[i],
             )
             for i, inst in enumerate(inp.instances)
         ]

@@ -9,6 +9,7 @@ equals what a k-click protocol with ``click_rule=sam`` scores.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 from ..data.types import Sample
 from ..metrics.noc import ClickRecord, NocMetric
@@ -34,13 +35,15 @@ class NocTask(PromptedTask):
         assert last is not None
         prompts = last.prompts.to_json()
         idx, _, score = per_round[-1]
+        # None for a NaN / infinite score (counted by the task); ClickRecord.score is typed float
+        scores: list[Any] = score
         return [
             ClickRecord(
                 **instance_fields(sample, inst),
                 prompt=prompts[i],
                 ious=[float(r[1][i]) for r in per_round],
                 mask_index=int(idx[i]),
-                score=float(score[i]),
+                score=scores[i],
             )
             for i, inst in enumerate(inp.instances)
         ]

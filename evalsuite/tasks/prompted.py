@@ -8,6 +8,7 @@ one output per instance is chosen by the protocol's ``mask_choice``, and an iter
 
 from __future__ import annotations
 
+import math
 from abc import abstractmethod
 from collections import Counter
 from collections.abc import Iterator
@@ -17,7 +18,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..data.gt import MaskCache, select_instances
+from ..data.gt import SKIP_BAD_ANNOTATION, GroundTruth, MaskCache, select_instances
+from ..data.masks import coordinate_bounds
 from ..data.types import Instance, Sample
 from ..errors import InputError
 from ..models.base import Prediction, Runner
@@ -25,6 +27,11 @@ from ..prompts.strategies import PromptInput, PromptSet, PromptStrategy, strateg
 from ..protocols import Protocol
 from .base import Task, TaskContext
 from .choice import choose_masks
+
+#: instances whose chosen output had a NaN or infinite predicted score (a damaged checkpoint, an
+#: overflow in low precision): the score is logged as null and counted; the IoU, computed from the
+#: masks, is always finite and is scored as usual
+NON_FINITE_MODEL_SCORE = "non_finite_model_score"
 
 
 @dataclass
@@ -47,6 +54,8 @@ class PromptedTask(Task):
 
     def run_image(self, runner: Runner, cache: MaskCache) -> tuple[list, Counter]:
         gt = select_instances(cache, self.options["include_crowd"], skip_bad=self.ctx.skip_bad)
+        if self.options.get("prompt") == "box" and self.options.get("box_source") == "ann":
+            gt = self._usable_ann_boxes(cache.sample, gt)
         records: list = []
         stats = Counter(gt.skipped)
         s = cache.sample
@@ -60,7 +69,40 @@ class PromptedTask(Task):
                 str(s.ann_file) if s.ann_file else None,
             )
             records += self.records(s, inp, self.rounds(runner, inp, stats))
+        if non_finite := sum(1 for r in records if r.score is None):
+            stats[NON_FINITE_MODEL_SCORE] += non_finite
         return records, stats
+
+    def _usable_ann_boxes(self, sample: Sample, gt: GroundTruth) -> GroundTruth:
+        """With ``box_source=ann`` the annotation's bbox is the prompt: it must have a positive size and
+        lie within [-W, 2W] × [-H, 2H] of the image (a box at 3e8 is no prompt any model was trained
+        on). Refused with one line, or skipped and counted (``bad_annotation``) with ``--skip-bad``."""
+        x0, x1, y0, y1 = coordinate_bounds(sample.height, sample.width)
+        keep = []
+        for k, inst in enumerate(gt.instances):
+            x, y, w, h = inst.bbox
+            if not (w > 0 and h > 0):
+                problem = "has a non-positive size, so box_source=ann cannot prompt with it"
+            elif not (x0 <= x and x + w <= x1 and y0 <= y and y + h <= y1):
+                problem = (
+                    f"reaches far outside the {sample.width}x{sample.height} (WxH) image "
+                    f"(a prompt box must lie within [{x0:g}, {x1:g}] x [{y0:g}, {y1:g}])"
+                )
+            else:
+                keep.append(k)
+                continue
+            if not self.ctx.skip_bad:
+                where = f"{sample.ann_file}: " if sample.ann_file else ""
+                raise InputError(
+                    f"{where}image {sample.image_id}, annotation {inst.ann_id}: "
+                    f"bbox {list(inst.bbox)} {problem}",
+                    hint="use the default box_source=tight, fix the annotation, "
+                    "or pass --skip-bad to skip such annotations (counted)",
+                )
+            gt.skipped[SKIP_BAD_ANNOTATION] += 1
+        if len(keep) == len(gt.instances):
+            return gt
+        return GroundTruth([gt.instances[k] for k in keep], gt.masks[keep], gt.skipped)
 
     def rounds(self, runner: Runner, inp: PromptInput, stats: Counter) -> Iterator[Round]:
         """Prompt the instances of ``inp`` for every round of the strategy (a generator)."""
@@ -100,12 +142,16 @@ def instance_fields(sample: Sample, inst: Instance) -> dict[str, Any]:
     }
 
 
-def chosen_iou(rnd: Round, masks: np.ndarray) -> tuple[list[int], list[float], list[float]]:
-    """Chosen output, its IoU with the ground truth and its predicted score, per instance (host lists)."""
+def chosen_iou(rnd: Round, masks: np.ndarray) -> tuple[list[int], list[float], list[float | None]]:
+    """Chosen output, its IoU with the ground truth and its predicted score, per instance (host lists).
+
+    A NaN or infinite predicted score becomes None (JSON has no NaN; the task counts them).
+    """
     from ..metrics.iou import mask_iou
 
     gt = torch.from_numpy(masks).to(rnd.pred.device)
     rows = torch.arange(len(rnd.index), device=rnd.index.device)
     iou = mask_iou(rnd.pred.select(rnd.index), gt)
     score = rnd.pred.iou_predictions[rows, rnd.index]
-    return rnd.index.tolist(), iou.tolist(), score.tolist()  # one device sync each
+    scores = [v if math.isfinite(v) else None for v in score.tolist()]
+    return rnd.index.tolist(), iou.tolist(), scores  # one device sync each
