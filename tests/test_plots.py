@@ -109,3 +109,14 @@ def test_speed_plot_refuses_mixed_devices(es, capsys, tmp_path):
     path.write_text(json.dumps(rec))
     rc, _, err = _run_cli(es, capsys, "plot", "speed", str(tmp_path), "--out", str(tmp_path / "s.png"))
     assert rc == 2 and "different devices" in err
+
+
+def test_cpu_device_is_named_by_its_model():
+    from evalsuite.provenance import cpuinfo_model_name, device_info
+
+    text = "processor\t: 0\nvendor_id\t: AuthenticAMD\nmodel name\t: AMD EPYC 7763 64-Core Processor\n"
+    assert cpuinfo_model_name(text) == "AMD EPYC 7763 64-Core Processor"
+    assert cpuinfo_model_name("processor\t: 0\n") is None
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file() and "model name" in cpuinfo.read_text():
+        assert device_info("cpu")["device_name"] == cpuinfo_model_name(cpuinfo.read_text())
