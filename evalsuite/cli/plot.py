@@ -74,13 +74,17 @@ def _only_for(kind: str, **given: object) -> None:
     "--best",
     type=click.IntRange(1),
     default=None,
-    help="qualitative: the N highest-IoU instances / best images.",
+    help="qualitative: the N highest-IoU instances, or the N images with the fewest errors (AP records).",
 )
 @click.option(
-    "--instance", "instances", multiple=True, metavar="IMAGE_ID:ANN_ID", help="qualitative (mIoU): these."
+    "--instance",
+    "instances",
+    multiple=True,
+    metavar="IMAGE_ID:ANN_ID",
+    help="qualitative (mIoU): these instances.",
 )
 @click.option(
-    "--image", "images", multiple=True, type=int, metavar="IMAGE_ID", help="qualitative (AP): these."
+    "--image", "images", multiple=True, type=int, metavar="IMAGE_ID", help="qualitative (AP): these images."
 )
 @click.option(
     "--score-min",
