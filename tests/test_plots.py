@@ -358,6 +358,26 @@ def test_clicks_variants_are_lines_and_paper_values_only_for_official_weights(tm
     assert keys == ["EfficientSAM-Ti", "efficientsam-ti+random0", "measured", "paper"]
 
 
+def test_many_long_run_names_still_fit(tmp_path, monkeypatch):
+    """Long variant names wrap at their parts and the figure key takes fewer columns: nothing is cut."""
+    models = ["efficientsam-ti", "efficientsam-s", "sam-vit-h", "mobilesam", "sam-vit-b", "sam2.1-hiera-l"]
+    for i, m in enumerate(models):
+        name = f"{m}+mask_choice=single+long-variant-name" if i % 2 else m
+        for proto in ("coco-box", "coco-1click", "coco-3click"):
+            timed_record(tmp_path, name, proto, 60.0 + i, ips=5.0 * (i + 1), model=m, params=10**7 * (i + 1))
+    records = find_records([tmp_path])
+    speed = plot_speed(records)
+    assert not [n for n in speed.notes if "overlaps" in n]
+    assert "efficientsam-s\n+mask_choice=single\n+long-variant-name (20M)" in [
+        t.get_text() for t in point_labels(speed.figure)
+    ]
+    for plot in (speed, plot_clicks(records), plot_sizes(records)):
+        assert texts_outside(plot.figure, monkeypatch) == []
+    fig = plot_clicks(records).figure
+    key = fig.legends[0].get_window_extent(fig.canvas.get_renderer())
+    assert key.width <= fig.bbox.width and key.height > 3 * 10  # entries wrapped into rows to fit
+
+
 # -- qualitative ---------------------------------------------------------------------------------------------
 def test_qualitative_grid_outlines_masks_with_readable_titles_and_an_inset(sample_runs):
     record = read_record(sample_runs / "oracle/coco-box/record.json")

@@ -8,6 +8,7 @@ Files carry no timestamps, so a figure depends only on its records; PDFs embed T
 
 from __future__ import annotations
 
+import re
 import textwrap
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -115,23 +116,44 @@ def run_colors(names: Iterable[str]) -> dict[str, str]:
 
 
 def header(fig: Figure, title: str, handles: Sequence[Artist], ncols: int, **legend: Any) -> None:
-    """The figure's title and its one key, above the panels.
+    """The figure's title and its one key, above the panels, in at most ``ncols`` columns — fewer
+    where the entries would not fit the figure's width.
 
     The title is the key's own title: constrained layout stacks an "outside" legend and a
     suptitle on top of each other, but lays out a legend (title included) correctly. ``legend``
     overrides the key's spacing options.
     """
-    key = fig.legend(
-        handles=handles,
-        loc="outside upper center",
-        ncols=max(1, ncols),
-        frameon=False,
-        fontsize=SMALL + 0.5,
-        title=wrap(title, fig.get_figwidth() - 0.4, TITLE),
-        title_fontsize=TITLE,
-        **{"handletextpad": 0.4, "columnspacing": 1.4, **legend},
-    )
-    key.get_title().set_multialignment("center")
+    renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
+    room = fig.bbox.width - 0.2 * fig.dpi
+    for n in range(max(1, ncols), 0, -1):
+        key = fig.legend(
+            handles=handles,
+            loc="outside upper center",
+            ncols=n,
+            frameon=False,
+            fontsize=SMALL + 0.5,
+            title=wrap(title, fig.get_figwidth() - 0.4, TITLE),
+            title_fontsize=TITLE,
+            **{"handletextpad": 0.4, "columnspacing": 1.4, **legend},
+        )
+        key.get_title().set_multialignment("center")
+        if n == 1 or key.get_window_extent(renderer).width <= room:
+            return
+        key.remove()
+
+
+def break_label(text: str, width: int = 24) -> str:
+    """A long run label on several lines, broken before ``+`` (name parts) and `` (`` (a suffix)."""
+    if len(text) <= width:
+        return text
+    parts = re.split(r"(?=\+)|(?= \()", text)
+    lines = [parts[0]]
+    for part in parts[1:]:
+        if len(lines[-1]) + len(part) <= width:
+            lines[-1] += part
+        else:
+            lines.append(part.strip())
+    return "\n".join(lines)
 
 
 def percent_axis(ax: Axes, values: Sequence[float], pad: float = 3.0) -> None:

@@ -270,7 +270,9 @@ def plot_detections(
             statuses.add(d.status)
             _outline(ax, d.mask, STATUS_COLORS[d.status], fill=0.22)
             x0, y0 = d.box[0], d.box[1]
-            labels.append(Label(Anchor(x0, y0, 0.0), f"{d.category} {d.score:.2f}", STATUS_COLORS[d.status]))
+            labels.append(
+                Label((Anchor(x0, y0, 0.0),), f"{d.category} {d.score:.2f}", STATUS_COLORS[d.status])
+            )
         placements.append((ax, labels))
         parts = [f"{im.count('match')} matched", f"{im.count('unmatched')} unmatched"]
         if im.count("unscored"):

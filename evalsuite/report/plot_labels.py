@@ -1,10 +1,12 @@
 """Point labels that stay inside their axes and clear of each other, without adjustText.
 
-A small deterministic greedy placement: each label tries positions around its point — right,
-diagonals, above, below, left — close to the marker first, then farther out with a thin leader
-line, and keeps the first whose box lies inside the axes and overlaps neither a label placed
-before it nor a marker. When no position is clean, the least bad one is kept (or, for optional
-labels, the label is left out) and the caller is told. Text sizes are measured with the figure's
+A small deterministic greedy placement: each label tries positions around its point (or, for a
+run drawn as several points, around each of them in turn) — right, diagonals, above, below, left
+— close to the marker first, then farther out with a thin leader line, and keeps the first whose
+box lies inside the axes and overlaps neither a label placed before it nor a marker. A label that
+must leave the axes or cover another label is a failure; covering a marker only costs. When no
+position is clean, the least bad one is kept (or, for optional labels, the label is left out) and
+failures are reported. Text sizes are measured with the figure's
 own renderer and the axes must not move afterwards, so the layout is frozen first
 (:func:`evalsuite.report.plot_base.freeze_layout`); offsets are in points, so the placement holds
 at any dpi.
@@ -34,7 +36,7 @@ _DIRECTIONS = (
     (-1.0, -1.0, "right", "top"),
 )
 #: distance (points) beyond the marker's edge of each ring of candidates; rings past the first get a leader
-_RINGS = (2.5, 12.0, 26.0)
+_RINGS = (2.5, 12.0, 26.0, 44.0)
 _PAD_PX = 1.5  # clearance between boxes
 
 
@@ -49,7 +51,9 @@ class Anchor:
 
 @dataclass(frozen=True)
 class Label:
-    anchor: Anchor
+    """A text for one or more markers (tried in order: the label sits beside one of them)."""
+
+    anchors: tuple[Anchor, ...]
     text: str
     color: str
 
@@ -79,6 +83,7 @@ def _padded(box: Bbox) -> Bbox:
 class _Spot:
     """One candidate position of a label: its offset (points), alignment and box (display pixels)."""
 
+    anchor: Anchor
     dx: float
     dy: float
     ha: str
@@ -90,34 +95,36 @@ class _Spot:
 def _spots(ax: Axes, lab: Label, size: tuple[float, float], px: float) -> list[_Spot]:
     """Every candidate position of ``lab``, nearest ring first; boxes computed from the text's size."""
     w, h = size
-    cx, cy = ax.transData.transform((lab.anchor.x, lab.anchor.y))
     out = []
     for ring, extra in enumerate(_RINGS):
-        dist = lab.anchor.radius + extra
-        for ux, uy, ha, va in _DIRECTIONS:
-            x = cx + ux * dist * px - {"left": 0.0, "center": w / 2, "right": w}[ha]
-            y = cy + uy * dist * px - {"bottom": 0.0, "center": h / 2, "top": h}[va]
-            out.append(_Spot(ux * dist, uy * dist, ha, va, ring > 0, Bbox.from_extents(x, y, x + w, y + h)))
+        for a in lab.anchors:
+            cx, cy = ax.transData.transform((a.x, a.y))
+            dist = a.radius + extra
+            for ux, uy, ha, va in _DIRECTIONS:
+                x = cx + ux * dist * px - {"left": 0.0, "center": w / 2, "right": w}[ha]
+                y = cy + uy * dist * px - {"bottom": 0.0, "center": h / 2, "top": h}[va]
+                box = Bbox.from_extents(x, y, x + w, y + h)
+                out.append(_Spot(a, ux * dist, uy * dist, ha, va, ring > 0, box))
     return out
 
 
-#: what a spot costs given the boxes already taken (0: clean)
-Cost = Callable[[_Spot, list[Bbox]], float]
+#: what a spot costs given the boxes already taken: (failure, covered markers); (0, 0) is clean
+Cost = Callable[[_Spot, list[Bbox]], tuple[float, float]]
 
 
 def _greedy(
     order: Sequence[int], spots: Sequence[Sequence[_Spot]], costs: Sequence[Cost]
-) -> dict[int, tuple[float, _Spot]]:
+) -> dict[int, tuple[tuple[float, float], _Spot]]:
     """Each label in ``order`` takes its first clean spot, else its least bad one."""
     placed: list[Bbox] = []
-    chosen: dict[int, tuple[float, _Spot]] = {}
+    chosen: dict[int, tuple[tuple[float, float], _Spot]] = {}
     for i in order:
-        best: tuple[float, _Spot] | None = None
+        best: tuple[tuple[float, float], _Spot] | None = None
         for spot in spots[i]:
             cost = costs[i](spot, placed)
             if best is None or cost < best[0]:
                 best = (cost, spot)
-            if cost == 0:
+            if cost == (0.0, 0.0):
                 break
         assert best is not None
         chosen[i] = best
@@ -132,12 +139,12 @@ def place_labels(
     fontsize: float = 9.0,
     required: bool = True,
 ) -> list[str]:
-    """Draw ``labels`` beside their anchors; returns the texts that could not be placed cleanly.
+    """Draw ``labels`` beside their anchors; returns the texts that leave the axes or cover a label.
 
     ``obstacles`` are every marker of the axes (a label's own marker is cleared by construction).
     Labels are placed in the given order; if some find no clean spot, the placement is tried again
-    with those first, then longest first, and the attempt with the fewest overlaps is kept. A
-    required label with no clean spot is drawn at its least-overlapping one; an optional one
+    with those first, then longest first, and the attempt with the fewest failures, then the least
+    covered, is kept. A required label that fails is drawn at its least bad spot; an optional one
     (``required=False``) is left out.
     """
     fig = ax.figure
@@ -153,37 +160,37 @@ def place_labels(
         probe.remove()
         spots.append(_spots(ax, lab, (extent.width, extent.height), px))
 
-    def cost_of(lab: Label) -> Cost:
-        own = _marker_box(ax, lab.anchor, px).bounds
+    def cost(spot: _Spot, placed: list[Bbox]) -> tuple[float, float]:
+        padded = _padded(spot.box)
+        own = _marker_box(ax, spot.anchor, px).bounds
+        return (
+            10.0 * _outside(spot.box, frame) + sum(_overlap(padded, p) for p in placed),
+            sum(_overlap(padded, m) for m in marks if m.bounds != own),
+        )
 
-        def cost(spot: _Spot, placed: list[Bbox]) -> float:
-            padded = _padded(spot.box)
-            return (
-                1000.0 * _outside(spot.box, frame)
-                + 10.0 * sum(_overlap(padded, p) for p in placed)
-                + sum(_overlap(padded, m) for m in marks if m.bounds != own)
-            )
-
-        return cost
-
-    costs = [cost_of(lab) for lab in labels]
+    costs = [cost] * len(labels)
     given = list(range(len(labels)))
     attempts = [_greedy(given, spots, costs)]
-    unclean = [i for i in given if attempts[0][i][0] > 0]
+    unclean = [i for i in given if attempts[0][i][0] != (0.0, 0.0)]
     if unclean:
         attempts.append(_greedy(unclean + [i for i in given if i not in unclean], spots, costs))
         attempts.append(_greedy(sorted(given, key=lambda i: -len(labels[i].text)), spots, costs))
-    chosen = min(attempts, key=lambda a: (sum(c > 0 for c, _ in a.values()), sum(c for c, _ in a.values())))
+
+    def badness(attempt: dict[int, tuple[tuple[float, float], _Spot]]) -> tuple[int, float, float]:
+        cs = [c for c, _ in attempt.values()]
+        return (sum(f > 0 for f, _ in cs), sum(f for f, _ in cs), sum(m for _, m in cs))
+
+    chosen = min(attempts, key=badness)
     left: list[str] = []
     for i, lab in enumerate(labels):
-        cost, spot = chosen[i]
-        if cost > 0:
+        (failure, _), spot = chosen[i]
+        if failure > 0:
             left.append(lab.text)
             if not required:
                 continue
         ax.annotate(
             lab.text,
-            (lab.anchor.x, lab.anchor.y),
+            (spot.anchor.x, spot.anchor.y),
             xytext=(spot.dx, spot.dy),
             textcoords="offset points",
             ha=spot.ha,
@@ -193,7 +200,13 @@ def place_labels(
             gid=LABEL_GID,
             annotation_clip=False,
             arrowprops=(
-                {"arrowstyle": "-", "color": lab.color, "lw": 0.7, "shrinkA": 1, "shrinkB": lab.anchor.radius}
+                {
+                    "arrowstyle": "-",
+                    "color": lab.color,
+                    "lw": 0.7,
+                    "shrinkA": 1,
+                    "shrinkB": spot.anchor.radius,
+                }
                 if spot.leader
                 else None
             ),

@@ -24,6 +24,7 @@ from .plot_base import (
     SMALL,
     TICK,
     Plot,
+    break_label,
     checked_cells,
     freeze_layout,
     header,
@@ -39,9 +40,13 @@ SIZE_KEYS = {"S": "small: area < 32² px", "M": "medium: 32² – 96² px", "L":
 _INSIDE_ABOVE = 88.0  # a value label this high goes inside its bar (the axis stops at 100)
 
 
-def grid_shape(n: int) -> tuple[int, int]:
-    """Rows and columns for ``n`` panels: at most 3 across, 2 × 2 for four."""
+MAX_WIDTH = 13.5  # inches: about a 16:9 slide's width at readable font sizes
+
+
+def grid_shape(n: int, panel_width: float) -> tuple[int, int]:
+    """Rows and columns for ``n`` panels: at most 3 across (2 × 2 for four), fewer for wide panels."""
     cols = n if n <= 3 else (2 if n == 4 else 3)
+    cols = max(1, min(cols, int(MAX_WIDTH // panel_width)))
     return math.ceil(n / cols), cols
 
 
@@ -83,15 +88,26 @@ def plot_sizes(
         {column_key(r) for r in cells.values() if r.protocol.name in order},
         key=lambda k: (order.index(k[0]), bool(k[1]), repr(k[1])),
     )
-    rows, cols = grid_shape(len(keys))
-    fig = new_figure(4.0 * cols + 0.4, 3.5 * rows + 1.2)
+    per_panel = {
+        k: sorted((r for r in cells.values() if column_key(r) == k), key=lambda r: r.name) for k in keys
+    }
+    most = max(len(v) for v in per_panel.values())
+    names = {r.name: break_label(run_label(r)) for recs in per_panel.values() for r in recs}
+    tilted = most > 2 or any("\n" in n or len(n) > 12 for n in names.values())
+    longest = max(len(line) for n in names.values() for line in n.split("\n"))
+    lines = max(n.count("\n") + 1 for n in names.values())
+    # room under each panel for its run names (tilted by 30°: half their length, in height)
+    names_in = (0.5 * longest * 0.58 * TICK + lines * 1.25 * TICK) / 72 if tilted else 0.3
+    panel_width = 2.8 + 0.35 * max(most, 2)
+    rows, cols = grid_shape(len(keys), panel_width)
+    fig = new_figure(panel_width * cols + 0.4, (3.2 + names_in) * rows + 1.2)
     gs = GridSpec(rows, 2 * cols, figure=fig)
     for i, key in enumerate(keys):
         row, pos = divmod(i, cols)
         in_row = min(cols, len(keys) - row * cols)
         start = (cols - in_row) + 2 * pos  # a short last row is centred
         ax = fig.add_subplot(gs[row, start : start + 2])
-        recs = sorted((r for r in cells.values() if column_key(r) == key), key=lambda r: r.name)
+        recs = per_panel[key]
         ap = recs[0].protocol.task == "ap"
         x = np.arange(len(recs), dtype=float)
         width = 0.27
@@ -101,10 +117,9 @@ def plot_sizes(
             xs = x + (j - 1) * width
             ax.bar(xs, [np.nan if v is None else v for v in vals], width, color=SIZE_COLORS[size])
             _bar_values(ax, xs, vals, SIZE_COLORS[size], vertical)
-        ax.set_xticks(x, [run_label(r) for r in recs])
-        long = len(recs) > 2 or any(len(run_label(r)) > 12 for r in recs)
-        ax.tick_params(axis="x", labelsize=TICK, rotation=25 if long else 0)
-        if long:
+        ax.set_xticks(x, [names[r.name] for r in recs])
+        ax.tick_params(axis="x", labelsize=TICK, rotation=30 if tilted else 0)
+        if tilted:
             for t in ax.get_xticklabels():
                 t.set_horizontalalignment("right")
                 t.set_rotation_mode("anchor")

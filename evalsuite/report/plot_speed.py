@@ -32,6 +32,7 @@ from .plot_base import (
     SMALL,
     TICK,
     Plot,
+    break_label,
     checked_cells,
     freeze_layout,
     header,
@@ -295,10 +296,13 @@ def _draw_panel(
                 clip_on=False,
             )
             anchors.append(Anchor(x, y, math.sqrt(area) / 2))
-        _, r, x, y = max(run_pts, key=lambda p: (p[3], p[2]))
-        text = run_label(r) + (f" ({_fmt_millions(m)})" if m else "")
-        labels.append(Label(Anchor(x, y, math.sqrt(area) / 2), text, color))
-    labels.sort(key=lambda lab: (-lab.anchor.y, lab.anchor.x, lab.text))
+        r = run_pts[0][1]
+        text = break_label(run_label(r) + (f" ({_fmt_millions(m)})" if m else ""))
+        spots = tuple(
+            Anchor(x, y, math.sqrt(area) / 2) for *_, x, y in sorted(run_pts, key=lambda p: (-p[3], p[2]))
+        )
+        labels.append(Label(spots, text, color))  # beside the top point if there is room, else another
+    labels.sort(key=lambda lab: (-lab.anchors[0].y, lab.anchors[0].x, lab.text))
     return labels, anchors
 
 
