@@ -71,12 +71,46 @@ def software() -> dict[str, object]:
     }
 
 
+def cpuinfo_model_name(text: str) -> str | None:
+    """The first ``model name`` of a Linux ``/proc/cpuinfo`` text, or None."""
+    for line in text.splitlines():
+        key, sep, value = line.partition(":")
+        if sep and key.strip() == "model name" and value.strip():
+            return " ".join(value.split())
+    return None
+
+
+@cache
+def cpu_name() -> str:
+    """The CPU's model name ("AMD EPYC 7763 64-Core Processor"): speeds are compared by it, so the
+    architecture ("x86_64") is only the last resort."""
+    system = platform.system()
+    name: str | None = None
+    if system == "Linux":
+        try:
+            name = cpuinfo_model_name(Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace"))
+        except OSError:
+            name = None
+    elif system == "Darwin":
+        try:
+            name = subprocess.run(
+                ["sysctl", "-n", "machdep.cpu.brand_string"],
+                capture_output=True,
+                text=True,
+                timeout=10,
+                check=True,
+            ).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            name = None
+    return name or platform.processor() or platform.machine()
+
+
 def device_info(device: str) -> dict[str, str]:
-    """The device a run used, by name (GPU model or CPU)."""
+    """The device a run used, by name (GPU model or CPU model)."""
     dev = torch.device(device)
     if dev.type == "cuda":
         index = dev.index if dev.index is not None else torch.cuda.current_device()
         name = torch.cuda.get_device_name(index)
     else:
-        name = platform.processor() or platform.machine()
+        name = cpu_name()
     return {"device": str(dev), "device_name": name}

@@ -7,16 +7,19 @@ the exact prompt logged for each chosen instance. Reports only draw what comes b
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from pycocotools import mask as mask_utils
 
 from ..data.gt import MaskCache
 from ..data.images import load_rgb
 from ..data.locate import locate
+from ..data.masks import segmentation_to_rle
 from ..data.readers import DatasetReader
 from ..errors import InputError
 from ..metrics.iou import mask_iou
@@ -161,3 +164,168 @@ def repredict(
             if progress is not None:
                 progress.update(1)
     return out
+
+
+# -- Table 5: logged detections against the ground truth -------------------------------------------
+#: a detection matches a ground-truth mask of its category at this mask IoU (COCO's AP50 threshold)
+MATCH_IOU = 0.5
+MATCH, UNMATCHED, UNSCORED = "match", "unmatched", "unscored"
+
+
+@dataclass
+class ShownDetection:
+    """One logged detection as drawn: its mask and how it fared against the ground truth."""
+
+    category: str
+    score: float
+    box: list[float]  # xyxy, the prompt
+    mask: np.ndarray  # H×W bool, decoded from the logged RLE
+    iou: float  # best mask IoU with a ground-truth mask of its category (0 if none)
+    status: str  # MATCH, UNMATCHED, or UNSCORED (crowd region, or a category LVIS does not score here)
+
+
+@dataclass
+class DetectionImage:
+    """An image of an AP run with its shown detections and the ground truth none of them matched."""
+
+    image_id: int
+    image: np.ndarray  # H×W×3 uint8
+    detections: list[ShownDetection]
+    missed: list[tuple[str, np.ndarray]]  # (category, H×W bool) of unmatched ground truth
+    below_threshold: int  # detections of the image not shown (score under the threshold, or over the cap)
+
+    def count(self, status: str) -> int:
+        return sum(d.status == status for d in self.detections)
+
+
+@dataclass(frozen=True)
+class _Matched:
+    """Matching of one image, without pixels (every candidate image is matched, few are drawn)."""
+
+    image_id: int
+    rows: list[dict]  # shown detections, best score first
+    ious: list[float]
+    status: list[str]
+    missed: list[int]  # ann ids
+    below_threshold: int
+
+    @property
+    def errors(self) -> int:
+        return self.status.count(UNMATCHED) + len(self.missed)
+
+
+def _mask_ious(dets: list[dict], gts: list, height: int, width: int, crowd: bool) -> np.ndarray:
+    """D×G mask IoUs of detection RLEs with ground-truth instances (crowd: intersection over detection)."""
+    if not dets or not gts:
+        return np.zeros((len(dets), len(gts)))
+    rles = [segmentation_to_rle(g.segmentation, height, width) for g in gts]
+    return np.asarray(mask_utils.iou(dets, rles, [int(crowd)] * len(gts)))
+
+
+def _match_image(
+    reader: DatasetReader, image_id: int, rows: list[dict], score_min: float, max_shown: int
+) -> _Matched:
+    """Greedy COCO-style matching of the shown detections (score order) to the image's ground truth.
+
+    A detection takes the unmatched ground truth of its category with the highest mask IoU ≥
+    :data:`MATCH_IOU`. As in the official evaluators, one that only covers a crowd region of its
+    category, or (LVIS) whose category is neither annotated nor verified absent in the image, is
+    not scored.
+    """
+    sample = reader.sample(image_id)
+    shown = sorted(
+        (r for r in rows if float(r["score"]) >= score_min), key=lambda r: (-r["score"], r["det_id"])
+    )
+    shown = shown[:max_shown]
+    gts = [i for i in sample.instances if not i.iscrowd]
+    crowds = [i for i in sample.instances if i.iscrowd]
+    dets = [r["segmentation"] for r in shown]
+    ious = _mask_ious(dets, gts, sample.height, sample.width, crowd=False)
+    crowd_iou = _mask_ious(dets, crowds, sample.height, sample.width, crowd=True)
+    verified: set[int] | None = None
+    if reader.family == "lvis":
+        img = reader.api.imgs[image_id]
+        verified = {i.category_id for i in sample.instances} | set(img.get("neg_category_ids", []))
+    taken: set[int] = set()
+    best_ious: list[float] = []
+    status: list[str] = []
+    for d, row in enumerate(shown):
+        same = [g for g, inst in enumerate(gts) if inst.category_id == row["category_id"]]
+        best_ious.append(float(max((ious[d, g] for g in same), default=0.0)))
+        free = [g for g in same if g not in taken and ious[d, g] >= MATCH_IOU]
+        if free:
+            taken.add(max(free, key=lambda g: (ious[d, g], -g)))
+            status.append(MATCH)
+        elif any(
+            c.category_id == row["category_id"] and crowd_iou[d, k] >= MATCH_IOU for k, c in enumerate(crowds)
+        ) or (verified is not None and row["category_id"] not in verified):
+            status.append(UNSCORED)
+        else:
+            status.append(UNMATCHED)
+    missed = [inst.ann_id for g, inst in enumerate(gts) if g not in taken]
+    return _Matched(image_id, shown, best_ious, status, missed, len(rows) - len(shown))
+
+
+def detection_images(
+    record: RunRecord,
+    image_ids: list[int] | tuple = (),
+    worst: int | None = None,
+    best: int | None = None,
+    score_min: float = 0.5,
+    max_shown: int = 20,
+    data_root: Path | None = None,
+    ann: Path | None = None,
+    track: Callable[[list[int]], Iterable[int]] = iter,
+) -> list[DetectionImage]:
+    """Images of an AP record with its logged masks coloured by match / miss (no re-prediction).
+
+    The masks are the record's own (``detections.jsonl`` logs each as RLE). ``image_ids`` picks the
+    images; otherwise every image with detections is matched (``track`` wraps that loop, e.g. in a
+    progress bar) and the ``worst`` (most unmatched detections + missed ground truth; default 4) or
+    ``best`` (fewest, then most matches) are drawn. Ties go to the lower image id.
+    """
+    if record.protocol.task != "ap":
+        raise InputError(f"{record.path}: the detection view needs an AP record (detections.jsonl)")
+    reader = open_dataset(record, data_root, ann)
+    by_image: dict[int, list[dict]] = {}
+    for row in record.items():
+        by_image.setdefault(int(row["image_id"]), []).append(row)
+    if image_ids:
+        known = set(reader.image_ids())
+        if missing := [i for i in image_ids if i not in known]:
+            raise InputError(f"image(s) {missing[:3]} are not in {reader.ann_file}")
+        candidates = list(image_ids)
+    else:
+        candidates = sorted(by_image)
+    matched = [_match_image(reader, i, by_image.get(i, []), score_min, max_shown) for i in track(candidates)]
+    if not image_ids:
+        if best:
+            matched.sort(key=lambda m: (m.errors, -m.status.count(MATCH), m.image_id))
+        else:
+            matched.sort(key=lambda m: (-m.errors, m.image_id))
+        matched = matched[: best or worst or 4]
+    return [_load_detection_image(reader, m) for m in matched]
+
+
+def _load_detection_image(reader: DatasetReader, m: _Matched) -> DetectionImage:
+    sample = reader.sample(m.image_id)
+    image = load_rgb(sample.path, (sample.height, sample.width), sample.image_id)
+    cache = MaskCache(sample)
+    by_ann = {i.ann_id: i for i in sample.instances}
+
+    def name(category_id: int) -> str:
+        return str(reader.categories.get(category_id, {}).get("name", category_id))
+
+    shown = [
+        ShownDetection(
+            name(int(row["category_id"])),
+            float(row["score"]),
+            [float(v) for v in row["box"]],
+            mask_utils.decode(row["segmentation"]).astype(bool),
+            iou,
+            status,
+        )
+        for row, iou, status in zip(m.rows, m.ious, m.status, strict=True)
+    ]
+    missed = [(name(by_ann[a].category_id), cache.get(by_ann[a])) for a in m.missed]
+    return DetectionImage(m.image_id, image, shown, missed, m.below_threshold)
