@@ -423,6 +423,113 @@ def test_compare_cli(es, capsys, sample_runs, tmp_path):
     assert rc == 2 and "not measured on the same things" in err and "coco-box@1 vs coco-1click@1" in err
 
 
+def _edited_copy(src: Path, dest: Path, edit) -> Path:
+    shutil.copytree(src, dest)
+    rec = json.loads((dest / "record.json").read_text())
+    edit(rec)
+    (dest / "record.json").write_text(json.dumps(rec))
+    return dest
+
+
+@pytest.mark.parametrize(
+    ("edit", "named"),
+    [
+        (
+            lambda r: r["dataset"].update(limit=3, image_ids_sha256="0" * 64) or r["counts"].update(images=3),
+            "image ids: all 26 images vs --limit 3 (3 images)",
+        ),
+        (
+            lambda r: r["dataset"].update(image_ids_sha256="0" * 64),
+            "image ids: all 26 images sha256 ",
+        ),
+        (
+            lambda r: r["dataset"].update(annotation_file="/elsewhere/ann.json", annotation_sha256="e" * 64),
+            "annotation file (",
+        ),
+        (lambda r: r["protocol"].update(version=2, id="coco-box@2"), "protocol coco-box@1 vs coco-box@2"),
+    ],
+)
+def test_compare_refusal_names_what_differs(es, capsys, sample_runs, tmp_path, edit, named):
+    a = sample_runs / "oracle" / "coco-box"
+    b = _edited_copy(sample_runs / "box-fill" / "coco-box", tmp_path / "b", edit)
+    rc, _, err = _run_cli(es, capsys, "compare", str(a), str(b))
+    assert rc == 2 and "not measured on the same things" in err and named in err, err
+    # the two sides of each named difference are never the same text
+    for part in err.split("things: ")[1].split("\n")[0].split("; "):
+        left, _, right = part.partition(" vs ")
+        assert left.split(": ")[-1] != right, part
+
+
+def test_compare_refuses_other_detections_clicks_and_click_seeds(es, capsys, sample_runs, tmp_path):
+    vitdet = sample_runs / "box-fill" / "coco-vitdet"
+    other_boxes = _edited_copy(
+        vitdet, tmp_path / "boxes", lambda r: r["boxes"].update(file="other.json", sha256="f" * 64)
+    )
+    rc, _, err = _run_cli(
+        es, capsys, "compare", str(sample_runs / "oracle" / "coco-vitdet"), str(other_boxes)
+    )
+    assert rc == 2 and "detections file: " in err and "other.json sha256 ffffffffffff" in err
+    click = sample_runs / "oracle" / "coco-1click"
+    seed = _edited_copy(click, tmp_path / "seed", lambda r: r.update(seed=7))
+    rc, _, err = _run_cli(es, capsys, "compare", str(click), str(seed))
+    assert rc == 2 and "random-click seed (--seed): 0 vs 7" in err
+    clicks = _edited_copy(click, tmp_path / "clicks", lambda r: r["protocol"]["options"].update(clicks=3))
+    rc, _, err = _run_cli(es, capsys, "compare", str(click), str(clicks))
+    assert rc == 2 and "options that change what is measured: clicks=as shipped vs 3" in err
+
+
+def test_compare_ap_bootstraps_over_images(es, capsys, sample_runs, tmp_path):
+    """AP records: A − B in AP points over images (overall and S/M/L), from each run's masks; the
+    full-sample A and B are the records' own AP (the masks re-scored by the official evaluator)."""
+    a, b = sample_runs / "oracle" / "coco-vitdet", sample_runs / "box-fill" / "coco-vitdet"
+    rc, out, err = _run_cli(es, capsys, "compare", str(a), str(b), "--format", "csv")
+    assert rc == 0, err
+    rows = {r["metric"]: r for r in csv.DictReader(io.StringIO(out))}
+    assert list(rows) == ["AP", "APS", "APM", "APL"]
+    ra, rb = (json.loads((x / "record.json").read_text())["metrics"] for x in (a, b))
+    for metric, r in rows.items():
+        assert int(r["images"]) == 26 and int(r["undefined"]) == 0
+        assert float(r["AP_A"]) == pytest.approx(ra[metric], abs=1e-6)
+        assert float(r["AP_B"]) == pytest.approx(rb[metric], abs=1e-6)
+        assert float(r["delta"]) == pytest.approx(ra[metric] - rb[metric], abs=1e-6)
+        assert float(r["ci_low"]) <= float(r["delta"]) <= float(r["ci_high"])
+    rc, md, _ = _run_cli(es, capsys, "compare", str(b), str(a), "--resamples", "300", "--seed", "3")
+    assert rc == 0 and "paired percentile bootstrap over images" in md and "300 resamples, seed 3" in md
+    assert re.search(r"\| AP +\| +26 \| +11\.90 \| +99\.65 \| +-87\.75 \| +\[-\d", md), md
+    rc, md, _ = _run_cli(es, capsys, "compare", str(a), str(a))
+    assert rc == 0 and "1000 resamples" in md and "A and B differ in: nothing (the same run twice)" in md
+    assert re.search(r"\| APL +\| +26 \| +100\.00 \| +100\.00 \| +\+0\.00 \| +\[\+0\.00, \+0\.00\] \|", md), (
+        md
+    )
+    # the masks must be there and belong to the record; the annotation file must be the scored one
+    gone = _edited_copy(b, tmp_path / "gone", lambda r: None)
+    (gone / "segm_results.json").unlink()
+    rc, _, err = _run_cli(es, capsys, "compare", str(a), str(gone))
+    assert rc == 2 and "segm_results.json" in err
+    wrong = _edited_copy(b, tmp_path / "wrong", lambda r: r["metrics"].update(AP=50.0))
+    rc, _, err = _run_cli(es, capsys, "compare", str(a), str(wrong))
+    assert rc == 2 and "gives AP 11.900054, the record says 50.0" in err
+    lvis_ann = REPO / "evalsuite" / "data" / "sample_data" / "annotations" / "lvis_v1_val.json"
+    rc, _, err = _run_cli(es, capsys, "compare", str(a), str(b), "--ann", str(lvis_ann))
+    assert rc == 2 and "SHA-256" in err and "--ann" in err
+    rc, _, err = _run_cli(es, capsys, "compare", str(a), str(sample_runs / "box-fill" / "coco-box"))
+    assert rc == 2 and "protocol coco-vitdet@1 vs coco-box@1; task ap vs miou" in err
+
+
+def test_compare_from_python_defaults_resamples_by_protocol_kind(sample_runs):
+    from evalsuite import api
+
+    res = api.load(sample_runs)
+    ap = res.compare("oracle", "box-fill", protocol="coco-vitdet")
+    assert (
+        ap.attrs["resamples"] == 1000
+        and ap.attrs["kind"] == "ap"
+        and list(ap["metric"]) == ["AP", "APS", "APM", "APL"]
+    )
+    miou = res.compare("oracle", "box-fill", protocol="coco-box", resamples=500)
+    assert miou.attrs["resamples"] == 500 and list(miou["instances"]) == ["all", "S", "M", "L"]
+
+
 # -- NoC --------------------------------------------------------------------------------------------------
 def test_noc_hand_computed():
     assert noc([0.5, 0.86, 0.91], 0.85, max_clicks=3) == 2

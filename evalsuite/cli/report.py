@@ -103,21 +103,39 @@ def gate_cmd(gates_file, paths) -> None:
 @click.command("compare")
 @click.argument("a", type=click.Path(path_type=Path))
 @click.argument("b", type=click.Path(path_type=Path))
-@click.option("--resamples", type=click.IntRange(100), default=10_000, show_default=True)
+@click.option(
+    "--resamples",
+    type=click.IntRange(100),
+    default=None,
+    help="Bootstrap resamples (default: 10000 for mIoU, 1000 for AP; the output says how many).",
+)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--confidence", type=click.FloatRange(0.5, 0.999), default=0.95, show_default=True)
 @click.option("--format", "fmt", type=click.Choice(["md", "csv"]), default="md", show_default=True)
-def compare_cmd(a, b, resamples, seed, confidence, fmt) -> None:
-    """Paired bootstrap CI of the difference A − B over the same instances, overall and by size.
+@click.option(
+    "--ann",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="AP: the annotation file, where the recorded path is not on this machine (SHA-256 checked).",
+)
+def compare_cmd(a, b, resamples, seed, confidence, fmt, ann) -> None:
+    """Paired bootstrap CI of the difference A − B, overall and by size.
 
     A and B are run folders or records of one protocol on the same data: two models, two
-    checkpoints of one model, or one model with an option changed. Their instances are joined on
-    (image_id, ann_id) and must be the same set.
+    checkpoints of one model, or one model with an option changed. Refused, naming each field that
+    differs, when they did not measure the same thing (protocol version, options that change what
+    is measured, annotation file, images / --limit, detections file, random-click seed).
+
+    mIoU protocols: over instances, joined on (image_id, ann_id) (they must be the same set). AP
+    protocols: over images — each resample draws the image ids with replacement (the same draw for A
+    and B) and recomputes both APs (AP, APS, APM, APL; LVIS also APr, APc, APf) from the official
+    evaluator's per-image matches of the masks in each run's segm_results.json, exactly as its
+    accumulate step would on the drawn images.
     """
     from ..api import compare_records
     from ..report.rules import single_record
 
-    _emit(compare_records(single_record(a), single_record(b), resamples, seed, confidence, fmt), None)
+    _emit(compare_records(single_record(a), single_record(b), resamples, seed, confidence, fmt, ann), None)
 
 
 def register(cli: click.Group) -> None:
