@@ -81,16 +81,56 @@ def export_cmd(kind, paths, out) -> None:
 
 
 @click.command("gate")
-@click.argument("gates_file", type=click.Path(path_type=Path))
-@paths_argument
-def gate_cmd(gates_file, paths) -> None:
-    """Check the expected values of GATES_FILE (TOML [[gate]] rows) against run records
-    (default ./runs); prints expected / actual / Δ per row, exits 1 on any miss."""
+@click.argument("args", nargs=-1, type=click.Path(path_type=Path), metavar="GATES_FILE [PATHS]...")
+@click.option(
+    "--failures-only", is_flag=True, help="Print only the rows that missed (exit status unchanged)."
+)
+@click.option(
+    "--write",
+    "write",
+    type=click.Path(path_type=Path),
+    default=None,
+    metavar="FILE",
+    help="Write a gates file from the run records in PATHS (all arguments are PATHS) instead of checking.",
+)
+@click.option(
+    "--tolerance",
+    "tolerances",
+    multiple=True,
+    metavar="VALUE|METRIC=VALUE",
+    help="--write: tolerance of every metric, or of one (repeatable), e.g. --tolerance 1e-6 "
+    "--tolerance mIoU=0.05.",
+)
+@click.option(
+    "--metric",
+    "metrics",
+    multiple=True,
+    help="--write: gate only this metric (repeatable; default: every metric of each record).",
+)
+def gate_cmd(args, failures_only, write, tolerances, metrics) -> None:
+    """Check the expected values of GATES_FILE (TOML [[gate]] rows) against run records in PATHS
+    (default ./runs); prints expected / actual / Δ per row, exits 1 on any miss.
+
+    With --write FILE, write such a file instead, from the records in PATHS (every argument is a
+    path): one row per metric of each record (or per --metric), the tolerances given with
+    --tolerance, and a header that documents the commands that made the records. The file is
+    checked against those records before it is written.
+    """
     from ..report.gates import GateFailure, check_gates, load_gates, render_results
 
+    if write is not None:
+        if failures_only:
+            raise click.UsageError("--failures-only is for checking, not with --write")
+        _write_gates(write, args, tolerances, metrics)
+        return
+    if tolerances or metrics:
+        raise click.UsageError("--tolerance and --metric go with --write FILE")
+    if not args:
+        raise click.UsageError("missing GATES_FILE (or --write FILE to write one)")
+    gates_file, *paths = args
     gates = load_gates(gates_file)
-    results = check_gates(gates, _load(paths).records)
-    click.echo(render_results(results), nl=False)
+    results = check_gates(gates, _load(tuple(paths)).records)
+    click.echo(render_results(results, failures_only=failures_only), nl=False)
     failed = [r for r in results if not r.passed]
     if failed:
         first = failed[0]
@@ -98,6 +138,35 @@ def gate_cmd(gates_file, paths) -> None:
             f"{len(failed)} of {len(results)} gates failed (first: {first.gate.model} {first.gate.protocol} "
             f"{first.gate.metric}: {first.status})"
         )
+
+
+def _write_gates(out: Path, paths: tuple[Path, ...], tolerances, metrics) -> None:
+    import shlex
+
+    from ..errors import InputError
+    from ..report.gates import Tolerances, check_gates, load_gates, write_gates
+
+    records = _load(paths).records
+    tol = Tolerances.parse(tolerances)
+    words = ["evalsuite", "gate", "--write", str(out)]
+    words += [w for t in tolerances for w in ("--tolerance", t)]
+    words += [w for m in metrics for w in ("--metric", m)]
+    words += [str(p) for p in paths]
+    text, notes = write_gates(records, tol, metrics, written_by=shlex.join(words))
+    for note in notes:
+        click.echo(f"note: {note}", err=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    try:  # the file must hold for the records it was written from
+        missed = [r for r in check_gates(load_gates(tmp), records) if not r.passed]
+        if missed:
+            raise InputError(f"the written gates do not hold for their own records ({missed[0].status})")
+        tmp.replace(out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    rows = text.count("\n  { ")
+    click.echo(f"wrote {out}: {rows} gates from {len(records)} records", err=True)
 
 
 @click.command("compare")
