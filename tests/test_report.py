@@ -278,6 +278,30 @@ def test_per_size_and_per_category_exports(es, capsys, sample_runs):
     assert n_total == record["counts"]["instances"]
 
 
+def test_per_category_export_includes_ap_and_names_records_without(es, capsys, sample_runs, tmp_path):
+    """AP records carry per-category AP / APS / APM / APL (from the evaluator); an old AP record without
+    them is named on stderr, never silently dropped."""
+    run = sample_runs / "box-fill" / "coco-vitdet"
+    record = json.loads((run / "record.json").read_text())
+    rc, out, err = _run_cli(es, capsys, "export", "per-category", str(run))
+    assert rc == 0 and err == ""
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert {r["metric"] for r in rows} == {"AP", "APS", "APM", "APL"}
+    assert len(rows) == 4 * len(record["per_category"]) > 0
+    for r in rows:
+        entry = record["per_category"][r["category_id"]]
+        assert r["category"] == entry["name"] and int(r["n"]) == entry["n"]
+        assert (r["value"] == "") == (entry[r["metric"]] is None)
+    # an AP record written before per-category AP was recorded
+    old = tmp_path / "old" / "box-fill" / "coco-vitdet"
+    shutil.copytree(run, old)
+    record["per_category"] = {}
+    (old / "record.json").write_text(json.dumps(record))
+    rc, out, err = _run_cli(es, capsys, "export", "per-category", str(tmp_path / "old"))
+    assert rc == 0 and out.strip() == ""
+    assert "box-fill coco-vitdet@1" in err and "no per-category AP in its record" in err
+
+
 # -- gates ---------------------------------------------------------------------------------------------------
 def _gates_file(path: Path, rows: list[dict]) -> Path:
     def val(v):

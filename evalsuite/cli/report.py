@@ -76,8 +76,18 @@ def report_cmd(paths, table, fmt, out, fragment, paper_rows, labels) -> None:
 @paths_argument
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="CSV file (default: stdout).")
 def export_cmd(kind, paths, out) -> None:
-    """Per-category or per-size numbers of each record as long-form CSV (one value per row)."""
-    _emit(_load(paths).export(kind), out)
+    """Per-category or per-size numbers of each record as long-form CSV (one value per row).
+
+    per-category: mIoU per category (box / click protocols), AP / APS / APM / APL per category (AP
+    protocols); a record that has none (NoC, or an AP record written before they were recorded) is
+    named on stderr.
+    """
+    from ..report.tables import to_csv
+
+    frame = _load(paths).export(kind, format="frame")
+    for note in frame.attrs.get("notes", []):
+        click.echo(f"note: {note}", err=True)
+    _emit(to_csv(frame), out)
 
 
 @click.command("gate")
