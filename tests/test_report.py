@@ -28,6 +28,7 @@ from evalsuite.cli import main
 from evalsuite.data.gt import MaskCache, select_instances
 from evalsuite.data.images import load_rgb
 from evalsuite.data.locate import locate
+from evalsuite.engine import RunConfig, run
 from evalsuite.metrics.noc import noc, summarize_noc
 from evalsuite.models.base import PROMPT_POINTS, Prediction, Runner
 from evalsuite.protocols import get_protocol, load_protocols
@@ -641,6 +642,27 @@ def test_compare_ap_bootstraps_over_images(es, capsys, sample_runs, tmp_path):
     assert rc == 2 and "SHA-256" in err and "--ann" in err
     rc, _, err = _run_cli(es, capsys, "compare", str(a), str(sample_runs / "box-fill" / "coco-box"))
     assert rc == 2 and "protocol coco-vitdet@1 vs coco-box@1; task ap vs miou" in err
+
+
+def test_compare_ap_on_lvis_with_a_faster_backend_record(es, capsys, tmp_path):
+    """LVIS: the frequency groups too; a run scored by faster-coco-eval is re-scored by the official
+    evaluator for the bootstrap and must reproduce its record."""
+    boxes = tmp_path / "boxes.json"
+    assert es(["make-boxes", "lvis", "--data", "sample", "--seed", "0", "--out", str(boxes)]) == 0
+    common = {"data": "sample", "out": tmp_path, "progress": False, "workers": 0, "boxes": boxes}
+    run(RunConfig(["lvis-vitdet"], "oracle", **common))
+    run(RunConfig(["lvis-vitdet"], "box-fill", ap_backend="faster", **common))
+    capsys.readouterr()
+    a, b = tmp_path / "oracle" / "lvis-vitdet", tmp_path / "box-fill" / "lvis-vitdet"
+    rc, out, err = _run_cli(es, capsys, "compare", str(a), str(b), "--format", "csv", "--resamples", "200")
+    assert rc == 0, err
+    rows = {r["metric"]: r for r in csv.DictReader(io.StringIO(out))}
+    assert list(rows) == ["AP", "APS", "APM", "APL", "APr", "APc", "APf"]
+    rb = json.loads((b / "record.json").read_text())
+    assert rb["scoring"]["backend"] == "faster"
+    for metric, r in rows.items():
+        assert float(r["AP_B"]) == pytest.approx(rb["metrics"][metric], abs=1e-6)
+        assert float(r["ci_low"]) <= float(r["delta"]) <= float(r["ci_high"])
 
 
 def test_compare_from_python_defaults_resamples_by_protocol_kind(sample_runs):
