@@ -16,6 +16,7 @@ Everything the command line does with results is here too, on pandas DataFrames,
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -23,13 +24,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .data.jsonio import read_json
 from .engine import RunConfig, run
 from .engine.devices import default_device
+from .engine.scoring import ids_sha256
 from .errors import InputError
+from .metrics.ap import evaluate_images
+from .metrics.ap_bootstrap import APResampler, match_table, paired_ap_bootstrap
 from .models import CallableRunner, Runner, get_spec, model_names
 from .record import RunRecord, find_records
 from .report.rules import column_options, difference, paper_comparability, paper_value, unique_cells
-from .report.stats import SIZES, pair_instances, paired_bootstrap
+from .report.stats import SIZES, comparison_problems, pair_instances, paired_bootstrap
 from .report.tables import build_table, export_frame, render, render_export, table_frame, to_csv
 
 SUMMARY_COLUMNS = (
@@ -171,11 +176,12 @@ class Results:
         a: str,
         b: str,
         protocol: str | None = None,
-        resamples: int = 10_000,
+        resamples: int | None = None,
         seed: int = 0,
         confidence: float = 0.95,
     ) -> pd.DataFrame:
-        """Paired bootstrap of run ``a`` − run ``b`` (names) on one protocol, overall and by size."""
+        """Paired bootstrap of run ``a`` − run ``b`` (names) on one protocol, overall and by size
+        (see :func:`compare_frame`; ``resamples`` default: 10,000 for mIoU, 1,000 for AP)."""
         cells = unique_cells(self.records)
         protocols = sorted({p for n, p in cells if n == a} & {p for n, p in cells if n == b})
         if protocol is None:
@@ -191,24 +197,46 @@ class Results:
         return compare_frame(cells[(a, protocol)], cells[(b, protocol)], resamples, seed, confidence)
 
 
+#: default resamples: instances are cheap to resample; AP re-accumulates every category per resample
+DEFAULT_RESAMPLES = {"miou": 10_000, "ap": 1_000}
+
+
 def compare_frame(
-    ra: RunRecord, rb: RunRecord, resamples: int = 10_000, seed: int = 0, confidence: float = 0.95
+    ra: RunRecord,
+    rb: RunRecord,
+    resamples: int | None = None,
+    seed: int = 0,
+    confidence: float = 0.95,
+    ann: str | Path | None = None,
 ) -> pd.DataFrame:
-    """Paired bootstrap CI of A − B over the instances both runs scored (refused, naming why, if unfit)."""
-    if ra.protocol.task != "miou" or rb.protocol.task != "miou":
+    """Paired bootstrap CI of A − B, refused (naming every field that differs) when the runs did not
+    measure the same thing.
+
+    mIoU protocols: over the instances both runs scored (rows: all, S, M, L). AP protocols: over the
+    images — each resample draws the image ids with replacement (the same draw for A and B) and
+    recomputes both APs on the drawn images from one official ``evaluate()`` per run (rows: AP, APS,
+    APM, APL; LVIS also APr, APc, APf); ``ann`` is the annotation file when the recorded path is not
+    there (its SHA-256 must be the recorded one). ``resamples``: default 10,000 (mIoU) / 1,000 (AP).
+    """
+    if problems := comparison_problems(ra, rb):
         raise InputError(
-            "compare works on mIoU records (per-instance IoUs); AP records have no per-instance score"
+            f"A ({ra.path}) and B ({rb.path}) were not measured on the same things: {'; '.join(problems)}",
+            hint="compare runs of one protocol on the same data (re-run one with the other's settings)",
         )
-    same_data = (ra.dataset.annotation_sha256, ra.dataset.image_ids_sha256) == (
-        rb.dataset.annotation_sha256,
-        rb.dataset.image_ids_sha256,
-    )
-    if not same_data or ra.protocol.name != rb.protocol.name or ra.protocol.version != rb.protocol.version:
+    task = ra.protocol.task
+    if task not in DEFAULT_RESAMPLES:
         raise InputError(
-            f"A ({ra.path}) and B ({rb.path}) were not measured on the same things: {difference(ra, rb)}"
+            f"compare works on mIoU and AP records; {ra.protocol.id} is a {task} protocol",
+            hint="NoC records: compare their NoC@85/90 in `evalsuite report`",
         )
-    same_prompts = column_options(ra) == column_options(rb) and ra.prompt_seed == rb.prompt_seed
-    same_prompts &= ra.protocol.options.get("click_rule", "random") != "sam"  # SAM clicks depend on the model
+    n = DEFAULT_RESAMPLES[task] if resamples is None else resamples
+    if task == "ap":
+        return _compare_ap(ra, rb, n, seed, confidence, ann)
+    return _compare_miou(ra, rb, n, seed, confidence)
+
+
+def _compare_miou(ra: RunRecord, rb: RunRecord, resamples: int, seed: int, confidence: float) -> pd.DataFrame:
+    same_prompts = ra.protocol.options.get("click_rule", "random") != "sam"  # SAM clicks depend on the model
     try:
         keys, ia, ib = pair_instances(ra.items(), rb.items(), same_prompts=same_prompts)
     except ValueError as e:
@@ -233,6 +261,11 @@ def compare_frame(
             }
         )
     frame = pd.DataFrame(rows)
+    _compare_attrs(frame, ra, rb, resamples, seed, confidence, kind="miou", same_prompts=same_prompts)
+    return frame
+
+
+def _compare_attrs(frame: pd.DataFrame, ra: RunRecord, rb: RunRecord, resamples, seed, confidence, **more):
     frame.attrs.update(
         a=ra.name,
         b=rb.name,
@@ -241,41 +274,191 @@ def compare_frame(
         confidence=confidence,
         resamples=resamples,
         seed=seed,
-        same_prompts=same_prompts,
         a_run=ra.run_id,
         b_run=rb.run_id,
-        differs=difference(ra, rb),
+        differs=_differs(ra, rb),
+        **more,
+    )
+
+
+def _differs(ra: RunRecord, rb: RunRecord) -> str:
+    if ra.run_id == rb.run_id and ra.data_key() == rb.data_key() and ra.metrics == rb.metrics:
+        return "nothing (the same run twice)"
+    return difference(ra, rb)
+
+
+def _segm_results(r: RunRecord) -> list[dict[str, Any]]:
+    """The predicted masks an AP record was scored on (``segm_results.json`` beside it)."""
+    if r.items_in_memory is not None:
+        rows = sorted(r.items_in_memory, key=lambda d: (d["image_id"], d["det_id"]))
+        return [{k: d[k] for k in ("image_id", "category_id", "segmentation", "score")} for d in rows]
+    name = r.files.get("segm_results.json")
+    path = None if r.folder is None or name is None else r.folder / name
+    if path is None or not path.is_file():
+        raise InputError(
+            f"{r.path}: its predicted masks (segm_results.json) are not beside the record",
+            hint="copy the whole run folder; the AP bootstrap re-scores the masks",
+        )
+    results, _ = read_json(path)
+    if not isinstance(results, list) or len(results) != r.counts.detections_scored:
+        raise InputError(
+            f"{path}: {len(results) if isinstance(results, list) else 'no'} results, but the record "
+            f"scored {r.counts.detections_scored}",
+            hint="the file does not belong to this record",
+        )
+    return results
+
+
+def _ground_truth(ra: RunRecord, ann: str | Path | None) -> dict[str, Any]:
+    """The annotation file both records were scored against, checked by SHA-256."""
+    path = Path(ann) if ann is not None else Path(ra.dataset.annotation_file)
+    if not path.is_file():
+        raise InputError(
+            f"{ra.path}: annotation file {str(path) or '(not recorded)'} not found",
+            hint="pass --ann FILE (the same file: its SHA-256 is checked against the record)",
+        )
+    gt, sha = read_json(path)
+    if sha != ra.dataset.annotation_sha256:
+        raise InputError(
+            f"{path}: SHA-256 {sha[:12]}…, but the runs were scored against "
+            f"{ra.dataset.annotation_sha256[:12]}…",
+            hint="pass --ann with the annotation file the runs used",
+        )
+    return gt
+
+
+def _image_ids(r: RunRecord, gt: dict[str, Any]) -> list[int]:
+    """The evaluated image ids: the annotation file's, sorted, the first ``limit`` (checked by SHA-256)."""
+    ids = sorted(int(img["id"]) for img in gt["images"])
+    ids = ids[: r.dataset.limit] if r.dataset.limit else ids
+    if ids_sha256(ids) != r.dataset.image_ids_sha256:
+        raise InputError(
+            f"{r.path}: cannot tell which images the run evaluated (the image-id fingerprint does not match "
+            "the annotation file's first images)"
+        )
+    return ids
+
+
+def _compare_ap(
+    ra: RunRecord, rb: RunRecord, resamples: int, seed: int, confidence: float, ann: str | Path | None
+) -> pd.DataFrame:
+    started = time.perf_counter()
+    gt = _ground_truth(ra, ann)
+    ids = _image_ids(ra, gt)
+    tables = []
+    for r in (ra, rb):
+        table = match_table(evaluate_images(r.dataset.family, gt, _segm_results(r), image_ids=ids))
+        full = APResampler(table).ap(np.ones((1, len(ids)), dtype=np.int64))
+        for metric, values in full.items():
+            mine, recorded = float(values[0]) * 100.0, r.metric(metric)
+            if metric in r.metrics and not (
+                (recorded is None and np.isnan(mine))
+                or (recorded is not None and abs(mine - recorded) <= 1e-6)
+            ):
+                raise InputError(
+                    f"{r.path}: its segm_results.json gives {metric} {mine:.6f}, the record says {recorded}",
+                    hint="the results file does not belong to this record",
+                )
+        tables.append(table)
+    evaluated = time.perf_counter()
+    diffs = paired_ap_bootstrap(tables[0], tables[1], resamples=resamples, seed=seed, confidence=confidence)
+    frame = pd.DataFrame(
+        [
+            {
+                "metric": d.metric,
+                "images": d.images,
+                "AP_A": d.ap_a,
+                "AP_B": d.ap_b,
+                "delta": d.delta,
+                "ci_low": d.ci_low,
+                "ci_high": d.ci_high,
+                "undefined": d.undefined,
+            }
+            for d in diffs
+        ]
+    )
+    _compare_attrs(
+        frame,
+        ra,
+        rb,
+        resamples,
+        seed,
+        confidence,
+        kind="ap",
+        evaluate_s=evaluated - started,
+        bootstrap_s=time.perf_counter() - evaluated,
     )
     return frame
 
 
+def _signed(v: float | None) -> str:
+    return "–" if v is None or np.isnan(v) else f"{v:+.2f}"
+
+
+def _plain(v: float | None) -> str:
+    return "–" if v is None or np.isnan(v) else f"{v:.2f}"
+
+
 def compare_records(
-    ra: RunRecord, rb: RunRecord, resamples: int, seed: int, confidence: float, fmt: str
+    ra: RunRecord,
+    rb: RunRecord,
+    resamples: int | None,
+    seed: int,
+    confidence: float,
+    fmt: str,
+    ann: str | Path | None = None,
 ) -> str:
     """The CLI's ``compare``: the paired bootstrap as Markdown or CSV."""
-    frame = compare_frame(ra, rb, resamples, seed, confidence)
+    frame = compare_frame(ra, rb, resamples, seed, confidence, ann=ann)
     if fmt == "csv":
         return to_csv(frame.round(6))
     a = frame.attrs
-    shown = pd.DataFrame(
-        {
-            "instances": frame["instances"],
-            "n": frame["n"],
-            "mIoU A": frame["mIoU_A"].map(lambda v: f"{v:.2f}"),
-            "mIoU B": frame["mIoU_B"].map(lambda v: f"{v:.2f}"),
-            "Δ (A − B)": frame["delta"].map(lambda v: f"{v:+.2f}"),
-            f"{confidence * 100:g}% CI": [
-                f"[{lo:+.2f}, {hi:+.2f}]" for lo, hi in zip(frame["ci_low"], frame["ci_high"], strict=True)
-            ],
-        }
-    )
+    ci = f"{confidence * 100:g}% CI"
+    intervals = [
+        f"[{_signed(lo)}, {_signed(hi)}]" for lo, hi in zip(frame["ci_low"], frame["ci_high"], strict=True)
+    ]
+    if a["kind"] == "ap":
+        shown = pd.DataFrame(
+            {
+                "metric": frame["metric"],
+                "images": frame["images"],
+                "A": frame["AP_A"].map(_plain),
+                "B": frame["AP_B"].map(_plain),
+                "Δ (A − B)": frame["delta"].map(_signed),
+                ci: intervals,
+            }
+        )
+        undefined = {m: int(u) for m, u in zip(frame["metric"], frame["undefined"], strict=True) if u}
+        foot = (
+            f"\n\n{a['protocol']} on {a['dataset']}; paired percentile bootstrap over images (each resample "
+            "draws the image ids with replacement, the same draw for A and B, and re-accumulates both runs' "
+            f"official per-image matches on it), {a['resamples']} resamples, seed {seed}; Δ in AP points."
+            + (
+                " Resamples without ground truth of a range leave it out: "
+                + ", ".join(f"{m} {u}" for m, u in undefined.items())
+                + "."
+                if undefined
+                else ""
+            )
+            + f" (evaluate {a['evaluate_s']:.1f} s, bootstrap {a['bootstrap_s']:.1f} s)"
+        )
+    else:
+        shown = pd.DataFrame(
+            {
+                "instances": frame["instances"],
+                "n": frame["n"],
+                "mIoU A": frame["mIoU_A"].map(_plain),
+                "mIoU B": frame["mIoU_B"].map(_plain),
+                "Δ (A − B)": frame["delta"].map(_signed),
+                ci: intervals,
+            }
+        )
+        foot = (
+            f"\n\n{a['protocol']} on {a['dataset']}; paired percentile bootstrap over instances, "
+            f"{a['resamples']} resamples, seed {seed}; Δ in mIoU points."
+            + ("" if a["same_prompts"] else " The two runs prompted differently.")
+        )
     head = f"A = {a['a']} ({a['a_run']})\nB = {a['b']} ({a['b_run']})\nA and B differ in: {a['differs']}\n\n"
-    foot = (
-        f"\n\n{a['protocol']} on {a['dataset']}; paired percentile bootstrap over instances, "
-        f"{resamples} resamples, "
-        f"seed {seed}; Δ in mIoU points."
-        + ("" if a["same_prompts"] else " The two runs prompted differently.")
-    )
     return (
         head
         + shown.to_markdown(index=False, disable_numparse=True, colalign=("left",) + ("right",) * 5)

@@ -9,7 +9,9 @@ known differences (per-image top-300 cut, empty masks, tie order, maxDets) matte
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import io
 import json
 import math
 from collections import Counter
@@ -20,8 +22,10 @@ import pytest
 from conftest import require_shared
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from lvis import LVISResults
+from lvis import LVISEval, LVISResults
 from pycocotools import mask as mask_utils
+from pycocotools.coco import COCO
+from pycocotools.cocoeval import COCOeval
 
 from evalsuite.data.locate import sample_root
 from evalsuite.data.readers import PreloadedLVIS
@@ -30,6 +34,7 @@ from evalsuite.metrics.ap import (
     BACKENDS,
     COCO_METRICS,
     LVIS_METRICS,
+    _prepare_results,
     evaluate_segm,
     lvis_top_k,
 )
@@ -200,6 +205,14 @@ def assert_backends_agree(family: str, gt: dict, dets: list[dict], **kwargs: obj
         assert (value is None) == (other is None), name
         if value is not None:
             assert value == pytest.approx(other, abs=100 * BACKEND_TOL)
+    assert official["per_category"].keys() == faster["per_category"].keys()
+    for cat_id, entry in official["per_category"].items():
+        theirs = faster["per_category"][cat_id]
+        assert entry.keys() == theirs.keys() and entry["n"] == theirs["n"]
+        for name in ("AP", "APS", "APM", "APL"):
+            assert (entry[name] is None) == (theirs[name] is None), (cat_id, name)
+            if entry[name] is not None:
+                assert entry[name] == pytest.approx(theirs[name], abs=100 * BACKEND_TOL), (cat_id, name)
     return official
 
 
@@ -228,6 +241,96 @@ def test_detectron2_case_matches_its_reference(realdata: Path) -> None:
         assert result["stats"] == pytest.approx(expected[iou_type], abs=1e-12, rel=0)
         assert result["metrics"]["APL"] is None
         assert result["metrics"]["AP"] == pytest.approx(100 * expected[iou_type][0])
+
+
+# --------------------------------------------------------------------------- per-category AP
+
+
+def _quiet_run(evaluator) -> None:
+    with contextlib.redirect_stdout(io.StringIO()):
+        if hasattr(evaluator, "run"):
+            evaluator.run()
+        else:
+            evaluator.evaluate()
+            evaluator.accumulate()
+            evaluator.summarize()
+
+
+@pytest.mark.parametrize("iou_type", ["segm", "bbox"])
+def test_per_category_ap_is_cocoeval_run_on_that_category(coco100: dict, iou_type: str) -> None:
+    """Independent check with pycocotools itself: COCOeval with ``params.catIds = [k]`` gives category
+    k's AP (and APS / APM / APL) — to 1e-12 — for every category with ground truth."""
+    gt, results = coco100["gt"], coco100[iou_type]
+    ours = evaluate_segm("coco", gt, results, iou_type=iou_type)["per_category"]
+    coco_gt = COCO()
+    coco_gt.dataset = copy.deepcopy(gt)
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco_gt.createIndex()
+        coco_dt = coco_gt.loadRes(copy.deepcopy(results))
+    with_gt = {a["category_id"] for a in gt["annotations"] if not a["iscrowd"]}
+    assert set(ours) == with_gt and len(ours) == 70
+    for cat_id, entry in ours.items():
+        evaluator = COCOeval(coco_gt, coco_dt, iou_type)
+        evaluator.params.catIds = [cat_id]
+        _quiet_run(evaluator)
+        for name, i in {"AP": 0, "APS": 3, "APM": 4, "APL": 5}.items():
+            theirs = evaluator.stats[i]
+            if theirs == -1:
+                assert entry[name] is None, (cat_id, name)
+            else:
+                assert abs(entry[name] - 100 * theirs) <= 1e-12 * 100, (cat_id, name, entry[name], theirs)
+        assert entry["n"] == sum(
+            1 for a in gt["annotations"] if a["category_id"] == cat_id and not a["iscrowd"]
+        )
+
+
+@pytest.mark.filterwarnings("ignore:The 'warn' method is deprecated:DeprecationWarning")
+def test_per_category_ap_is_lvis_eval_run_on_that_category(lvis100: dict) -> None:
+    """LVIS likewise: ``LVISEval`` with ``params.cat_ids = [k]`` (federated rules included), for every
+    rare and common category with ground truth and every fifth frequent one."""
+    gt, dets = lvis100["gt"], lvis100["dets"]
+    ours = evaluate_segm("lvis", gt, dets)["per_category"]
+    freq = {c["id"]: c["frequency"] for c in gt["categories"]}
+    assert set(ours) == {a["category_id"] for a in gt["annotations"]}
+    frequent = sorted(c for c in ours if freq[c] == "f")
+    chosen = sorted(c for c in ours if freq[c] != "f") + frequent[::5]
+    # LVISResults takes compressed RLE only: the wrapper's input normalisation, then the official code
+    sizes = {img["id"]: (img["height"], img["width"]) for img in gt["images"]}
+    rle_dets = _prepare_results(dets, sizes, set(freq), "segm")
+    lvis_gt = PreloadedLVIS(copy.deepcopy(gt))
+    with contextlib.redirect_stdout(io.StringIO()):
+        lvis_dt = LVISResults(lvis_gt, rle_dets, max_dets=300)
+    for cat_id in chosen:
+        evaluator = LVISEval(lvis_gt, lvis_dt, "segm")
+        evaluator.params.cat_ids = [cat_id]
+        _quiet_run(evaluator)
+        for name, key in {"AP": "AP", "APS": "APs", "APM": "APm", "APL": "APl"}.items():
+            theirs = evaluator.results[key]
+            if theirs == -1:
+                assert ours[cat_id][name] is None, (cat_id, name)
+            else:
+                assert abs(ours[cat_id][name] - 100 * theirs) <= 1e-12 * 100, (cat_id, name)
+
+
+def test_ap_metric_returns_per_category_ap(sample: dict) -> None:
+    """``APMetric.evaluate`` hands the per-category AP to the record (the engine stores it)."""
+    from evalsuite.metrics.ap_metric import APMetric
+
+    gt = sample["coco"]["gt"]
+
+    class Det:
+        def __init__(self, i: int, d: dict) -> None:
+            self.image_id, self.det_id, self._d = d["image_id"], i, d
+
+        def to_result(self) -> dict:
+            return self._d
+
+    metric = APMetric("coco", gt, sorted(img["id"] for img in gt["images"]))
+    metric.process([Det(i, d) for i, d in enumerate(sample["coco"]["dets"])])
+    result = metric.evaluate()
+    expected = evaluate_segm("coco", gt, sample["coco"]["dets"])["per_category"]
+    assert result.per_category == expected and expected
+    assert all(set(v) == {"AP", "APS", "APM", "APL", "n"} for v in expected.values())
 
 
 # --------------------------------------------------------------------------- backend agreement

@@ -28,6 +28,7 @@ from evalsuite.cli import main
 from evalsuite.data.gt import MaskCache, select_instances
 from evalsuite.data.images import load_rgb
 from evalsuite.data.locate import locate
+from evalsuite.engine import RunConfig, run
 from evalsuite.metrics.noc import noc, summarize_noc
 from evalsuite.models.base import PROMPT_POINTS, Prediction, Runner
 from evalsuite.protocols import get_protocol, load_protocols
@@ -313,6 +314,30 @@ def test_per_size_and_per_category_exports(es, capsys, sample_runs):
     assert n_total == record["counts"]["instances"]
 
 
+def test_per_category_export_includes_ap_and_names_records_without(es, capsys, sample_runs, tmp_path):
+    """AP records carry per-category AP / APS / APM / APL (from the evaluator); an old AP record without
+    them is named on stderr, never silently dropped."""
+    run = sample_runs / "box-fill" / "coco-vitdet"
+    record = json.loads((run / "record.json").read_text())
+    rc, out, err = _run_cli(es, capsys, "export", "per-category", str(run))
+    assert rc == 0 and err == ""
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert {r["metric"] for r in rows} == {"AP", "APS", "APM", "APL"}
+    assert len(rows) == 4 * len(record["per_category"]) > 0
+    for r in rows:
+        entry = record["per_category"][r["category_id"]]
+        assert r["category"] == entry["name"] and int(r["n"]) == entry["n"]
+        assert (r["value"] == "") == (entry[r["metric"]] is None)
+    # an AP record written before per-category AP was recorded
+    old = tmp_path / "old" / "box-fill" / "coco-vitdet"
+    shutil.copytree(run, old)
+    record["per_category"] = {}
+    (old / "record.json").write_text(json.dumps(record))
+    rc, out, err = _run_cli(es, capsys, "export", "per-category", str(tmp_path / "old"))
+    assert rc == 0 and out.strip() == ""
+    assert "box-fill coco-vitdet@1" in err and "no per-category AP in its record" in err
+
+
 # -- gates ---------------------------------------------------------------------------------------------------
 def _gates_file(path: Path, rows: list[dict]) -> Path:
     def val(v):
@@ -378,6 +403,109 @@ def test_gate_fails_on_null_metric_missing_record_and_changed_options(es, capsys
     assert rc == 1 and "record options_hash" in out
     rc, _, err = _run_cli(es, capsys, "gate", str(_gates_file(tmp_path / "g4.toml", [{"model": "x"}])))
     assert rc == 2 and "missing 'protocol'" in err
+
+
+def test_gate_failures_only_prints_only_the_misses(es, capsys, sample_runs, tmp_path):
+    ok = _box_fill_gate(sample_runs, 0.01)
+    miss = {**ok, "metric": "mIoU_S", "expected": 0.0}
+    gates = _gates_file(tmp_path / "g.toml", [ok, miss])
+    rc, full, _ = _run_cli(es, capsys, "gate", str(gates), str(sample_runs))
+    rc_only, only, err = _run_cli(es, capsys, "gate", "--failures-only", str(gates), str(sample_runs))
+    assert rc == rc_only == 1 and "1 of 2 gates failed" in err
+    assert "| mIoU |" in full and "| mIoU |" not in only
+    assert "| mIoU_S |" in only and "| MISS |" in only and "1 of 2 gates passed; 1 failed" in only
+    passing = _gates_file(tmp_path / "p.toml", [ok])
+    rc, only, _ = _run_cli(es, capsys, "gate", "--failures-only", str(passing), str(sample_runs))
+    assert rc == 0 and only == "1 of 1 gates passed\n"
+
+
+def test_gate_write_makes_a_file_that_holds_for_its_runs_and_not_for_changed_ones(
+    es, capsys, sample_runs, tmp_path
+):
+    out = tmp_path / "gates" / "written.toml"
+    rc, _, err = _run_cli(
+        es,
+        capsys,
+        "gate",
+        "--write",
+        str(out),
+        "--tolerance",
+        "1e-6",
+        "--tolerance",
+        "mIoU=0.05",
+        str(sample_runs),
+    )
+    assert rc == 0, err
+    records = find_records([sample_runs])
+    text = out.read_text()
+    rows = tomllib.loads(text)["gate"]
+    assert len(rows) == sum(len(r.metrics) for r in records) and f"{len(rows)} gates from 7 records" in err
+    for row in rows:
+        assert row["tolerance"] == (0.05 if row["metric"] == "mIoU" else 1e-6)
+    assert "tolerance = 1e-6," in text  # as typed
+    # the header documents the commands that made the records
+    header = text.split("gate = [")[0]
+    assert all(line.startswith("#") for line in header.strip().splitlines())
+    flat = re.sub(r" \\\n#\s+", " ", header)
+    assert "evalsuite run coco-box --model box-fill --data sample --out " in flat
+    assert "evalsuite run coco-1click coco-3click coco-box lvis-box --model oracle --data sample" in flat
+    assert f"--boxes {sample_runs / 'boxes' / 'coco_seed0.json'}" in flat
+    assert "--tolerance mIoU=0.05" in flat and "sha256" in flat
+    # passes against the same runs, fails against a changed one
+    rc, check, _ = _run_cli(es, capsys, "gate", str(out), str(sample_runs))
+    assert rc == 0 and f"{len(rows)} of {len(rows)} gates passed" in check
+    changed = tmp_path / "changed"
+    shutil.copytree(sample_runs, changed, ignore=shutil.ignore_patterns("box-fill"))
+    _moved_copy(sample_runs, changed, lambda v: v + 0.1)
+    shutil.copytree(sample_runs / "box-fill" / "coco-vitdet", changed / "box-fill" / "coco-vitdet")
+    rc, check, err = _run_cli(es, capsys, "gate", "--failures-only", str(out), str(changed))
+    assert rc == 1 and f"1 of {len(rows)} gates failed" in err and check.count("| MISS |") == 1
+    assert "| box-fill | coco-box@1 | mIoU | 60.392742 | 60.492742 |" in check
+
+
+def test_gate_write_reproduces_the_sample_gates(es, capsys, sample_runs, tmp_path):
+    """gates/sample.toml could be regenerated by `gate --write`: same values, options and tolerance."""
+    out = tmp_path / "s.toml"
+    rc, _, err = _run_cli(es, capsys, "gate", "--write", str(out), "--tolerance", "1e-6", str(sample_runs))
+    assert rc == 0, err
+    written = {(r["model"], r["protocol"], r["metric"]): r for r in tomllib.loads(out.read_text())["gate"]}
+    shipped = tomllib.loads((REPO / "gates" / "sample.toml").read_text())["gate"]
+    common = [r for r in shipped if (r["model"], r["protocol"], r["metric"]) in written]
+    assert len(common) == len(written) == 32
+    for r in common:
+        w = written[(r["model"], r["protocol"], r["metric"])]
+        assert (w["options_hash"], w["tolerance"], w["run_id"]) == (
+            r["options_hash"],
+            r["tolerance"],
+            r["run_id"],
+        )
+        assert abs(w["expected"] - r["expected"]) <= r["tolerance"]
+
+
+def test_gate_write_options_and_refusals(es, capsys, sample_runs, tmp_path):
+    out = tmp_path / "g.toml"
+    rc, _, err = _run_cli(es, capsys, "gate", "--write", str(out), str(sample_runs))
+    assert rc == 2 and "no tolerance for" in err and not out.exists()
+    rc, _, err = _run_cli(
+        es, capsys, "gate", "--write", str(out), "--metric", "AP", "--tolerance", "AP=0.5", str(sample_runs)
+    )
+    assert rc == 0, err
+    rows = tomllib.loads(out.read_text())["gate"]
+    assert {(r["model"], r["metric"]) for r in rows} == {("oracle", "AP"), ("box-fill", "AP")}
+    assert "coco-box@1: none of the chosen metrics" in err
+    rc, _, err = _run_cli(
+        es, capsys, "gate", "--write", str(out), "--metric", "mIoU_X", "--tolerance", "1", str(sample_runs)
+    )
+    assert rc == 2 and "mIoU_X: no record has it" in err
+    rc, _, err = _run_cli(es, capsys, "gate", "--write", str(out), "--tolerance", "-1", str(sample_runs))
+    assert rc == 2 and "finite number >= 0" in err
+    rc, _, err = _run_cli(es, capsys, "gate", "--tolerance", "1", str(out), str(sample_runs))
+    assert rc == 2 and "go with --write" in err
+    # a null metric cannot be expected: left out, said on stderr
+    nulled = _moved_copy(sample_runs, tmp_path / "null", lambda v: None)
+    rc, _, err = _run_cli(es, capsys, "gate", "--write", str(out), "--tolerance", "1e-6", str(nulled))
+    assert rc == 0 and "mIoU: no value (None); no gate" in err
+    assert {r["metric"] for r in tomllib.loads(out.read_text())["gate"]} == {"mIoU_S", "mIoU_M", "mIoU_L"}
 
 
 def test_sample_gates_hold_for_fresh_runs(es, capsys, sample_runs, tmp_path):
@@ -456,6 +584,134 @@ def test_compare_cli(es, capsys, sample_runs, tmp_path):
     assert rc == 2 and "different instances" in err
     rc, _, err = _run_cli(es, capsys, "compare", str(a), str(sample_runs / "oracle" / "coco-1click"))
     assert rc == 2 and "not measured on the same things" in err and "coco-box@1 vs coco-1click@1" in err
+
+
+def _edited_copy(src: Path, dest: Path, edit) -> Path:
+    shutil.copytree(src, dest)
+    rec = json.loads((dest / "record.json").read_text())
+    edit(rec)
+    (dest / "record.json").write_text(json.dumps(rec))
+    return dest
+
+
+@pytest.mark.parametrize(
+    ("edit", "named"),
+    [
+        (
+            lambda r: r["dataset"].update(limit=3, image_ids_sha256="0" * 64) or r["counts"].update(images=3),
+            "image ids: all 26 images vs --limit 3 (3 images)",
+        ),
+        (
+            lambda r: r["dataset"].update(image_ids_sha256="0" * 64),
+            "image ids: all 26 images sha256 ",
+        ),
+        (
+            lambda r: r["dataset"].update(annotation_file="/elsewhere/ann.json", annotation_sha256="e" * 64),
+            "annotation file (",
+        ),
+        (lambda r: r["protocol"].update(version=2, id="coco-box@2"), "protocol coco-box@1 vs coco-box@2"),
+    ],
+)
+def test_compare_refusal_names_what_differs(es, capsys, sample_runs, tmp_path, edit, named):
+    a = sample_runs / "oracle" / "coco-box"
+    b = _edited_copy(sample_runs / "box-fill" / "coco-box", tmp_path / "b", edit)
+    rc, _, err = _run_cli(es, capsys, "compare", str(a), str(b))
+    assert rc == 2 and "not measured on the same things" in err and named in err, err
+    # the two sides of each named difference are never the same text
+    for part in err.split("things: ")[1].split("\n")[0].split("; "):
+        left, _, right = part.partition(" vs ")
+        assert left.split(": ")[-1] != right, part
+
+
+def test_compare_refuses_other_detections_clicks_and_click_seeds(es, capsys, sample_runs, tmp_path):
+    vitdet = sample_runs / "box-fill" / "coco-vitdet"
+    other_boxes = _edited_copy(
+        vitdet, tmp_path / "boxes", lambda r: r["boxes"].update(file="other.json", sha256="f" * 64)
+    )
+    rc, _, err = _run_cli(
+        es, capsys, "compare", str(sample_runs / "oracle" / "coco-vitdet"), str(other_boxes)
+    )
+    assert rc == 2 and "detections file: " in err and "other.json sha256 ffffffffffff" in err
+    click = sample_runs / "oracle" / "coco-1click"
+    seed = _edited_copy(click, tmp_path / "seed", lambda r: r.update(seed=7))
+    rc, _, err = _run_cli(es, capsys, "compare", str(click), str(seed))
+    assert rc == 2 and "random-click seed (--seed): 0 vs 7" in err
+    clicks = _edited_copy(click, tmp_path / "clicks", lambda r: r["protocol"]["options"].update(clicks=3))
+    rc, _, err = _run_cli(es, capsys, "compare", str(click), str(clicks))
+    assert rc == 2 and "options that change what is measured: clicks=as shipped vs 3" in err
+
+
+def test_compare_ap_bootstraps_over_images(es, capsys, sample_runs, tmp_path):
+    """AP records: A − B in AP points over images (overall and S/M/L), from each run's masks; the
+    full-sample A and B are the records' own AP (the masks re-scored by the official evaluator)."""
+    a, b = sample_runs / "oracle" / "coco-vitdet", sample_runs / "box-fill" / "coco-vitdet"
+    rc, out, err = _run_cli(es, capsys, "compare", str(a), str(b), "--format", "csv")
+    assert rc == 0, err
+    rows = {r["metric"]: r for r in csv.DictReader(io.StringIO(out))}
+    assert list(rows) == ["AP", "APS", "APM", "APL"]
+    ra, rb = (json.loads((x / "record.json").read_text())["metrics"] for x in (a, b))
+    for metric, r in rows.items():
+        assert int(r["images"]) == 26 and int(r["undefined"]) == 0
+        assert float(r["AP_A"]) == pytest.approx(ra[metric], abs=1e-6)
+        assert float(r["AP_B"]) == pytest.approx(rb[metric], abs=1e-6)
+        assert float(r["delta"]) == pytest.approx(ra[metric] - rb[metric], abs=1e-6)
+        assert float(r["ci_low"]) <= float(r["delta"]) <= float(r["ci_high"])
+    rc, md, _ = _run_cli(es, capsys, "compare", str(b), str(a), "--resamples", "300", "--seed", "3")
+    assert rc == 0 and "paired percentile bootstrap over images" in md and "300 resamples, seed 3" in md
+    assert re.search(r"\| AP +\| +26 \| +11\.90 \| +99\.65 \| +-87\.75 \| +\[-\d", md), md
+    rc, md, _ = _run_cli(es, capsys, "compare", str(a), str(a))
+    assert rc == 0 and "1000 resamples" in md and "A and B differ in: nothing (the same run twice)" in md
+    assert re.search(r"\| APL +\| +26 \| +100\.00 \| +100\.00 \| +\+0\.00 \| +\[\+0\.00, \+0\.00\] \|", md), (
+        md
+    )
+    # the masks must be there and belong to the record; the annotation file must be the scored one
+    gone = _edited_copy(b, tmp_path / "gone", lambda r: None)
+    (gone / "segm_results.json").unlink()
+    rc, _, err = _run_cli(es, capsys, "compare", str(a), str(gone))
+    assert rc == 2 and "segm_results.json" in err
+    wrong = _edited_copy(b, tmp_path / "wrong", lambda r: r["metrics"].update(AP=50.0))
+    rc, _, err = _run_cli(es, capsys, "compare", str(a), str(wrong))
+    assert rc == 2 and "gives AP 11.900054, the record says 50.0" in err
+    lvis_ann = REPO / "evalsuite" / "data" / "sample_data" / "annotations" / "lvis_v1_val.json"
+    rc, _, err = _run_cli(es, capsys, "compare", str(a), str(b), "--ann", str(lvis_ann))
+    assert rc == 2 and "SHA-256" in err and "--ann" in err
+    rc, _, err = _run_cli(es, capsys, "compare", str(a), str(sample_runs / "box-fill" / "coco-box"))
+    assert rc == 2 and "protocol coco-vitdet@1 vs coco-box@1; task ap vs miou" in err
+
+
+def test_compare_ap_on_lvis_with_a_faster_backend_record(es, capsys, tmp_path):
+    """LVIS: the frequency groups too; a run scored by faster-coco-eval is re-scored by the official
+    evaluator for the bootstrap and must reproduce its record."""
+    boxes = tmp_path / "boxes.json"
+    assert es(["make-boxes", "lvis", "--data", "sample", "--seed", "0", "--out", str(boxes)]) == 0
+    common = {"data": "sample", "out": tmp_path, "progress": False, "workers": 0, "boxes": boxes}
+    run(RunConfig(["lvis-vitdet"], "oracle", **common))
+    run(RunConfig(["lvis-vitdet"], "box-fill", ap_backend="faster", **common))
+    capsys.readouterr()
+    a, b = tmp_path / "oracle" / "lvis-vitdet", tmp_path / "box-fill" / "lvis-vitdet"
+    rc, out, err = _run_cli(es, capsys, "compare", str(a), str(b), "--format", "csv", "--resamples", "200")
+    assert rc == 0, err
+    rows = {r["metric"]: r for r in csv.DictReader(io.StringIO(out))}
+    assert list(rows) == ["AP", "APS", "APM", "APL", "APr", "APc", "APf"]
+    rb = json.loads((b / "record.json").read_text())
+    assert rb["scoring"]["backend"] == "faster"
+    for metric, r in rows.items():
+        assert float(r["AP_B"]) == pytest.approx(rb["metrics"][metric], abs=1e-6)
+        assert float(r["ci_low"]) <= float(r["delta"]) <= float(r["ci_high"])
+
+
+def test_compare_from_python_defaults_resamples_by_protocol_kind(sample_runs):
+    from evalsuite import api
+
+    res = api.load(sample_runs)
+    ap = res.compare("oracle", "box-fill", protocol="coco-vitdet")
+    assert (
+        ap.attrs["resamples"] == 1000
+        and ap.attrs["kind"] == "ap"
+        and list(ap["metric"]) == ["AP", "APS", "APM", "APL"]
+    )
+    miou = res.compare("oracle", "box-fill", protocol="coco-box", resamples=500)
+    assert miou.attrs["resamples"] == 500 and list(miou["instances"]) == ["all", "S", "M", "L"]
 
 
 # -- NoC --------------------------------------------------------------------------------------------------

@@ -76,21 +76,71 @@ def report_cmd(paths, table, fmt, out, fragment, paper_rows, labels) -> None:
 @paths_argument
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="CSV file (default: stdout).")
 def export_cmd(kind, paths, out) -> None:
-    """Per-category or per-size numbers of each record as long-form CSV (one value per row)."""
-    _emit(_load(paths).export(kind), out)
+    """Per-category or per-size numbers of each record as long-form CSV (one value per row).
+
+    per-category: mIoU per category (box / click protocols), AP / APS / APM / APL per category (AP
+    protocols); a record that has none (NoC, or an AP record written before they were recorded) is
+    named on stderr.
+    """
+    from ..report.tables import to_csv
+
+    frame = _load(paths).export(kind, format="frame")
+    for note in frame.attrs.get("notes", []):
+        click.echo(f"note: {note}", err=True)
+    _emit(to_csv(frame), out)
 
 
 @click.command("gate")
-@click.argument("gates_file", type=click.Path(path_type=Path))
-@paths_argument
-def gate_cmd(gates_file, paths) -> None:
-    """Check the expected values of GATES_FILE (TOML [[gate]] rows) against run records
-    (default ./runs); prints expected / actual / Δ per row, exits 1 on any miss."""
+@click.argument("args", nargs=-1, type=click.Path(path_type=Path), metavar="GATES_FILE [PATHS]...")
+@click.option(
+    "--failures-only", is_flag=True, help="Print only the rows that missed (exit status unchanged)."
+)
+@click.option(
+    "--write",
+    "write",
+    type=click.Path(path_type=Path),
+    default=None,
+    metavar="FILE",
+    help="Write a gates file from the run records in PATHS (all arguments are PATHS) instead of checking.",
+)
+@click.option(
+    "--tolerance",
+    "tolerances",
+    multiple=True,
+    metavar="VALUE|METRIC=VALUE",
+    help="--write: tolerance of every metric, or of one (repeatable), e.g. --tolerance 1e-6 "
+    "--tolerance mIoU=0.05.",
+)
+@click.option(
+    "--metric",
+    "metrics",
+    multiple=True,
+    help="--write: gate only this metric (repeatable; default: every metric of each record).",
+)
+def gate_cmd(args, failures_only, write, tolerances, metrics) -> None:
+    """Check the expected values of GATES_FILE (TOML [[gate]] rows) against run records in PATHS
+    (default ./runs); prints expected / actual / Δ per row, exits 1 on any miss.
+
+    With --write FILE, write such a file instead, from the records in PATHS (every argument is a
+    path): one row per metric of each record (or per --metric), the tolerances given with
+    --tolerance, and a header that documents the commands that made the records. The file is
+    checked against those records before it is written.
+    """
     from ..report.gates import GateFailure, check_gates, load_gates, render_results
 
+    if write is not None:
+        if failures_only:
+            raise click.UsageError("--failures-only is for checking, not with --write")
+        _write_gates(write, args, tolerances, metrics)
+        return
+    if tolerances or metrics:
+        raise click.UsageError("--tolerance and --metric go with --write FILE")
+    if not args:
+        raise click.UsageError("missing GATES_FILE (or --write FILE to write one)")
+    gates_file, *paths = args
     gates = load_gates(gates_file)
-    results = check_gates(gates, _load(paths).records)
-    click.echo(render_results(results), nl=False)
+    results = check_gates(gates, _load(tuple(paths)).records)
+    click.echo(render_results(results, failures_only=failures_only), nl=False)
     failed = [r for r in results if not r.passed]
     if failed:
         first = failed[0]
@@ -100,24 +150,71 @@ def gate_cmd(gates_file, paths) -> None:
         )
 
 
+def _write_gates(out: Path, paths: tuple[Path, ...], tolerances, metrics) -> None:
+    import shlex
+
+    from ..errors import InputError
+    from ..report.gates import Tolerances, check_gates, load_gates, write_gates
+
+    records = _load(paths).records
+    tol = Tolerances.parse(tolerances)
+    words = ["evalsuite", "gate", "--write", str(out)]
+    words += [w for t in tolerances for w in ("--tolerance", t)]
+    words += [w for m in metrics for w in ("--metric", m)]
+    words += [str(p) for p in paths]
+    text, notes = write_gates(records, tol, metrics, written_by=shlex.join(words))
+    for note in notes:
+        click.echo(f"note: {note}", err=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    try:  # the file must hold for the records it was written from
+        missed = [r for r in check_gates(load_gates(tmp), records) if not r.passed]
+        if missed:
+            raise InputError(f"the written gates do not hold for their own records ({missed[0].status})")
+        tmp.replace(out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    rows = text.count("\n  { ")
+    click.echo(f"wrote {out}: {rows} gates from {len(records)} records", err=True)
+
+
 @click.command("compare")
 @click.argument("a", type=click.Path(path_type=Path))
 @click.argument("b", type=click.Path(path_type=Path))
-@click.option("--resamples", type=click.IntRange(100), default=10_000, show_default=True)
+@click.option(
+    "--resamples",
+    type=click.IntRange(100),
+    default=None,
+    help="Bootstrap resamples (default: 10000 for mIoU, 1000 for AP; the output says how many).",
+)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--confidence", type=click.FloatRange(0.5, 0.999), default=0.95, show_default=True)
 @click.option("--format", "fmt", type=click.Choice(["md", "csv"]), default="md", show_default=True)
-def compare_cmd(a, b, resamples, seed, confidence, fmt) -> None:
-    """Paired bootstrap CI of the difference A − B over the same instances, overall and by size.
+@click.option(
+    "--ann",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="AP: the annotation file, where the recorded path is not on this machine (SHA-256 checked).",
+)
+def compare_cmd(a, b, resamples, seed, confidence, fmt, ann) -> None:
+    """Paired bootstrap CI of the difference A − B, overall and by size.
 
     A and B are run folders or records of one protocol on the same data: two models, two
-    checkpoints of one model, or one model with an option changed. Their instances are joined on
-    (image_id, ann_id) and must be the same set.
+    checkpoints of one model, or one model with an option changed. Refused, naming each field that
+    differs, when they did not measure the same thing (protocol version, options that change what
+    is measured, annotation file, images / --limit, detections file, random-click seed).
+
+    mIoU protocols: over instances, joined on (image_id, ann_id) (they must be the same set). AP
+    protocols: over images — each resample draws the image ids with replacement (the same draw for A
+    and B) and recomputes both APs (AP, APS, APM, APL; LVIS also APr, APc, APf) from the official
+    evaluator's per-image matches of the masks in each run's segm_results.json, exactly as its
+    accumulate step would on the drawn images.
     """
     from ..api import compare_records
     from ..report.rules import single_record
 
-    _emit(compare_records(single_record(a), single_record(b), resamples, seed, confidence, fmt), None)
+    _emit(compare_records(single_record(a), single_record(b), resamples, seed, confidence, fmt, ann), None)
 
 
 def register(cli: click.Group) -> None:

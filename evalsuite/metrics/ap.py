@@ -31,6 +31,12 @@ metric whose category/area range has GT, None where it has none.
 
 Metrics are in percent; the evaluators' ``-1`` ("no GT in this range") becomes None. ``stats`` keeps
 the raw values (fractions, ``-1`` kept).
+
+Per-category AP (``per_category``) comes from the evaluator's own ``eval["precision"]`` array, the way its
+``summarize`` averages it, restricted to one category: the mean over IoU and recall thresholds of
+``precision[:, :, k, area]`` where it is > -1 (COCO at maxDets=100; LVIS at its single max_dets) — the
+number ``COCOeval`` / ``LVISEval`` report when run with that one category. Categories without a
+ground-truth object on the evaluated images are left out (their AP is undefined).
 """
 
 from __future__ import annotations
@@ -41,10 +47,12 @@ import logging
 import math
 import warnings
 from collections.abc import Iterator
+from dataclasses import dataclass
 from numbers import Integral, Real
 from typing import Any
 
 import faster_coco_eval
+import numpy as np
 from lvis import LVISEval, LVISResults
 from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
@@ -132,7 +140,9 @@ def evaluate_segm(
     Returns ``{"metrics": {name: percent or None}, "stats": raw evaluator output, "backend", "family",
     "iou_type", "num_images", "num_detections"}``; ``stats`` is COCOeval's 12 ``stats`` (COCO) or the
     ``LVISEval.get_results()`` dict (LVIS), as floats; ``num_detections`` counts the detections handed
-    to the evaluator (LVIS: after the top-300 cut).
+    to the evaluator (LVIS: after the top-300 cut). ``per_category`` maps each category id with ground
+    truth on the evaluated images to ``{"AP", "APS", "APM", "APL": percent or None, "n": its ground-truth
+    objects}`` (see the module docstring).
     """
     if family not in FAMILIES:
         raise InputError(f"unknown dataset family {family!r}; expected one of {', '.join(FAMILIES)}")
@@ -152,12 +162,12 @@ def evaluate_segm(
     stats: list[float] | dict[str, float]
     if family == "coco":
         run = _official_coco if backend == "official" else _faster_coco
-        coco_stats = run(gt, dets, iou_type, img_ids)
+        coco_stats, scored = run(gt, dets, iou_type, img_ids)
         metrics = {name: _percent(coco_stats[i]) for name, i in _COCO_STAT_INDEX.items()}
         num_dets, stats = len(dets), coco_stats
     else:
         if backend == "official":
-            lvis_stats, num_dets = _official_lvis(gt, dets, iou_type, img_ids)
+            lvis_stats, num_dets, scored = _official_lvis(gt, dets, iou_type, img_ids)
         else:
             if any(ann.get("ignore") for ann in gt["annotations"]):
                 raise InputError(
@@ -166,12 +176,13 @@ def evaluate_segm(
                 )
             dets = lvis_top_k(dets, LVIS_MAX_DETS)
             num_dets = len(dets)
-            lvis_stats = _faster_lvis(gt, dets, iou_type, img_ids)
+            lvis_stats, scored = _faster_lvis(gt, dets, iou_type, img_ids)
         metrics = {name: _percent(lvis_stats[key]) for name, key in _LVIS_RESULT_KEY.items()}
         stats = lvis_stats
     return {
         "metrics": metrics,
         "stats": stats,
+        "per_category": _per_category(family, gt, img_ids, scored),
         "backend": backend,
         "family": family,
         "iou_type": iou_type,
@@ -348,7 +359,20 @@ def _gt_copy(gt: dict, drop: tuple[str, ...] = ()) -> dict:
     }
 
 
-def _official_coco(gt: dict, dets: list[dict], iou_type: str, img_ids: list[int] | None) -> list[float]:
+@dataclass(frozen=True)
+class _Precision:
+    """An evaluator's ``eval["precision"]`` at the AP's maxDets: (T, R, K, A), categories as ``cat_ids``."""
+
+    precision: np.ndarray
+    cat_ids: list[int]
+
+
+def _at_max_dets(precision: np.ndarray, max_dets: list[int], wanted: int) -> np.ndarray:
+    return precision[..., list(max_dets).index(wanted)]
+
+
+def _coco_evaluated(gt: dict, dets: list[dict], iou_type: str, img_ids: list[int] | None) -> COCOeval:
+    """``COCOeval`` on (validated) inputs after ``evaluate()``: the per-image matches in ``evalImgs``."""
     with _quiet():
         coco_gt = COCO()
         coco_gt.dataset = _gt_copy(gt)
@@ -367,19 +391,34 @@ def _official_coco(gt: dict, dets: list[dict], iou_type: str, img_ids: list[int]
         if img_ids is not None:
             evaluator.params.imgIds = img_ids
         evaluator.evaluate()
+    return evaluator
+
+
+def _official_coco(
+    gt: dict, dets: list[dict], iou_type: str, img_ids: list[int] | None
+) -> tuple[list[float], _Precision]:
+    evaluator = _coco_evaluated(gt, dets, iou_type, img_ids)
+    with _quiet():
         evaluator.accumulate()
         evaluator.summarize()
-    return [float(s) for s in evaluator.stats]
+    p = evaluator.params
+    prec = _Precision(_at_max_dets(evaluator.eval["precision"], p.maxDets, 100), [int(c) for c in p.catIds])
+    return [float(s) for s in evaluator.stats], prec
 
 
-def _faster_coco(gt: dict, dets: list[dict], iou_type: str, img_ids: list[int] | None) -> list[float]:
-    evaluator = _run_faster(_gt_copy(gt), dets, iou_type, img_ids, lvis_style=False)
-    return [float(s) for s in evaluator.stats[:12]]
-
-
-def _official_lvis(
+def _faster_coco(
     gt: dict, dets: list[dict], iou_type: str, img_ids: list[int] | None
-) -> tuple[dict[str, float], int]:
+) -> tuple[list[float], _Precision]:
+    evaluator = _run_faster(_gt_copy(gt), dets, iou_type, img_ids, lvis_style=False)
+    p = evaluator.params
+    prec = _Precision(_at_max_dets(evaluator.eval["precision"], p.maxDets, 100), [int(c) for c in p.catIds])
+    return [float(s) for s in evaluator.stats[:12]], prec
+
+
+def _lvis_evaluated(
+    gt: dict, dets: list[dict], iou_type: str, img_ids: list[int] | None
+) -> tuple[LVISEval, int]:
+    """``LVISEval`` on (validated) inputs after ``evaluate()``, and the detections it kept (top 300)."""
     patch_lvis_numpy_float()
     with _quiet():
         lvis_gt = PreloadedLVIS(_gt_copy(gt))
@@ -388,12 +427,25 @@ def _official_lvis(
         evaluator = LVISEval(lvis_gt, lvis_dt, iou_type)
         if img_ids is not None:
             evaluator.params.img_ids = img_ids
-        evaluator.run()
+        evaluator.evaluate()
+    return evaluator, len(lvis_dt.dataset["annotations"])
+
+
+def _official_lvis(
+    gt: dict, dets: list[dict], iou_type: str, img_ids: list[int] | None
+) -> tuple[dict[str, float], int, _Precision]:
+    evaluator, num_dets = _lvis_evaluated(gt, dets, iou_type, img_ids)
+    with _quiet():
+        evaluator.accumulate()
+        evaluator.summarize()
         results = {key: float(value) for key, value in evaluator.get_results().items()}
-    return results, len(lvis_dt.dataset["annotations"])
+    prec = _Precision(evaluator.eval["precision"], [int(c) for c in evaluator.params.cat_ids])
+    return results, num_dets, prec
 
 
-def _faster_lvis(gt: dict, dets: list[dict], iou_type: str, img_ids: list[int] | None) -> dict[str, float]:
+def _faster_lvis(
+    gt: dict, dets: list[dict], iou_type: str, img_ids: list[int] | None
+) -> tuple[dict[str, float], _Precision]:
     """LVIS numbers from faster-coco-eval, fed what ``LVISEval`` would load (see module docstring)."""
     gt_data = _gt_copy(gt, drop=("iscrowd",))
     gt_data["annotations"] = [ann for ann in gt_data["annotations"] if ann["area"] > 0]
@@ -403,7 +455,11 @@ def _faster_lvis(gt: dict, dets: list[dict], iou_type: str, img_ids: list[int] |
         dets = [d for d in dets if d["bbox"][2] * d["bbox"][3] > 0]
     evaluator = _run_faster(gt_data, dets, iou_type, img_ids, lvis_style=True)
     named = evaluator.stats_as_dict
-    return {ours: float(named[theirs]) for theirs, ours in _FASTER_LVIS_KEYS.items()}
+    p = evaluator.params
+    prec = _Precision(
+        _at_max_dets(evaluator.eval["precision"], p.maxDets, LVIS_MAX_DETS), [int(c) for c in p.catIds]
+    )
+    return {ours: float(named[theirs]) for theirs, ours in _FASTER_LVIS_KEYS.items()}, prec
 
 
 def _run_faster(gt_data: dict, dets: list[dict], iou_type: str, img_ids: list[int] | None, lvis_style: bool):
@@ -424,6 +480,71 @@ def _run_faster(gt_data: dict, dets: list[dict], iou_type: str, img_ids: list[in
         evaluator.accumulate()
         evaluator.summarize()
     return evaluator
+
+
+# --------------------------------------------------------------------------- per category
+
+#: per-category metric name -> index of the area range in the evaluators' precision array
+_AREA_INDEX = {"AP": 0, "APS": 1, "APM": 2, "APL": 3}
+
+
+def scored_objects(family: str, gt: dict, img_ids: list[int] | None) -> dict[int, int]:
+    """Ground-truth objects per category that the evaluator scores (area range "all"): COCO's non-crowd
+    objects, LVIS's objects with area > 0 not flagged ``ignore`` (what ``LVISEval`` loads), on the
+    evaluated images."""
+    keep = None if img_ids is None else set(img_ids)
+    out: dict[int, int] = {}
+    for ann in gt["annotations"]:
+        if keep is not None and ann["image_id"] not in keep:
+            continue
+        if family == "coco":
+            if ann.get("iscrowd", 0):
+                continue
+        elif not ann["area"] > 0 or ann.get("ignore", 0):
+            continue
+        out[int(ann["category_id"])] = out.get(int(ann["category_id"]), 0) + 1
+    return out
+
+
+def _mean_valid(s: np.ndarray) -> float | None:
+    valid = s[s > -1]
+    return None if valid.size == 0 else 100.0 * float(np.mean(valid))
+
+
+def _per_category(family: str, gt: dict, img_ids: list[int] | None, scored: _Precision) -> dict:
+    """Per-category AP / APS / APM / APL (percent) from the evaluator's precision array."""
+    n = scored_objects(family, gt, img_ids)
+    index = {c: k for k, c in enumerate(scored.cat_ids)}
+    out: dict[int, dict[str, Any]] = {}
+    for cat_id in sorted(n):
+        k = index[cat_id]
+        entry: dict[str, Any] = {
+            name: _mean_valid(scored.precision[:, :, k, a]) for name, a in _AREA_INDEX.items()
+        }
+        entry["n"] = n[cat_id]
+        out[cat_id] = entry
+    return out
+
+
+# --------------------------------------------------------------------------- per-image evaluation
+
+
+def evaluate_images(
+    family: str, gt: dict, results: list[dict], image_ids: list[int] | None = None, iou_type: str = "segm"
+) -> COCOeval | LVISEval:
+    """The official evaluator after ``evaluate()`` only: its per-(category, area range, image) matches
+    (``COCOeval.evalImgs`` / ``LVISEval.eval_imgs``), from the same validated inputs :func:`evaluate_segm`
+    scores. What an AP over any multiset of the images needs (see :mod:`.ap_bootstrap`)."""
+    if family not in FAMILIES:
+        raise InputError(f"unknown dataset family {family!r}; expected one of {', '.join(FAMILIES)}")
+    _check_gt(family, gt, iou_type)
+    sizes = {int(img["id"]): (int(img["height"]), int(img["width"])) for img in gt["images"]}
+    categories = {int(cat["id"]) for cat in gt["categories"]}
+    dets = _prepare_results(results, sizes, categories, iou_type)
+    img_ids = _check_image_ids(image_ids, sizes)
+    if family == "coco":
+        return _coco_evaluated(gt, dets, iou_type, img_ids)
+    return _lvis_evaluated(gt, dets, iou_type, img_ids)[0]
 
 
 class _EmptyLVISResults(LVISResults):

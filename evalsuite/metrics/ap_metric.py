@@ -19,7 +19,8 @@ class APMetric(Metric[DetectionLike]):
     """COCO / LVIS mask AP of the predicted masks, through ``backend`` (official or faster).
 
     ``evaluate`` sorts by (image id, detection id) first and hands the backend the same results
-    whatever the processing order was.
+    whatever the processing order was. Per-category AP / APS / APM / APL come from the backend's own
+    precision array (see :mod:`.ap`), with ``n`` the category's scored ground-truth objects.
     """
 
     higher_is_better: ClassVar[dict[str, bool]] = dict.fromkeys(LVIS_METRICS, True)
@@ -43,6 +44,7 @@ class APMetric(Metric[DetectionLike]):
             metrics=scored["metrics"],
             higher_is_better={k: self.higher_is_better[k] for k in names},
             counts={"detections_scored": len(results)},
+            per_category=scored["per_category"],
             artifacts={"segm_results.json": results},
             backend={"backend": self.backend, "stats": scored["stats"]},
         )

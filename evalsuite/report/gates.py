@@ -19,15 +19,22 @@ none), and a ``weights = "random:0"`` gate accepts only that seed.
 A row passes when a record of that run and protocol exists (with that options hash, if given,
 and those weights) and ``|actual − expected| ≤ tolerance``. A missing record, a missing / null /
 NaN metric or a value outside the tolerance is a miss; any miss makes ``evalsuite gate`` exit 1.
+
+Gates files are written from run records, never by hand: :func:`write_gates` (``evalsuite gate --write
+FILE RUNS...``) takes every metric of each record (or the ones named) with the tolerances given, and a
+header that documents the ``evalsuite run`` commands that made the records (model, protocols, options,
+data, seed, name, weights, detections, from what the records say).
 """
 
 from __future__ import annotations
 
+import json
 import math
 import tomllib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ..errors import EvalsuiteError, InputError
 from ..record import RunRecord
@@ -164,8 +171,9 @@ def _fmt(v: float | None, signed: bool = False) -> str:
     return f"{v:+.6f}" if signed else f"{v:.6f}"
 
 
-def render_results(results: Sequence[GateResult]) -> str:
-    """A Markdown table: expected, actual, Δ, tolerance, result and both run ids."""
+def render_results(results: Sequence[GateResult], failures_only: bool = False) -> str:
+    """A Markdown table: expected, actual, Δ, tolerance, result and both run ids (``failures_only``:
+    only the rows that missed; the closing count covers every row)."""
     head = [
         "model",
         "protocol",
@@ -178,8 +186,9 @@ def render_results(results: Sequence[GateResult]) -> str:
         "set by run",
         "checked run",
     ]
-    lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
-    for r in results:
+    shown = [r for r in results if not (failures_only and r.passed)]
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"] if shown else []
+    for r in shown:
         g = r.gate
         checked = "–" if r.record is None else ("same" if r.record.run_id == g.run_id else r.record.run_id)
         status = r.status + (f" ({r.detail})" if r.detail else "")
@@ -197,8 +206,234 @@ def render_results(results: Sequence[GateResult]) -> str:
         ]
         lines.append("| " + " | ".join(cells) + " |")
     failed = sum(not r.passed for r in results)
-    lines.append("")
+    if lines:
+        lines.append("")
     lines.append(
         f"{len(results) - failed} of {len(results)} gates passed" + (f"; {failed} failed" if failed else "")
     )
     return "\n".join(lines) + "\n"
+
+
+# -- writing gates from records ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Tolerances:
+    """The tolerance of each metric: ``per_metric`` where named, else ``default`` (as typed, kept as text
+    so the file says ``1e-6``, not ``1e-06``)."""
+
+    default: str | None = None
+    per_metric: Mapping[str, str] | None = None
+
+    @classmethod
+    def parse(cls, specs: Sequence[str]) -> Tolerances:
+        """``["1e-6", "mIoU=0.05"]``: a bare value is the default, ``METRIC=VALUE`` one metric's."""
+        default: str | None = None
+        per: dict[str, str] = {}
+        for spec in specs:
+            metric, _, value = spec.rpartition("=")
+            value = value.strip()
+            try:
+                number = float(value)
+            except ValueError:
+                number = math.nan
+            if not math.isfinite(number) or number < 0:
+                raise InputError(f"--tolerance {spec}: the tolerance must be a finite number >= 0")
+            if metric:
+                if metric.strip() in per:
+                    raise InputError(f"--tolerance: {metric.strip()} is given twice")
+                per[metric.strip()] = value
+            elif default is not None:
+                raise InputError(
+                    "--tolerance: two default tolerances; name the metric: --tolerance METRIC=VALUE"
+                )
+            else:
+                default = value
+        return cls(default, per)
+
+    def text(self, metric: str) -> str | None:
+        return (self.per_metric or {}).get(metric, self.default)
+
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, str):
+        return json.dumps(v, ensure_ascii=False)  # a TOML basic string
+    return repr(float(v))
+
+
+def _fmt_option(v: Any) -> str:
+    return str(v).lower() if isinstance(v, bool) else str(v)
+
+
+def _shell(word: str) -> str:
+    import shlex
+
+    return shlex.quote(word)
+
+
+def _command_flags(r: RunRecord) -> tuple[str, ...]:
+    """The ``evalsuite run`` flags (beyond the protocols) that made a record, from what it says; each
+    flag with its value as one shell word group."""
+    flags: list[tuple[str, str]] = [("--model", r.model.name)]
+    if r.name != r.model.name:
+        flags.append(("--name", r.name))
+    if r.dataset.name.startswith("sample-"):
+        flags.append(("--data", "sample"))
+    elif r.dataset.annotation_file:
+        flags.append(("--ann", r.dataset.annotation_file))
+    if r.dataset.limit is not None:
+        flags.append(("--limit", str(r.dataset.limit)))
+    if r.model.random_weights:
+        flags.append(("--weights", r.model.weights))
+    elif r.model.weights == "file" and r.model.checkpoint:
+        flags.append(("--checkpoint", r.model.checkpoint))
+    if r.boxes is not None:
+        flags.append(("--boxes", r.boxes.file or "FILE"))
+    for key, value in sorted(r.protocol.overrides.items()):
+        flags.append(("--set", f"{key}={_fmt_option(value)}"))
+    if r.seed != 0:
+        flags.append(("--seed", str(r.seed)))
+    if r.model.precision != "fp32":
+        flags.append(("--precision", r.model.precision))
+    if r.scoring is not None and r.scoring.backend != "official":
+        flags.append(("--ap-backend", r.scoring.backend))
+    if r.path is not None and len(r.path.parents) >= 3:
+        flags.append(("--out", str(r.path.parents[2])))  # OUT/NAME/PROTOCOL/record.json
+    return tuple(f"{flag} {_shell(value)}" for flag, value in flags)
+
+
+def _wrap(
+    words: Sequence[str], first: str = "# ", rest: str = "#   ", command: bool = False, width: int = 108
+) -> list[str]:
+    """Words as comment lines of at most ``width`` characters where possible (a ``command`` continues
+    its lines with a backslash)."""
+    cont = " \\" if command else ""
+    lines: list[str] = []
+    line = first
+    for w in words:
+        if line not in (first, rest) and len(line) + 1 + len(w) + len(cont) > width:
+            lines.append(line + cont)
+            line = rest
+        line += w if line in (first, rest) else " " + w
+    lines.append(line)
+    return lines
+
+
+def _software(r: RunRecord) -> str:
+    sw = r.software
+    if not sw.commit:
+        return f"evalsuite {sw.evalsuite}"
+    return f"evalsuite {sw.evalsuite} (commit {sw.commit[:10]}{', dirty' if sw.dirty else ''})"
+
+
+def _header(records: Sequence[RunRecord], tolerances: Tolerances, written_by: str | None) -> list[str]:
+    commands: dict[tuple[str, ...], list[str]] = {}
+    for r in records:
+        commands.setdefault(_command_flags(r), []).append(r.protocol.name)
+    software = sorted({_software(r) for r in records})
+    devices = sorted({f"{r.environment.device} ({r.environment.device_name})" for r in records})
+    out = [
+        "# Accuracy gates, written from run records by `evalsuite gate --write` (never typed in).",
+        "# Check: `evalsuite gate THIS_FILE RUNS_DIR` (exit 1 on any miss; see evalsuite/report/gates.py).",
+        "#",
+    ]
+    prose = (
+        "Every expected value was copied from the run named in `run_id`, made with "
+        f"{', '.join(software)} on {', '.join(devices)}, from these commands (as the records say):"
+    )
+    out += _wrap(prose.split(), rest="# ")
+    out.append("#")
+    for flags, protocols in commands.items():
+        out += _wrap(["evalsuite", "run", *protocols, *flags], "#   ", "#       ", command=True)
+    out.append("#")
+    for name, (path, sha) in sorted(
+        {r.dataset.name: (r.dataset.annotation_file, r.dataset.annotation_sha256) for r in records}.items()
+    ):
+        out += _wrap(f"Data {name}: {path or '?'} (sha256 {sha[:16]}…)".split(" "))
+    for file, sha in sorted({(r.boxes.file, r.boxes.sha256) for r in records if r.boxes is not None}):
+        out += _wrap(f"Detections: {file or '?'} (sha256 {sha[:16]}…)".split(" "))
+    per = ", ".join(f"{m}: {v}" for m, v in sorted((tolerances.per_metric or {}).items()))
+    tol = " ".join(x for x in (tolerances.default or "", f"({per})" if per else "") if x)
+    out.append(f"# Tolerance: {tol} (absolute, in the metric's unit: percent points, clicks for NoC).")
+    if written_by:
+        out += _wrap(["Written", "by:", *written_by.split(" ")])
+    out += [
+        "# A deliberate change re-runs the commands above and re-writes this file (new values, new run ids).",
+        "#",
+        "# Columns: model (the run's name), protocol name@version, options_hash (the record's options must",
+        "# match), metric, expected, tolerance, weights (when not official), run_id (the run that set it).",
+    ]
+    return out
+
+
+def write_gates(
+    records: Sequence[RunRecord],
+    tolerances: Tolerances,
+    metrics: Sequence[str] | None = None,
+    written_by: str | None = None,
+) -> tuple[str, list[str]]:
+    """A gates file (TOML text) expecting each record's metrics, and notes on what was left out.
+
+    ``metrics``: the metrics to gate (default: every metric of each record). A metric without a value
+    (null / NaN) cannot be expected and is left out with a note; a metric without a tolerance is an
+    error. Records made with a checkpoint file cannot be gated (a gate holds for official weights or
+    ``random:SEED``).
+    """
+    cells = unique_cells(records)
+    chosen = sorted(cells.values(), key=lambda r: (r.name, r.protocol.id))
+    if metrics:
+        known = {m for r in chosen for m in r.metrics}
+        if unknown := [m for m in metrics if m not in known]:
+            raise InputError(
+                f"--metric {', '.join(unknown)}: no record has it (they have {', '.join(sorted(known))})"
+            )
+    if files := [r for r in chosen if r.model.weights == "file"]:
+        raise InputError(
+            f"run {files[0].name} ({files[0].protocol.id}) used a checkpoint file; a gate holds for official "
+            "weights or random:SEED",
+            hint="leave its records out of PATHS",
+        )
+    notes: list[str] = []
+    rows: list[dict[str, Any]] = []
+    missing_tolerance: set[str] = set()
+    for r in chosen:
+        names = [m for m in r.metrics if not metrics or m in metrics]
+        if not names:
+            notes.append(f"{r.name} {r.protocol.id}: none of the chosen metrics; no gate")
+        for metric in names:
+            value = r.metric(metric)
+            if value is None:
+                notes.append(
+                    f"{r.name} {r.protocol.id} {metric}: no value ({r.metrics.get(metric)}); no gate"
+                )
+                continue
+            tol = tolerances.text(metric)
+            if tol is None:
+                missing_tolerance.add(metric)
+                continue
+            row: dict[str, Any] = {
+                "model": r.name,
+                "protocol": r.protocol.id,
+                "options_hash": r.protocol.options_hash,
+                "metric": metric,
+                "expected": value,
+                "tolerance": tol,
+            }
+            if r.model.random_weights:
+                row["weights"] = r.model.weights
+            row["run_id"] = r.run_id
+            rows.append(row)
+    if missing_tolerance:
+        raise InputError(
+            f"no tolerance for {', '.join(sorted(missing_tolerance))}",
+            hint="give --tolerance VALUE (every metric) or --tolerance METRIC=VALUE",
+        )
+    if not rows:
+        raise InputError("no gate to write: the records have no metric values")
+
+    def cell(key: str, v: Any) -> str:
+        return f"{key} = {v if key == 'tolerance' else _toml_value(v)}"
+
+    lines = _header(chosen, tolerances, written_by)
+    lines.append("gate = [")
+    lines += ["  { " + ", ".join(cell(k, v) for k, v in row.items()) + " }," for row in rows]
+    lines.append("]")
+    return "\n".join(lines) + "\n", notes

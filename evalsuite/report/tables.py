@@ -533,14 +533,17 @@ def render(tables: Sequence[Table], fmt: str, standalone: bool = True) -> str:
 def export_frame(records: Sequence[RunRecord], kind: str) -> pd.DataFrame:
     """Per-category or per-size numbers of each record, in long form (one metric value per row).
 
-    Per-category comes from the record's ``per_category`` (per-category mIoU; per-category AP for
-    the AP protocols); per-size from the size metrics (mIoU_S/M/L with their instance counts,
-    APS/APM/APL for AP protocols).
+    Per-category comes from the record's ``per_category`` (per-category mIoU; per-category AP, APS,
+    APM, APL for the AP protocols, with ``n`` their scored ground-truth objects); per-size from the size
+    metrics (mIoU_S/M/L with their instance counts, APS/APM/APL for AP protocols). A record without
+    per-category numbers is never silently left out: ``frame.attrs["notes"]`` says which and why
+    (``evalsuite export`` prints the notes on stderr).
     """
     if kind not in ("per-category", "per-size"):
         raise InputError(f"unknown export {kind!r} (per-category, per-size)")
     cells = unique_cells(records)
     out: list[dict[str, Any]] = []
+    notes: list[str] = []
     for r in sorted(cells.values(), key=lambda r: (r.name, r.protocol.name)):
         base = {
             "name": r.name,
@@ -552,6 +555,8 @@ def export_frame(records: Sequence[RunRecord], kind: str) -> pd.DataFrame:
             "run_id": r.run_id,
         }
         if kind == "per-category":
+            if not r.per_category:
+                notes.append(f"{r.name} {r.protocol.id} ({r.path}): {_no_per_category(r)}")
             for cat_id in sorted(r.per_category, key=int):
                 entry = r.per_category[cat_id]
                 for metric, value in entry.items():
@@ -585,7 +590,20 @@ def export_frame(records: Sequence[RunRecord], kind: str) -> pd.DataFrame:
                         "n": by_size.get(size),
                     }
                 )
-    return pd.DataFrame(out)
+    frame = pd.DataFrame(out)
+    frame.attrs["notes"] = notes
+    return frame
+
+
+def _no_per_category(r: RunRecord) -> str:
+    if r.protocol.task == "ap":
+        return (
+            "no per-category AP in its record (written before evalsuite recorded it); "
+            "re-run the protocol to get them"
+        )
+    if r.protocol.task == "noc":
+        return "NoC protocols record no per-category numbers"
+    return "no per-category numbers in its record"
 
 
 def render_export(records: Sequence[RunRecord], kind: str) -> str:
