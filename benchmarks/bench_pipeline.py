@@ -2,16 +2,27 @@
 """Throughput of the suite's pipeline against an official-style predictor loop and the encoder alone.
 
 Per model and precision, in one process, on the same synthetic COCO-like images (480×640 JPEGs,
-~K polygon instances each) and the same random weights:
+~K polygon instances each) and the same deterministic weights:
 
 (a) the suite: ``evalsuite.engine.run`` on the ``coco-box`` protocol (decode workers, encoder,
     prompt batching, decoder, IoU, logs). Images/s over the evaluator's own image loop
-    (``execution.wall_s`` of the run record); the whole ``run()`` call, model loading and scoring
-    included, is reported beside it;
-(b) an official-style loop, as users write it around ``SamPredictor``: per image PIL decode,
-    ``set_image``, then per instance one ``predict`` with one box (multimask), outputs to the host,
-    argmax predicted IoU, IoU with the ground truth in numpy;
-(c) the image encoder alone on a preprocessed batch.
+    (``execution.wall_s`` of the run record); the whole ``run()`` call, model build and scoring
+    included, is reported beside it, and the record's ``timing`` part (per image: data wait,
+    encoder, decoder, host) is kept;
+(b) an official-style loop, as users write it around the model's official predictor
+    (``SamPredictor``, ``SAM2ImagePredictor``, ``EfficientViTSamPredictor``): per image PIL decode,
+    ``set_image``, then per instance one ``predict`` with one box (multimask), the outputs copied to
+    the host as numpy as that predictor returns them, argmax predicted IoU, IoU with the ground
+    truth in numpy;
+(c) the image encoder alone on a preprocessed batch;
+(d) the suite without a network (``box-fill``), decoding in ``--overhead-workers`` decode workers:
+    the milliseconds per image the main process adds on top of any model, read from the run
+    records' ``timing`` part (data wait + box-fill's "decoder" + host); ``--overhead-profile`` adds a
+    cProfile of the main process and timings of cheaper alternatives on the same data.
+
+Weights: the deterministic ``random:0`` fill (:mod:`evalsuite.models.random_init`, the fill of the
+fidelity goldens). (a) asks for it with ``RunConfig(weights="random:0")``; (b) and (c) build the
+same network with ``build_model(name, weights="random:0")``. Nothing is downloaded or written.
 
 Warm-up is excluded from every clock; on CUDA the device is synchronised before each clock read.
 ``python benchmarks/bench_pipeline.py --tiny`` is the CPU smoke configuration; ``--help`` lists the rest.
@@ -20,18 +31,20 @@ Warm-up is excluded from every clock; on CUDA the device is synchronised before 
 from __future__ import annotations
 
 import argparse
+import cProfile
 import gc
 import json
 import math
 import os
 import platform
+import pstats
 import sys
 import tempfile
 import time
-import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -41,20 +54,45 @@ from PIL import Image, ImageDraw
 from pycocotools import mask as mask_utils
 
 from evalsuite.engine import PRECISIONS, RunConfig, precision_mode, run
-from evalsuite.models import build_model
+from evalsuite.engine.loader import default_workers
+from evalsuite.models import build_model, get_spec
 from evalsuite.models.base import Runner
+from evalsuite.models.nn.sam2_net import Sam2Model
 from evalsuite.models.nn.sam_image_encoder import Attention
-from evalsuite.models.weights import save_official_format
 from evalsuite.prompts import tight_box
 
-SAM_FAMILY = ("efficientsam-ti", "efficientsam-s", "mobilesam", "sam-vit-b", "sam-vit-l", "sam-vit-h")
+SAM_V1 = ("efficientsam-ti", "efficientsam-s", "mobilesam", "sam-vit-b", "sam-vit-l", "sam-vit-h")
+SAM2 = ("sam2.1-hiera-t", "sam2.1-hiera-s", "sam2.1-hiera-b+", "sam2.1-hiera-l")
+EFFICIENTVIT_SAM = (
+    "efficientvit-sam-l0",
+    "efficientvit-sam-l1",
+    "efficientvit-sam-l2",
+    "efficientvit-sam-xl0",
+    "efficientvit-sam-xl1",
+)
+MODELS = SAM_V1 + SAM2 + EFFICIENTVIT_SAM
+#: the deterministic weights every stage uses (no file, no download)
+WEIGHTS = "random:0"
 PROTOCOL = "coco-box"
 HEIGHT, WIDTH = 480, 640
 #: targets of the issue, defined for one H100 in a single run
 TARGET_A_OVER_B = {"bf16": 3.0, "fp32": 1.8}
 TARGET_A_OVER_C = 0.85
 TARGET_VIT_H_BF16 = 40.0
+#: (d): what the main process may add per COCO-like image (7 instances) beside an 800 img/s encoder
+TARGET_OVERHEAD_MS = 2.0
 TARGET_DEVICE = "H100"
+#: the timing parts of a run record, per image
+PARTS = ("data", "encoder", "decoder", "host")
+
+
+def official_predictor(model: str) -> str:
+    """The official predictor whose call pattern (b) writes out for ``model``."""
+    if model in SAM2:
+        return "SAM2ImagePredictor"
+    if model in EFFICIENTVIT_SAM:
+        return "EfficientViTSamPredictor"
+    return "SamPredictor"
 
 
 def polygons_rle(polygons: list[list[float]], height: int, width: int) -> dict:
@@ -95,8 +133,9 @@ def _polygon(rng: np.random.Generator) -> list[float]:
 def make_dataset(root: Path, n_images: int, instances: int, seed: int = 0) -> list[SynthImage]:
     """Write ``n_images`` 480×640 JPEGs with ~``instances`` polygons each in the COCO layout.
 
-    ``<root>/annotations/instances_val2017.json`` and ``<root>/val2017/*.jpg``; deterministic in ``seed``.
-    Every mask is non-empty and nothing is a crowd, so the suite scores every instance.
+    ``<root>/annotations/instances_val2017.json`` and ``<root>/val2017/*.jpg``; deterministic in ``seed``
+    (the first k images of a larger set are the k images of a smaller one). Every mask is non-empty
+    and nothing is a crowd, so the suite scores every instance.
     """
     rng = np.random.default_rng(seed)
     (root / "val2017").mkdir(parents=True, exist_ok=True)
@@ -153,15 +192,23 @@ def _free(device: torch.device) -> None:
 
 
 @contextmanager
-def _quiet_checkpoints() -> Iterator[None]:
-    """Random weights under the official file name are not the official file: expected here."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*official name but not the official SHA-256.*")
+def torch_threads(n: int | None) -> Iterator[None]:
+    """Run the block with ``n`` intra-op threads in this process (None: leave as is)."""
+    saved = torch.get_num_threads()
+    if n is not None:
+        torch.set_num_threads(n)
+    try:
         yield
+    finally:
+        torch.set_num_threads(saved)
+
+
+def _median(values: list[float]) -> float:
+    return float(np.median(values))
 
 
 def device_name(device: torch.device) -> str:
-    """GPU model, or the CPU model name (``lscpu``'s) with the core count."""
+    """GPU model, or the CPU model name (``/proc/cpuinfo``'s) with the core count."""
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
     model = platform.processor() or platform.machine()
@@ -175,23 +222,47 @@ def device_name(device: torch.device) -> str:
     return f"{model} CPU, {os.cpu_count()} cores"
 
 
+def load_average() -> list[float] | None:
+    """The machine's 1/5/15-minute load averages (None where unknown): other jobs' share of the CPU."""
+    try:
+        return [round(v, 2) for v in os.getloadavg()]
+    except OSError:
+        return None
+
+
+def per_image_ms(timing: dict[str, Any] | None) -> dict[str, float] | None:
+    """A run record's ``timing`` part as milliseconds per timed image: each part, their sum, the loop."""
+    if not timing or not timing.get("timed_images"):
+        return None
+    n = timing["timed_images"]
+    out = {part: 1000.0 * timing[part]["total_s"] / n for part in PARTS}
+    out["sum"] = sum(out[part] for part in PARTS)
+    out["loop"] = 1000.0 * timing["loop_s"] / n
+    return out
+
+
 # -- (a) the suite -------------------------------------------------------------------------------------
 def run_suite(
     model: str,
     root: Path,
-    checkpoint: Path | None,
     args: argparse.Namespace,
     precision: str,
     out: Path,
     limit: int,
+    workers: int | None = None,
+    warmup: int = 0,
 ) -> dict[str, Any]:
-    """One ``evalsuite.engine.run`` on ``coco-box``: loop and total wall, mIoU."""
+    """One ``evalsuite.engine.run`` on ``coco-box``: loop and total wall, mIoU, the record's timing.
+
+    ``warmup``: images the engine leaves out of the record's ``timing`` part (0: every image timed,
+    like (b) and (c); the benchmark warms up with a run of its own). ``workers`` None: ``--workers``.
+    """
     cfg = RunConfig(
         [PROTOCOL],
         model,
         data="real",
         data_root=root,
-        checkpoint=None if checkpoint is None else str(checkpoint),
+        weights=WEIGHTS if get_spec(model).needs_weights else None,
         device=args.device,
         precision=precision,
         out=out,
@@ -199,36 +270,45 @@ def run_suite(
         overwrite=True,
         limit=limit,
         seed=args.seed,
-        workers=args.workers,
+        workers=args.workers if workers is None else workers,
         image_batch=args.image_batch,
+        warmup=warmup,
     )
     device = torch.device(args.device)
     _sync(device)
     t0 = time.perf_counter()
-    with _quiet_checkpoints():
-        (outcome,) = run(cfg)
+    (outcome,) = run(cfg)
     _sync(device)
     total = time.perf_counter() - t0
-    execution = outcome.record.to_json()["execution"]
+    record = outcome.record.to_json()
+    execution = record["execution"]
     return {
         "images": int(execution["images_this_session"]),
         "loop_s": float(execution["wall_s"]),
         "total_s": total,
         "decode_workers": execution.get("decode_workers"),
+        "torch_threads": execution.get("torch_threads"),
         "image_batch": execution.get("image_batch"),
         "mIoU": outcome.record.metric("mIoU"),
         "instances": outcome.record.counts.instances,
+        "timing": record.get("timing"),
     }
 
 
 # -- (b) official-style per-prompt loop ----------------------------------------------------------------
-def official_loop(runner: Runner, items: list[SynthImage], device: torch.device) -> tuple[int, float]:
+def official_loop(
+    runner: Runner, items: list[SynthImage], device: torch.device, predictor: str
+) -> tuple[int, float]:
     """Per image: PIL decode, ``set_image``; per instance: one single-box ``predict``, host-side IoU.
 
-    Outputs go to the host as ``SamPredictor.predict`` returns them (numpy masks, scores, low-res
-    logits). Returns (prompts, sum of IoUs).
+    The outputs go to the host as ``predictor`` returns them: ``SamPredictor`` and
+    ``EfficientViTSamPredictor`` (SAM's ``predict``) bool masks, scores and low-res logits as numpy;
+    ``SAM2ImagePredictor`` masks as float32 0/1 (``masks.squeeze(0).float().cpu().numpy()``), scores
+    and the ±32-clamped low-res logits as float32 numpy. Every output mask is upscaled to the image
+    size, as both predictors do. Returns (prompts, sum of IoUs).
     """
     prompts, iou_sum = 0, 0.0
+    float_masks = predictor == "SAM2ImagePredictor"
     for item in items:
         with Image.open(item.path) as im:
             image = np.array(im.convert("RGB"))  # as the official examples: a writable array
@@ -238,11 +318,14 @@ def official_loop(runner: Runner, items: list[SynthImage], device: torch.device)
             gt = mask_utils.decode(polygons_rle(seg, h, w)).astype(bool)  # COCO.annToMask
             box = tight_box(gt)
             pred = runner.predict(boxes=box[None], multimask=True)
-            masks = pred.masks[0].cpu().numpy()
+            masks_t = pred.masks[0]
+            if float_masks:  # SAM2ImagePredictor: masks.float() on the device, then to the host
+                masks_t = masks_t.float()
+            masks = masks_t.cpu().numpy()
             scores = pred.iou_predictions[0].float().cpu().numpy()
             if pred.low_res_logits is not None:
                 pred.low_res_logits[0].float().cpu().numpy()
-            best = masks[int(np.argmax(scores))]
+            best = masks[int(np.argmax(scores))].astype(bool)
             union = np.logical_or(best, gt).sum()
             iou_sum += float(np.logical_and(best, gt).sum() / union) if union else 0.0
             prompts += 1
@@ -252,8 +335,20 @@ def official_loop(runner: Runner, items: list[SynthImage], device: torch.device)
 
 # -- (c) encoder alone ---------------------------------------------------------------------------------
 def encoder_input(runner: Any, image: np.ndarray) -> torch.Tensor:
-    """The normalised 1×3×1024×1024 tensor the runner feeds its image encoder."""
+    """The normalised 1×3×S×S tensor the runner feeds its image encoder."""
     return runner.encoder_input(image)  # every batched-encoder runner names it so
+
+
+def encoder_forward(runner: Runner) -> Callable[[torch.Tensor], Any]:
+    """What ``set_image`` runs on the encoder input.
+
+    SAM 2.1: ``forward_image`` (Hiera trunk, FPN neck, ``conv_s0``/``conv_s1`` on the high-res maps)
+    plus ``no_mem_embed``; the others: ``image_encoder``.
+    """
+    model = runner.model
+    if isinstance(model, Sam2Model):
+        return model.encode
+    return model.image_encoder
 
 
 @torch.inference_mode()
@@ -267,22 +362,382 @@ def encoder_batch(runner: Runner, items: list[SynthImage], batch: int) -> torch.
 
 
 # -- (d) the suite without a network -------------------------------------------------------------------
-def time_overhead(root: Path, items: list[SynthImage], work: Path, args: argparse.Namespace) -> dict:
-    """(d) the suite with ``box-fill`` on the device: what each image costs besides the network.
+OverheadConfig = tuple[int, int | None, bool]  # decode workers, torch threads, engine proposals patched in
 
-    Same data, decode workers and image batch as (a), masks made on the device, so what is timed is
-    decoding, prompts, IoU, records and logs. ``1000 / ms_per_image`` bounds (a) for any network unless
-    that work overlaps the GPU's.
+
+def _overhead_configs(args: argparse.Namespace) -> list[OverheadConfig]:
+    what_if = [False, True] if args.overhead_what_if else [False]
+    return [(w, t, p) for w in args.overhead_workers for t in args.overhead_threads for p in what_if]
+
+
+# -- (d) what-if: the engine proposals of benchmarks/README.md, patched into this process only ------
+def _mask_iou_count_nonzero(pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
+    """P1: ``metrics.iou.mask_iou`` counting with numpy's ``count_nonzero`` on the CPU (K×H×W)."""
+    if pred.device.type != "cpu" or pred.shape != gt.shape or pred.ndim != 3:
+        return _ENGINE["mask_iou"](pred, gt)
+    return torch.from_numpy(_iou_count_nonzero(pred.bool().numpy(), gt.bool().numpy()))
+
+
+def _box_masks_slices(
+    boxes: Any, height: int, width: int, device: str | torch.device = "cpu"
+) -> torch.Tensor:
+    """P6 (box-fill only): the masks by integer slices instead of float64 comparisons."""
+    b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    return torch.from_numpy(_slice_fill(b, height, width)).to(device)
+
+
+def _select_view(self: Any, index: torch.Tensor) -> torch.Tensor:
+    """P3: ``Prediction.select`` of a single-output prediction is a view, not a gather."""
+    if self._masks is not None and self._masks.shape[1] == 1:
+        return self._masks[:, 0]
+    return _ENGINE["select"](self, index)
+
+
+class _SharedMasks:
+    """P4 (with P2): a decode worker's masks as one C-order K×H×W tensor, handed over in shared memory.
+
+    torch's multiprocessing pickler sends a tensor as a shared-memory handle, so the main process
+    receives a few hundred bytes instead of K·H·W pickled bytes; the masks come out as C-order views.
+    The image, when it is a numpy array (no runner transform), travels the same way.
+    """
+
+    def __init__(self, image: Any, masks: dict[int, Any]) -> None:
+        arrays = {k: v for k, v in masks.items() if isinstance(v, np.ndarray)}
+        self.errors = {k: v for k, v in masks.items() if not isinstance(v, np.ndarray)}  # travel as they are
+        self.ids = list(arrays)
+        self.stacked = (
+            torch.from_numpy(np.ascontiguousarray(np.stack(list(arrays.values())))) if arrays else None
+        )
+        self.image_was_numpy = isinstance(image, np.ndarray)
+        self.image = torch.from_numpy(image) if self.image_was_numpy else image
+
+    def unpack(self) -> tuple[Any, dict[int, Any]]:
+        image = self.image.numpy() if self.image_was_numpy else self.image
+        masks: dict[int, Any] = {}
+        if self.stacked is not None:
+            masks.update(zip(self.ids, self.stacked.numpy(), strict=True))
+        masks.update(self.errors)
+        return image, masks
+
+
+def _iter_images_shared(
+    reader: Any, image_ids: list[int], workers: int = 0, transform: Any = None, pin_memory: bool = False
+) -> Iterator[tuple]:
+    """``engine.loader.iter_images`` with P4: the same items, handed over in shared memory."""
+    from torch.utils.data import DataLoader
+
+    from evalsuite.data.gt import MaskCache
+    from evalsuite.engine.loader import _first, _Images
+
+    class Shared(_Images):
+        def __getitem__(self, i: int) -> tuple:
+            sample, image, masks = super().__getitem__(i)
+            return sample, _SharedMasks(image, masks)
+
+    data = Shared(reader, image_ids, transform)
+    if workers <= 0:
+        items: Iterator[tuple] = (data[i] for i in range(len(data)))
+    else:
+        kw = {"batch_size": 1, "collate_fn": _first, "prefetch_factor": 2, "pin_memory": pin_memory}
+        items = iter(DataLoader(data, num_workers=workers, **kw))
+    for sample, shared in items:
+        image, masks = shared.unpack()
+        yield sample, image, MaskCache(sample, masks)
+
+
+_ENGINE: dict[str, Any] = {}
+
+
+@contextmanager
+def engine_proposals(on: bool) -> Iterator[None]:
+    """With ``on``, P1-P4 and P6 replace the engine's functions in this process (restored after)."""
+    if not on:
+        yield
+        return
+    from evalsuite.engine import loop
+    from evalsuite.metrics import iou
+    from evalsuite.models import baselines
+    from evalsuite.models.base import Prediction
+
+    saved = {
+        "mask_iou": iou.mask_iou,
+        "box_masks": baselines.box_masks,
+        "select": Prediction.select,
+        "iter_images": loop.iter_images,
+    }
+    _ENGINE.update(saved)
+    iou.mask_iou = _mask_iou_count_nonzero
+    baselines.box_masks = _box_masks_slices
+    Prediction.select = _select_view  # type: ignore[method-assign]
+    loop.iter_images = _iter_images_shared
+    try:
+        yield
+    finally:
+        iou.mask_iou = saved["mask_iou"]
+        baselines.box_masks = saved["box_masks"]
+        Prediction.select = saved["select"]  # type: ignore[method-assign]
+        loop.iter_images = saved["iter_images"]
+
+
+def time_overhead(root: Path, work: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """(d) the suite with ``box-fill`` on the device: what each image costs the main process.
+
+    Decoding (JPEG, polygons) runs in ``--overhead-workers`` decode workers, so what the main process
+    does per image is: wait for and receive the decoded image and masks (``data``), make box-fill's
+    masks (``decoder``), prompts, choice, IoU, records and logs (``host``); all from the run record's
+    ``timing`` part, whose first ``--overhead-warmup`` images (worker start-up) are excluded. Each
+    configuration (workers × threads, and with ``--overhead-what-if`` the engine as is and with the
+    proposals patched in) is run ``--repeats`` times, interleaved; medians are reported. The first
+    configuration (the engine as is) gives the headline figure.
     """
     runs = work / "runs" / "box-fill"
-    if args.warmup:
-        run_suite("box-fill", root, None, args, "fp32", runs / "warmup", min(args.warmup, len(items)))
-    rates = []
+    n = args.overhead_images
+    configs = _overhead_configs(args)
+    for w, t, proposals in configs:  # untimed: imports, first allocations, file cache
+        with torch_threads(t), engine_proposals(proposals):
+            run_suite("box-fill", root, args, "fp32", runs / "warmup", min(n, 4), workers=w)
+    results: dict[OverheadConfig, list[dict]] = {c: [] for c in configs}
     for rep in range(args.repeats):
-        r = run_suite("box-fill", root, None, args, "fp32", runs / f"timed{rep}", len(items))
-        rates.append(r["images"] / r["loop_s"])
-    img_s = float(np.median(rates))
-    return {"img_s": img_s, "ms_per_image": 1000.0 / img_s, "runs_img_s": rates}
+        for w, t, proposals in configs:
+            with torch_threads(t), engine_proposals(proposals):
+                out = runs / f"timed{rep}"
+                r = run_suite("box-fill", root, args, "fp32", out, n, workers=w, warmup=args.overhead_warmup)
+            ms = per_image_ms(r["timing"])
+            assert ms is not None, "(d): no image was timed; use more --overhead-images"
+            results[(w, t, proposals)].append({**ms, "torch_threads": r["torch_threads"], "mIoU": r["mIoU"]})
+    rows = []
+    for (w, _, proposals), reps in results.items():
+        med = {k: _median([r[k] for r in reps]) for k in (*PARTS, "sum", "loop")}
+        rows.append(
+            {
+                "workers": w,
+                "torch_threads": reps[0]["torch_threads"],
+                "engine": "what-if: P1-P4, P6" if proposals else "as is",
+                "images": n,
+                "timed_images": n - min(args.overhead_warmup, n - 1),
+                "ms_per_image": med["loop"],
+                "parts_sum_ms": med["sum"],
+                "img_s": 1000.0 / med["loop"],
+                "parts_ms": {k: med[k] for k in PARTS},
+                "runs_ms": [r["loop"] for r in reps],
+                "mIoU": reps[0]["mIoU"],
+                "target_ms": TARGET_OVERHEAD_MS,
+                "met": med["loop"] <= TARGET_OVERHEAD_MS,
+            }
+        )
+    head = rows[0]
+    return {
+        "img_s": head["img_s"],
+        "ms_per_image": head["ms_per_image"],
+        "parts_ms": head["parts_ms"],
+        "workers": head["workers"],
+        "torch_threads": head["torch_threads"],
+        "target_ms": TARGET_OVERHEAD_MS,
+        "met": head["met"],
+        "configs": rows,
+        "load_average_after": load_average(),
+    }
+
+
+def overhead_profile(
+    root: Path, work: Path, args: argparse.Namespace, config: OverheadConfig
+) -> dict[str, Any]:
+    """cProfile of the main process over one (d) run of ``config``, per image.
+
+    The whole ``run()`` call is profiled (set-up and scoring included, so use enough images that they
+    weigh little); cProfile's own cost inflates functions with many small calls.
+    """
+    w, t, proposals = config
+    n = args.overhead_images
+    prof = cProfile.Profile()
+    with torch_threads(t), engine_proposals(proposals):
+        prof.enable()
+        run_suite("box-fill", root, args, "fp32", work / "runs" / "box-fill" / "profile", n, workers=w)
+        prof.disable()
+    stats = pstats.Stats(prof)
+    entries = []
+    for (filename, line, func), (_cc, calls, self_s, cum_s, _callers) in stats.stats.items():  # type: ignore[attr-defined]
+        where = filename
+        for marker in ("site-packages/", "evalsuite/", "lib/python"):
+            if marker in filename:
+                where = filename[filename.index(marker) :]
+                break
+        entries.append(
+            {
+                "function": f"{where}:{line}({func})",
+                "calls_per_image": calls / n,
+                "cum_ms_per_image": 1000.0 * cum_s / n,
+                "self_ms_per_image": 1000.0 * self_s / n,
+            }
+        )
+    entries.sort(key=lambda e: -e["cum_ms_per_image"])
+    by_self = sorted(entries, key=lambda e: -e["self_ms_per_image"])
+    return {
+        "workers": w,
+        "torch_threads": torch.get_num_threads() if t is None else t,
+        "engine": "what-if: P1-P4, P6" if proposals else "as is",
+        "images": n,
+        "top_cumulative": entries[: args.profile_top],
+        "top_self": by_self[: args.profile_top],
+    }
+
+
+def _time_ms(fn: Callable[[], Any], repeats: int) -> float:
+    """Median wall milliseconds of ``fn()`` over ``repeats`` calls after one untimed call."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return 1000.0 * _median(times)
+
+
+def _slice_fill(boxes: np.ndarray, h: int, w: int) -> np.ndarray:
+    """box-fill's masks by integer slices: pixel centres inside the box, as ``box_masks`` rasterises."""
+    out = np.zeros((len(boxes), h, w), dtype=bool)
+    for k, (x0, y0, x1, y1) in enumerate(np.ceil(np.asarray(boxes) - 0.5).astype(int)):
+        out[k, max(y0, 0) : max(y1, 0), max(x0, 0) : max(x1, 0)] = True
+    return out
+
+
+def _iou_count_nonzero(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
+    """``mask_iou`` of K×H×W bool arrays, numpy ``count_nonzero`` per mask (0 where the union is empty)."""
+    inter = np.array([np.count_nonzero(p & g) for p, g in zip(pred, gt, strict=True)], dtype=np.int64)
+    union = np.array([np.count_nonzero(p | g) for p, g in zip(pred, gt, strict=True)], dtype=np.int64)
+    return np.where(union > 0, inter / np.maximum(union, 1), 0.0)
+
+
+def _unpack(shared: _SharedMasks) -> tuple[Any, dict[int, Any]]:
+    return shared.unpack()
+
+
+class _Payloads(torch.utils.data.Dataset):
+    def __init__(self, payloads: list[Any]) -> None:
+        self.payloads = payloads
+
+    def __len__(self) -> int:
+        return len(self.payloads)
+
+    def __getitem__(self, i: int) -> Any:
+        return self.payloads[i]
+
+
+def _handover_ms(payloads: list[Any], receive: Callable[[Any], Any] | None = None) -> float:
+    """Main-thread CPU milliseconds per payload to take it over from a decode worker.
+
+    One ``DataLoader`` worker, as the engine's loader has them, returns each payload; timed is this
+    thread's CPU time (``time.thread_time``) for ``next()`` (read from the pipe, unpickle, fetch
+    shared-memory tensors) and ``receive`` on it, so waiting for the worker and other jobs' load do
+    not count. The first item (worker start-up) is not timed.
+    """
+    from torch.utils.data import DataLoader
+
+    from evalsuite.engine.loader import _first
+
+    items = iter(DataLoader(_Payloads(payloads), batch_size=1, num_workers=1, collate_fn=_first))
+    next(items)
+    spent = []
+    for _ in range(len(payloads) - 1):
+        t0 = time.thread_time()
+        obj = next(items)
+        if receive is not None:
+            receive(obj)
+        spent.append(time.thread_time() - t0)
+    return 1000.0 * _median(spent)
+
+
+def _alternatives_one(item: tuple[Any, Any, dict]) -> dict[str, tuple[float, float, bool]]:
+    """One image's steps: name → (engine ms, alternative ms, same result)."""
+    from evalsuite.data.gt import MaskCache
+    from evalsuite.data.masks import box_masks
+    from evalsuite.metrics.iou import mask_iou
+
+    sample, image, masks = item
+    cache = MaskCache(sample, masks)
+    gt_f = np.stack([cache.get(inst) for inst in sample.instances])  # as the engine has it
+    gt_c = np.ascontiguousarray(gt_f)
+    boxes = np.stack([tight_box(m) for m in gt_f])
+    h, w = gt_f.shape[1:]
+    out: dict[str, tuple[float, float, bool]] = {}
+
+    # worker → main: the engine sends the H×W×3 image and K H×W bool masks (pickled, through a pipe)
+    shared = _SharedMasks(image, masks)
+    back_image, back = shared.unpack()
+    same = np.array_equal(back_image, image) and all(np.array_equal(v, masks[k]) for k, v in back.items())
+    out["P4 hand-over worker→main (main-thread CPU): pickled arrays, vs shared-memory tensors"] = (
+        _handover_ms([(image, masks)] * 6),
+        _handover_ms([shared] * 6, receive=_unpack),
+        same,
+    )
+    # box-fill's masks: float64 comparisons against pixel centres, vs integer slices
+    ref = box_masks(boxes, h, w)
+    out["P6 box-fill masks: box_masks (float64 compare), vs numpy slice fill"] = (
+        _time_ms(partial(box_masks, boxes, h, w), 5),
+        _time_ms(partial(_slice_fill, boxes, h, w), 5),
+        bool(np.array_equal(ref.numpy(), _slice_fill(boxes, h, w))),
+    )
+    # IoU of the chosen masks with the ground truth
+    pred = ref.numpy()
+    engine_iou = mask_iou(ref, torch.from_numpy(gt_f)).numpy()
+    out[
+        "P1+P2 mask IoU of K masks: torch sum(dtype=int64) on Fortran-order GT, vs count_nonzero, C order"
+    ] = (
+        _time_ms(partial(mask_iou, ref, torch.from_numpy(gt_f)), 5),
+        _time_ms(partial(_iou_count_nonzero, pred, gt_c), 5),
+        bool(np.array_equal(engine_iou, _iou_count_nonzero(pred, gt_c))),
+    )
+    out["P2 numpy count_nonzero IoU: GT in pycocotools' Fortran order, vs C order"] = (
+        _time_ms(partial(_iou_count_nonzero, pred, gt_f), 5),
+        _time_ms(partial(_iou_count_nonzero, pred, gt_c), 5),
+        bool(np.array_equal(_iou_count_nonzero(pred, gt_f), _iou_count_nonzero(pred, gt_c))),
+    )
+    out["P2's price, paid in a worker: np.ascontiguousarray of the K masks"] = (
+        0.0,
+        _time_ms(partial(np.ascontiguousarray, gt_f), 5),
+        True,
+    )
+    return out
+
+
+def overhead_alternatives(root: Path, args: argparse.Namespace) -> list[dict[str, Any]]:
+    """(d)'s main-process steps as the engine does them, and a cheaper way, timed side by side.
+
+    On the benchmark's own images (``--overhead-images``, at most 8), in this process, at the thread
+    count of (d)'s first configuration: per step the median over images of the median of 5 calls
+    (ms per image), and whether both ways give the same result. The first row is what one decode
+    worker spends per image (JPEG + polygons), for sizing the workers. Evidence for the engine
+    proposals P1-P6 in benchmarks/README.md; nothing here changes the suite.
+    """
+    from evalsuite.data.locate import locate
+    from evalsuite.engine.loader import _Images
+
+    reader = locate("coco", "real", root, None).open()
+    data = _Images(reader, reader.image_ids()[: min(args.overhead_images, 8)], None)
+    steps: dict[str, list[tuple[float, float, bool]]] = {}
+    _, threads, _ = _overhead_configs(args)[0]
+    with torch_threads(threads):
+        for i in range(len(data)):
+            decode = _time_ms(partial(data.__getitem__, i), 3)
+            steps.setdefault("decode in a worker (JPEG + polygons; not main-process time)", []).append(
+                (decode, decode, True)
+            )
+            for name, value in _alternatives_one(data[i]).items():
+                steps.setdefault(name, []).append(value)
+    rows = []
+    for name, values in steps.items():
+        engine = _median([v[0] for v in values])
+        alternative = _median([v[1] for v in values])
+        rows.append(
+            {
+                "step": name,
+                "engine_ms": engine,
+                "alternative_ms": alternative,
+                "speedup": engine / alternative if alternative > 0 and engine > 0 else None,
+                "same_result": all(v[2] for v in values),
+            }
+        )
+    return rows
 
 
 # -- one (model, precision) ----------------------------------------------------------------------------
@@ -293,6 +748,7 @@ class Row:
     model: str
     precision: str
     device: str
+    official: str
     images: int
     instances: int
     repeats: int
@@ -308,6 +764,7 @@ class Row:
     miou_b: float
     decode_workers: int | None
     a_image_batch: int | None
+    a_parts_ms: dict[str, float] | None = None
     runs_img_s: dict[str, list[float]] = field(default_factory=dict)
     targets: dict[str, dict[str, Any]] = field(default_factory=dict)
 
@@ -328,13 +785,15 @@ def check_targets(row: Row) -> dict[str, dict[str, Any]]:
     return out
 
 
-def time_official(runner: Runner, items: list[SynthImage], args: argparse.Namespace, precision: str) -> dict:
+def time_official(
+    runner: Runner, items: list[SynthImage], args: argparse.Namespace, precision: str, predictor: str
+) -> dict:
     """(b) once over ``items``: wall, prompts and mean IoU."""
     device = torch.device(args.device)
     with torch.inference_mode(), precision_mode(precision, args.device):
         _sync(device)
         t0 = time.perf_counter()
-        prompts, iou_sum = official_loop(runner, items, device)
+        prompts, iou_sum = official_loop(runner, items, device, predictor)
         wall = time.perf_counter() - t0
     return {
         "images": len(items),
@@ -349,11 +808,12 @@ def time_encoder(
 ) -> dict:
     """(c) ``iters`` forward passes of the image encoder on the batch ``x``."""
     device = torch.device(args.device)
+    forward = encoder_forward(runner)
     with torch.inference_mode(), precision_mode(precision, args.device):
         _sync(device)
         t0 = time.perf_counter()
         for _ in range(iters):
-            runner.model.image_encoder(x)
+            forward(x)
         _sync(device)
         wall = time.perf_counter() - t0
     return {"images": iters * len(x), "wall_s": wall}
@@ -384,7 +844,6 @@ def bench_one(
     model: str,
     precision: str,
     runner: Runner,
-    checkpoint: Path,
     root: Path,
     items: list[SynthImage],
     work: Path,
@@ -393,10 +852,11 @@ def bench_one(
     """Warm up, then time (a), (b) and (c) ``--repeats`` times, interleaved; medians are reported."""
     device = torch.device(args.device)
     runs = work / "runs" / model / precision
+    predictor = official_predictor(model)
     warm = min(args.warmup, len(items))
     if warm:  # a short pass of (a) and (b), untimed
-        run_suite(model, root, checkpoint, args, precision, runs / "warmup", limit=warm)
-        time_official(runner, items[:warm], args, precision)
+        run_suite(model, root, args, precision, runs / "warmup", limit=warm)
+        time_official(runner, items[:warm], args, precision, predictor)
     x = fit_encoder_batch(runner, items, args, precision, warm_up=bool(warm) or device.type == "cuda")
     iters = max(1, math.ceil(len(items) / len(x)))  # (c) sees at least as many images as (a)
     a_runs: list[dict] = []
@@ -404,9 +864,9 @@ def bench_one(
     c_runs: list[dict] = []
     for rep in range(args.repeats):  # interleaved, so a change of machine load hits every stage alike
         _free(device)
-        a_runs.append(run_suite(model, root, checkpoint, args, precision, runs / f"timed{rep}", len(items)))
+        a_runs.append(run_suite(model, root, args, precision, runs / f"timed{rep}", len(items)))
         _free(device)
-        b_runs.append(time_official(runner, items, args, precision))
+        b_runs.append(time_official(runner, items, args, precision, predictor))
         c_runs.append(time_encoder(runner, x, iters, args, precision))
     c_batch = len(x)
     del x
@@ -415,8 +875,10 @@ def bench_one(
     a_rates = [r["images"] / r["loop_s"] for r in a_runs]
     b_rates = [r["images"] / r["wall_s"] for r in b_runs]
     c_rates = [r["images"] / r["wall_s"] for r in c_runs]
-    a_img_s, b_img_s, c_img_s = (float(np.median(v)) for v in (a_rates, b_rates, c_rates))
-    a_total = float(np.median([r["images"] / r["total_s"] for r in a_runs]))
+    a_img_s, b_img_s, c_img_s = (_median(v) for v in (a_rates, b_rates, c_rates))
+    a_total = _median([r["images"] / r["total_s"] for r in a_runs])
+    parts = [p for p in (per_image_ms(r["timing"]) for r in a_runs) if p is not None]
+    a_parts = {k: _median([p[k] for p in parts]) for k in parts[0]} if parts else None
     if a_runs[0]["instances"] != b_runs[0]["prompts"]:
         print(
             f"warning: (a) scored {a_runs[0]['instances']} instances, (b) prompted {b_runs[0]['prompts']}",
@@ -426,12 +888,13 @@ def bench_one(
         model=model,
         precision=precision,
         device=device_name(device),
+        official=predictor,
         images=len(items),
         instances=b_runs[0]["prompts"],
         repeats=args.repeats,
         a_img_s=a_img_s,
         a_total_img_s=a_total,
-        a_setup_s=float(np.median([r["total_s"] - r["loop_s"] for r in a_runs])),
+        a_setup_s=_median([r["total_s"] - r["loop_s"] for r in a_runs]),
         b_img_s=b_img_s,
         c_img_s=c_img_s,
         c_batch=c_batch,
@@ -441,6 +904,7 @@ def bench_one(
         miou_b=b_runs[0]["mIoU"],
         decode_workers=a_runs[0]["decode_workers"],
         a_image_batch=a_runs[0]["image_batch"],
+        a_parts_ms=a_parts,
         runs_img_s={"a": a_rates, "b": b_rates, "c": c_rates},
     )
     row.targets = check_targets(row)
@@ -448,7 +912,7 @@ def bench_one(
 
 
 def profile_suite(
-    model: str, root: Path, checkpoint: Path, args: argparse.Namespace, precision: str, out: Path, limit: int
+    model: str, root: Path, args: argparse.Namespace, precision: str, out: Path, limit: int
 ) -> None:
     """torch.profiler over a short (a) run: the top operators by self time."""
     from torch.profiler import ProfilerActivity, profile
@@ -456,7 +920,7 @@ def profile_suite(
     on_cuda = torch.device(args.device).type == "cuda"
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if on_cuda else [])
     with profile(activities=activities) as prof:
-        run_suite(model, root, checkpoint, args, precision, out, limit=limit)
+        run_suite(model, root, args, precision, out, limit=limit)
     averages = prof.key_averages()
     keys = ["self_cpu_time_total"]
     if on_cuda:  # device time first; host time still matters: per-call overhead is what (b) pays
@@ -467,16 +931,24 @@ def profile_suite(
         print(averages.table(sort_by=key, row_limit=args.profile_top), flush=True)
 
 
-def random_runner(model: str, args: argparse.Namespace, folder: Path) -> tuple[Runner, Path]:
-    """The model with its default (seeded) random init, and those weights as an official-format file."""
-    torch.manual_seed(args.seed)
-    runner = build_model(model, checkpoint=None, device=args.device)
-    state = {k: v.detach().cpu() for k, v in runner.model.state_dict().items()}
-    return runner, save_official_format(model, state, folder)
+def random_runner(model: str, args: argparse.Namespace) -> Runner:
+    """(b)'s and (c)'s network: the model with the deterministic weights (a) asks its runs for."""
+    return build_model(model, device=args.device, weights=WEIGHTS)
 
 
 # -- output --------------------------------------------------------------------------------------------
-COLUMNS = ("model", "precision", "device", "a img/s", "b img/s", "c img/s", "a/b", "a/c", "targets")
+COLUMNS = (
+    "model",
+    "precision",
+    "device",
+    "(b) pattern",
+    "a img/s",
+    "b img/s",
+    "c img/s",
+    "a/b",
+    "a/c",
+    "targets",
+)
 
 
 def _targets_text(row: Row) -> str:
@@ -493,6 +965,7 @@ def table(rows: list[Row]) -> str:
             r.model,
             r.precision,
             r.device,
+            r.official,
             f"{r.a_img_s:.3g}",
             f"{r.b_img_s:.3g}",
             f"{r.c_img_s:.3g}",
@@ -501,6 +974,45 @@ def table(rows: list[Row]) -> str:
             _targets_text(r),
         )
         lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def overhead_table(overhead: dict[str, Any]) -> str:
+    """(d) per configuration as a Markdown table (ms per image)."""
+    lines = [
+        "| engine | decode workers | torch threads | data wait | box-fill masks | host | loop (wall) | target"
+        " |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for c in overhead["configs"]:
+        parts = c["parts_ms"]
+        lines.append(
+            f"| {c['engine']} | {c['workers']} | {c['torch_threads']} | {parts['data']:.2f} | "
+            f"{parts['decoder']:.2f} | {parts['host']:.2f} | **{c['ms_per_image']:.2f}** | "
+            f"≤{c['target_ms']:g} {'met' if c['met'] else 'NOT met'} |"
+        )
+    return "\n".join(lines)
+
+
+def profile_table(entries: list[dict[str, Any]]) -> str:
+    lines = ["| cum ms/img | self ms/img | calls/img | function |", "|---|---|---|---|"]
+    for e in entries:
+        lines.append(
+            f"| {e['cum_ms_per_image']:.2f} | {e['self_ms_per_image']:.2f} | {e['calls_per_image']:.1f} | "
+            f"`{e['function']}` |"
+        )
+    return "\n".join(lines)
+
+
+def alternatives_table(rows: list[dict[str, Any]]) -> str:
+    lines = ["| step (per image) | engine ms | alternative ms | speed-up | same result |"]
+    lines.append("|---|---|---|---|---|")
+    for r in rows:
+        speedup = "" if r["speedup"] is None else f"{r['speedup']:.1f}×"
+        lines.append(
+            f"| {r['step']} | {r['engine_ms']:.2f} | {r['alternative_ms']:.2f} | {speedup} | "
+            f"{'yes' if r['same_result'] else 'NO'} |"
+        )
     return "\n".join(lines)
 
 
@@ -516,21 +1028,27 @@ def environment(args: argparse.Namespace) -> dict[str, Any]:
         "cuda": torch.version.cuda if device.type == "cuda" else None,
         "torch_threads": torch.get_num_threads(),
         "cpu_count": os.cpu_count(),
+        "load_average_at_start": load_average(),
         "python": platform.python_version(),
         **{f"evalsuite_{k}": v for k, v in git_state().items()},
     }
 
 
 def write_json(
-    path: Path, args: argparse.Namespace, rows: list[Row], env: dict[str, Any], overhead: dict[str, Any]
+    path: Path,
+    args: argparse.Namespace,
+    rows: list[Row],
+    env: dict[str, Any],
+    overhead: dict[str, Any] | None,
 ) -> None:
     config = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
     doc = {
         "benchmark": "bench_pipeline",
         "protocol": PROTOCOL,
         "image_size": [HEIGHT, WIDTH],
+        "weights": WEIGHTS,
         "config": config,
-        "environment": env,
+        "environment": {**env, "load_average_at_end": load_average()},
         "targets_apply": TARGET_DEVICE in env["device_name"],
         "suite_overhead": overhead,
         "results": [asdict(r) for r in rows],
@@ -546,7 +1064,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter
     )
-    p.add_argument("--models", nargs="+", default=None, help=f"default: {' '.join(SAM_FAMILY)}")
+    p.add_argument("--models", nargs="+", default=None, help=f"default: {' '.join(MODELS)}")
     p.add_argument(
         "--precisions",
         nargs="+",
@@ -574,6 +1092,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--image-batch", type=int, default=None, help="(a) images per encoder pass (default: the suite's)"
     )
     p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch intra-op threads of this process for every stage (default: torch's)",
+    )
+    p.add_argument(
         "--rel-pos",
         choices=["auto", "dense", "folded"],
         default="auto",
@@ -581,16 +1105,53 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "suite's choice (folded on CUDA); applies to (a), (b) and (c) alike",
     )
     p.add_argument("--repeats", type=int, default=1, help="timed passes of each stage, interleaved (median)")
-    p.add_argument("--seed", type=int, default=0, help="data and weights seed")
+    p.add_argument("--seed", type=int, default=0, help="data seed")
+    p.add_argument(
+        "--overhead-images",
+        type=int,
+        default=None,
+        help="(d) images per run (default: max(--images, 64 CUDA / 24 CPU / 12 --tiny))",
+    )
+    p.add_argument(
+        "--overhead-workers",
+        type=int,
+        nargs="+",
+        default=None,
+        help="(d) decode workers, one configuration each (default: the suite's choice, at least 1)",
+    )
+    p.add_argument(
+        "--overhead-threads",
+        type=int,
+        nargs="+",
+        default=None,
+        help="(d) torch threads of the main process, one configuration each (default: --threads / torch's)",
+    )
+    p.add_argument(
+        "--overhead-warmup",
+        type=int,
+        default=4,
+        help="(d) images at the start of each run left out of its timing (decode-worker start-up; default 4)",
+    )
+    p.add_argument(
+        "--overhead-profile",
+        action="store_true",
+        help="(d): cProfile of the main process, and the engine's per-image steps against cheaper ones",
+    )
+    p.add_argument(
+        "--overhead-what-if",
+        action="store_true",
+        help="(d): also run each configuration with the engine proposals P1-P4, P6 patched in (here only)",
+    )
+    p.add_argument("--overhead-only", action="store_true", help="run (d) only, no model")
     p.add_argument(
         "--workdir",
         type=Path,
         default=None,
-        help="keep data and runs here (default: a temp dir); weights are deleted",
+        help="keep data and runs here (default: a temp dir)",
     )
     p.add_argument("--json", type=Path, default=None, help="write machine-readable results here")
     p.add_argument("--profile", action="store_true", help="torch.profiler summary of a short (a) run")
-    p.add_argument("--profile-top", type=int, default=20, help="rows of the profile table")
+    p.add_argument("--profile-top", type=int, default=20, help="rows of the profile tables")
     args = p.parse_args(argv)
 
     if args.device is None:
@@ -601,39 +1162,51 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.precisions = args.precisions or ["fp32"]
         args.images = args.images or 3
         args.warmup = 1 if args.warmup is None else args.warmup
-    args.models = args.models or list(SAM_FAMILY)
+        args.overhead_images = args.overhead_images or 12
+    args.models = [] if args.overhead_only else (args.models or list(MODELS))
     args.precisions = args.precisions or (["fp32", "bf16"] if on_cuda else ["fp32"])
     args.images = args.images or (64 if on_cuda else 3)
     args.warmup = (2 if on_cuda else 1) if args.warmup is None else args.warmup
     args.encoder_batch = args.encoder_batch or (16 if on_cuda else 1)
+    args.overhead_images = max(args.images, args.overhead_images or (64 if on_cuda else 24))
+    args.overhead_workers = args.overhead_workers or [max(1, default_workers())]
+    args.overhead_threads = args.overhead_threads or [args.threads]
     for name in args.models:
         if name.startswith("fastsam"):
             p.error(
                 f"{name}: not covered: a FastSAM prompt only selects among its 'segment everything' masks "
-                "(no per-prompt decoder to loop over), and save_official_format does not write its "
-                "Ultralytics checkpoints"
+                "(no per-prompt decoder to loop over)"
             )
-        if name not in SAM_FAMILY:
-            p.error(f"{name}: not a SAM-family model ({', '.join(SAM_FAMILY)})")
+        if name not in MODELS:
+            p.error(f"{name}: not a promptable SAM-style model ({', '.join(MODELS)})")
     if args.images < 1 or args.instances < 1 or args.encoder_batch < 1 or args.repeats < 1 or args.warmup < 0:
         p.error("--images, --instances, --encoder-batch and --repeats must be ≥ 1, --warmup ≥ 0")
     if args.image_batch is not None and args.image_batch < 1:
         p.error("--image-batch must be ≥ 1")
+    if min(args.overhead_workers) < 0 or args.overhead_warmup < 0:
+        p.error("--overhead-workers and --overhead-warmup must be ≥ 0")
+    if args.overhead_warmup >= args.overhead_images:
+        p.error("--overhead-warmup must be below --overhead-images")
+    if any(t is not None and t < 1 for t in [args.threads, *args.overhead_threads]):
+        p.error("--threads and --overhead-threads must be ≥ 1")
     if on_cuda and not torch.cuda.is_available():
         p.error("--device cuda, but CUDA is not available")
     return args
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the benchmark; print the table (and write ``--json``)."""
+    """Run the benchmark; print the tables (and write ``--json``)."""
     args = parse_args(argv)
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
     Attention.fold_rel_pos = {"auto": None, "dense": False, "folded": True}[args.rel_pos]
     env = environment(args)
     targets_apply = TARGET_DEVICE in env["device_name"]
     print(
-        f"# bench_pipeline: {', '.join(args.models)} | {', '.join(args.precisions)} | {env['device_name']} | "
-        f"{args.images} images × ~{args.instances} instances, warm-up {args.warmup}, "
-        f"encoder batch {args.encoder_batch}, rel-pos {args.rel_pos}, torch {env['torch']}",
+        f"# bench_pipeline: {', '.join(args.models) or '(d) only'} | {', '.join(args.precisions)} | "
+        f"{env['device_name']} | {args.images} images × ~{args.instances} instances, warm-up {args.warmup}, "
+        f"encoder batch {args.encoder_batch}, rel-pos {args.rel_pos}, weights {WEIGHTS}, "
+        f"torch {env['torch']}, {env['torch_threads']} threads, load average {env['load_average_at_start']}",
         flush=True,
     )
     rows: list[Row] = []
@@ -641,21 +1214,48 @@ def main(argv: list[str] | None = None) -> int:
         work = args.workdir or Path(tmp)
         root = work / "coco"
         t0 = time.perf_counter()
-        items = make_dataset(root, args.images, args.instances, args.seed)
+        all_items = make_dataset(root, args.overhead_images, args.instances, args.seed)
+        items = all_items[: args.images]  # (a), (b), (c): the first --images; (d): all
         n_inst = sum(len(i.segmentations) for i in items)
         print(
-            f"data: {len(items)} images, {n_inst} instances in {time.perf_counter() - t0:.1f} s", flush=True
-        )
-        overhead = time_overhead(root, items, work, args)
-        print(
-            f"(d) the suite without a network (box-fill on {args.device}): {overhead['img_s']:.3g} img/s, "
-            f"{overhead['ms_per_image']:.1f} ms per image",
+            f"data: {len(all_items)} images in {time.perf_counter() - t0:.1f} s; (a)-(c) use {len(items)} "
+            f"images, {n_inst} instances",
             flush=True,
         )
+        overhead = time_overhead(root, work, args)
+        parts = overhead["parts_ms"]
+        print(
+            f"(d) the suite without a network (box-fill on {args.device}, {overhead['workers']} decode "
+            f"worker(s), {overhead['torch_threads']} torch threads, {args.overhead_images} images): "
+            f"{overhead['ms_per_image']:.2f} ms per image in the main process "
+            f"(data wait {parts['data']:.2f}, box-fill masks {parts['decoder']:.2f}, "
+            f"host {parts['host']:.2f}); "
+            f"target ≤ {TARGET_OVERHEAD_MS:g} ms {'met' if overhead['met'] else 'NOT met'}",
+            flush=True,
+        )
+        print(overhead_table(overhead), flush=True)
+        if args.overhead_profile:
+            overhead["profiles"] = []
+            for config in _overhead_configs(args)[: 2 if args.overhead_what_if else 1]:
+                prof = overhead_profile(root, work, args, config)
+                overhead["profiles"].append(prof)
+                what = (
+                    f"engine {prof['engine']}, {prof['workers']} worker(s), {prof['torch_threads']} threads"
+                )
+                top = args.profile_top
+                print(f"\n## (d) cProfile of the main process ({what}), top {top} by cumulative time")
+                print(profile_table(prof["top_cumulative"]))
+                print(f"\n## (d) the same, top {top} by own time")
+                print(profile_table(prof["top_self"]), flush=True)
+            overhead["alternatives"] = overhead_alternatives(root, args)
+            print("\n## (d) the engine's per-image steps against cheaper ones (same data)", flush=True)
+            print(alternatives_table(overhead["alternatives"]), flush=True)
+        if args.json:
+            write_json(args.json, args, rows, env, overhead)
         for model in args.models:
-            runner, checkpoint = random_runner(model, args, work / "weights" / model)
+            runner = random_runner(model, args)
             for precision in args.precisions:
-                row = bench_one(model, precision, runner, checkpoint, root, items, work, args)
+                row = bench_one(model, precision, runner, root, items, work, args)
                 rows.append(row)
                 print(
                     f"{model} {precision}: a {row.a_img_s:.3g} img/s (whole run() {row.a_total_img_s:.3g}, "
@@ -668,13 +1268,13 @@ def main(argv: list[str] | None = None) -> int:
                     write_json(args.json, args, rows, env, overhead)
                 if args.profile:
                     out = work / "runs" / model / precision / "profile"
-                    profile_suite(model, root, checkpoint, args, precision, out, min(3, len(items)))
+                    profile_suite(model, root, args, precision, out, min(3, len(items)))
             del runner
             _free(torch.device(args.device))
-            checkpoint.unlink(missing_ok=True)
-    print()
-    print(table(rows))
-    if not targets_apply:
+    if rows:
+        print()
+        print(table(rows))
+    if not targets_apply and rows:
         print(
             f"\nTargets are defined for one {TARGET_DEVICE}; "
             f"on {env['device_name']} they are indicative only."

@@ -1,9 +1,10 @@
 """How far reduced precision moves masks and mIoU from the faithful fp32 path.
 
-Uses the fidelity fill (deterministic weights from ../shared/fidelity) so the models are the
-official networks numerically, runs the same protocols on the bundled sample in fp32 and in a
-reduced precision, and reports per-instance IoU differences, mIoU differences and the fraction
-of mask pixels that flip. On a CPU only bf16 changes anything (TF32 is a CUDA feature).
+Uses the deterministic ``random:0`` weights (``evalsuite.models.random_init``: exactly the fill of
+the team's fidelity goldens, ../shared/fidelity/fill.py), so the models are the official networks
+numerically and nothing is downloaded or written; runs the same protocols on the bundled sample in
+fp32 and in a reduced precision, and reports per-instance IoU differences, mIoU differences and the
+fraction of mask pixels that flip. On a CPU only bf16 changes anything (TF32 is a CUDA feature).
 
     python benchmarks/precision_drift.py --models efficientsam-ti mobilesam --precisions bf16 --limit 6
 """
@@ -13,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import sys
 import tempfile
 from pathlib import Path
 
@@ -23,18 +23,9 @@ import torch
 from evalsuite.data.locate import locate
 from evalsuite.engine import RunConfig, precision_mode, run
 from evalsuite.models import build_model
-from evalsuite.models.weights import save_official_format
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "fidelity"
-
-
-def _filled_checkpoint(model: str, folder: Path) -> Path:
-    sys.path.insert(0, str(SHARED))
-    import fill
-
-    runner = build_model(model)
-    fill.fill_module(runner.model)
-    return save_official_format(model, runner.model.state_dict(), folder)
+#: deterministic weights: seed 0 is the fidelity goldens' fill (FILL_VERSION 1)
+WEIGHTS = "random:0"
 
 
 def _ious(folder: Path) -> dict[tuple[int, int], float]:
@@ -42,15 +33,15 @@ def _ious(folder: Path) -> dict[tuple[int, int], float]:
     return {(r["image_id"], r["ann_id"]): r["iou"] for r in rows}
 
 
-def _pixel_flips(model: str, ckpt: Path, precision: str, device: str, limit: int) -> float:
+def _pixel_flips(model: str, precision: str, device: str, limit: int) -> float:
     """Fraction of predicted mask pixels that differ between fp32 and ``precision`` (box prompts)."""
-    runner = build_model(model, checkpoint=str(ckpt), device=device)
-    reader = locate("coco", "sample").open()
-    flips = total = 0
-    from evalsuite.tasks.gt import MaskCache, select_instances
-
+    from evalsuite.data.gt import MaskCache, select_instances
     from evalsuite.data.images import load_rgb
     from evalsuite.prompts import tight_box
+
+    runner = build_model(model, device=device, weights=WEIGHTS)
+    reader = locate("coco", "sample", None, None).open()
+    flips = total = 0
 
     for image_id in reader.image_ids()[:limit]:
         sample = reader.sample(image_id)
@@ -77,13 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--limit", type=int, default=6)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = ap.parse_args(argv)
-    if not SHARED.is_dir():
-        print(f"needs {SHARED} (fidelity fill)", file=sys.stderr)
-        return 2
     device_name = torch.cuda.get_device_name() if args.device.startswith("cuda") else platform.processor()
-    print(
-        f"device: {args.device} ({device_name}); sample, first {args.limit} images; fidelity-filled weights\n"
-    )
+    print(f"device: {args.device} ({device_name}); sample, first {args.limit} images; weights {WEIGHTS}\n")
     print(
         "| model | precision | protocol | instances | mIoU fp32 | mIoU reduced | Δ mIoU "
         "| max abs Δ IoU | mask pixels flipped |"
@@ -91,14 +77,13 @@ def main(argv: list[str] | None = None) -> int:
     print("|---|---|---|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
         for model in args.models:
-            ckpt = _filled_checkpoint(model, Path(tmp) / model)
             base = None
             for precision in ["fp32", *args.precisions]:
                 cfg = RunConfig(
                     args.protocols,
                     model,
                     data="sample",
-                    checkpoint=str(ckpt),
+                    weights=WEIGHTS,
                     limit=args.limit,
                     device=args.device,
                     precision=precision,
@@ -110,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
                 if precision == "fp32":
                     base = outcomes
                     continue
-                flips = _pixel_flips(model, ckpt, precision, args.device, args.limit)
+                flips = _pixel_flips(model, precision, args.device, args.limit)
                 for name, o in outcomes.items():
                     a, b = _ious(base[name].folder), _ious(o.folder)
                     d = max(abs(a[k] - b[k]) for k in a)
