@@ -44,6 +44,26 @@ class ResumeConflictError(InputError):
     """An output folder holds a run made with different settings."""
 
 
+#: set by the CLI's SIGINT / SIGTERM handlers (see :func:`note_interrupt`)
+_interrupt_pending = False
+
+
+def note_interrupt(pending: bool = True) -> None:
+    """Say that an interrupt is (or is no longer) on its way.
+
+    A signal handler raises where the main thread happens to be; inside library code (numpy's
+    ``__array__`` protocol under pycocotools, seen in a test) the KeyboardInterrupt can come out as
+    that library's own error, which evalsuite would then report as bad input. The run loop asks
+    :func:`interrupt_pending` before reporting any error, and reports the interruption instead.
+    """
+    global _interrupt_pending
+    _interrupt_pending = pending
+
+
+def interrupt_pending() -> bool:
+    return _interrupt_pending
+
+
 class Interrupted(KeyboardInterrupt):
     """Ctrl-C or SIGTERM during a run: finished work is kept (exit status 130, as for SIGINT).
 

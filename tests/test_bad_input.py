@@ -430,6 +430,11 @@ def test_bad_image_files(damage, data_root, tmp_path, capsys):
     assert _run(data_root, tmp_path / "out2", "--limit", "2", "--skip-bad") == 0
     record = _record(tmp_path / "out2")
     assert record["counts"]["skipped"]["bad_image"] == 1 and record["counts"]["images"] == 2
+    # --skip-bad is part of the run's identity: the same folder without it is another run, not this record
+    capsys.readouterr()
+    assert _run(data_root, tmp_path / "out2", "--limit", "2") == 2
+    err = _err(capsys)
+    assert "skip_bad" in err and "--overwrite" in err and "Traceback" not in err
     # the bad image inside a batch of two: skipped the same way, the good one still embedded
     assert _run(data_root, tmp_path / "out3", "--limit", "2", "--skip-bad", "--image-batch", "2") == 0
     logs = [out / "oracle" / "coco-box" / "instances.jsonl" for out in (tmp_path / "out2", tmp_path / "out3")]

@@ -111,3 +111,33 @@ def test_sigterm_says_what_is_kept_and_the_same_command_resumes(tmp_path):
     again = subprocess.run(_command(out), capture_output=True, text=True)
     assert again.returncode == 0, again.stderr
     assert json.loads((out / NAME / "coco-noc20" / "record.json").read_text())["counts"]["images"] == 8
+
+
+def test_an_interrupt_that_surfaces_as_a_library_error_is_reported_as_the_interrupt(
+    tmp_path, monkeypatch, capsys
+):
+    """A signal lands wherever the main thread is; inside numpy/pycocotools the KeyboardInterrupt can
+    come out as their own error (seen: a TypeError from ``__array__``), which the mask decoder turns into
+    "bad segmentation". With an interrupt noted, the run reports the interruption instead (exit 130)."""
+    import evalsuite.data.gt as gt
+    from evalsuite.cli import main
+    from evalsuite.errors import note_interrupt
+
+    real = gt.decode_segmentation
+    calls = {"n": 0}
+
+    def decode(segmentation, height, width):
+        calls["n"] += 1
+        if calls["n"] == 30:  # some way into the run: the "signal" arrives inside the library
+            note_interrupt()
+            raise TypeError("__array__() got an unexpected keyword argument 'copy'")
+        return real(segmentation, height, width)
+
+    monkeypatch.setattr(gt, "decode_segmentation", decode)
+    args = ["run", "coco-box", "--model", "oracle", "--data", "sample", "--limit", "8", "--workers", "0"]
+    rc = main([*args, "--out", str(tmp_path), "--no-progress"])
+    err = capsys.readouterr().err
+    assert rc == 130, err
+    assert "interrupted:" in err and "of 8 images kept" in err and "bad segmentation" not in err
+    monkeypatch.setattr(gt, "decode_segmentation", real)
+    assert main([*args, "--out", str(tmp_path), "--no-progress"]) == 0  # and the same command resumes

@@ -108,8 +108,8 @@ def _some_dets(n=3):
     [
         ({"image_id": 12345678}, "image_id is not in the annotation file"),
         ({"category_id": 9999}, "category_id is not in the annotation file"),
-        ({"score": float("nan")}, "score is NaN or infinite"),
-        ({"score": float("inf")}, "score is NaN or infinite"),
+        ({"score": float("nan")}, "score is NaN, infinite or beyond the range of a float"),
+        ({"score": float("inf")}, "score is NaN, infinite or beyond the range of a float"),
         ({"bbox": [1, 2, 0, 5]}, "width/height <= 0"),
         ({"bbox": [1, 2, 3]}, "not an object with numeric"),
         ({"score": "high"}, "not an object with numeric"),

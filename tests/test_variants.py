@@ -85,3 +85,18 @@ def test_compare_gives_a_paired_ci_across_weights_and_across_options(runs, capsy
     for text in (across_weights, across_options):
         assert re.search(r"95 ?% CI", text), text
     assert SEED1 in across_weights and SINGLE in across_options
+
+
+def _all_texts(fig) -> str:
+    """Every text of a figure (labels, legends, tick labels), long labels unwrapped."""
+    return " ".join(t.get_text().replace("\n", "") for t in fig.findobj(lambda a: hasattr(a, "get_text")))
+
+
+def test_every_plot_draws_each_variant(runs):
+    from evalsuite.record import find_records
+    from evalsuite.report.plots import plot_clicks, plot_sizes, plot_speed
+
+    records = find_records([runs])
+    for plot in (plot_speed(records), plot_clicks(records), plot_sizes(records)):
+        texts = _all_texts(plot.figure)
+        assert all(name in texts for name in NAMES), texts

@@ -29,7 +29,7 @@ def _paper_rows(name: str) -> str:
         for r in t.rows
         if r.model == name
     ]
-    return "; ".join(rows) or "—"
+    return "; ".join(dict.fromkeys(rows)) or "—"  # a table may quote a model twice (COCO and LVIS rows)
 
 
 def table() -> str:

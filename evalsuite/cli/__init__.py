@@ -12,7 +12,7 @@ import threading
 import click
 
 from .._version import __version__
-from ..errors import EvalsuiteError, Interrupted
+from ..errors import EvalsuiteError, Interrupted, note_interrupt
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -35,8 +35,13 @@ def _register() -> None:
 _register()
 
 
-def _sigterm_as_interrupt(signum: int, frame: object) -> None:
-    """A SIGTERM (a scheduler ending the job) stops a run as Ctrl-C does: finished work is kept."""
+def _interrupt(signum: int, frame: object) -> None:
+    """Ctrl-C, or a SIGTERM (a scheduler ending the job), stops a run: finished work is kept.
+
+    Noted first, so that an error the interrupt turns into inside library code is reported as the
+    interruption (:func:`evalsuite.errors.note_interrupt`).
+    """
+    note_interrupt()
     raise KeyboardInterrupt
 
 
@@ -45,8 +50,14 @@ def main(argv: list[str] | None = None) -> int:
     debug = "--debug" in (argv if argv is not None else sys.argv[1:]) or bool(
         os.environ.get("EVALSUITE_DEBUG")
     )
-    if threading.current_thread() is threading.main_thread():
-        previous = signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
+    on_main = threading.current_thread() is threading.main_thread()
+    note_interrupt(False)
+    if on_main:
+        # SIGINT only where Python's own handler is in place (not where a parent set it to be ignored)
+        ours = [signal.SIGTERM]
+        if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+            ours.append(signal.SIGINT)
+        previous = {s: signal.signal(s, _interrupt) for s in ours}
     try:
         cli.main(args=argv, prog_name="evalsuite", standalone_mode=False)
     except Interrupted as e:
@@ -78,8 +89,10 @@ def main(argv: list[str] | None = None) -> int:
         click.echo(f"evalsuite: error: {message}", err=True)
         return code
     finally:
-        if threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGTERM, previous)
+        note_interrupt(False)
+        if on_main:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
     return 0
 
 

@@ -20,7 +20,7 @@ import torch
 from tqdm import tqdm
 
 from ..data.locate import DataSource, locate
-from ..errors import EvalsuiteError, InputError, Interrupted
+from ..errors import EvalsuiteError, InputError, Interrupted, interrupt_pending
 from ..models.base import Runner
 from ..protocols import Protocol, get_protocol, load_protocols
 from ..record import RunRecord
@@ -263,6 +263,10 @@ def _run_dataset(
         _loop(cfg, runs, images, progress, embedder, timer, image_batch)
     except KeyboardInterrupt:
         raise _interrupted(runs, len(ids)) from None
+    except Exception as e:  # an interrupt that landed inside library code may surface as its error
+        if interrupt_pending():
+            raise _interrupted(runs, len(ids)) from e
+        raise
     finally:
         progress.close()
     timer.finish()

@@ -21,7 +21,6 @@ import torch
 from torch import nn
 
 FILL_VERSION = 1
-_M32 = np.uint64(0xFFFFFFFF)
 # nn.Embedding tables: point/box/no-mask embeddings, decoder tokens (not patch_embed.proj.weight)
 _EMBED_TABLE = re.compile(r"(?:^|\.)(?:[^.]*(?:embed|token)[^.]*|invalid_points)(?:\.\d+)?\.weight$")
 
@@ -32,14 +31,24 @@ def _key_seed(key: str, seed: int) -> int:
 
 
 def _unit_noise(numel: int, seed32: int) -> np.ndarray:
-    """Zero-mean, unit-variance uniform values, a pure function of (flat index, seed32)."""
-    x = (np.arange(numel, dtype=np.uint64) * np.uint64(0x9E3779B9) + np.uint64(seed32)) & _M32
-    x ^= x >> np.uint64(16)
-    x = (x * np.uint64(0x85EBCA6B)) & _M32
-    x ^= x >> np.uint64(13)
-    x = (x * np.uint64(0xC2B2AE35)) & _M32
-    x ^= x >> np.uint64(16)
-    return math.sqrt(3.0) * (2.0 * (x.astype(np.float64) / 4294967296.0) - 1.0)
+    """Zero-mean, unit-variance uniform values, a pure function of (flat index, seed32).
+
+    32-bit unsigned arithmetic wraps modulo 2**32, which is exactly the ``& 0xFFFFFFFF`` of the
+    fidelity fill's 64-bit form (tested equal); in place, so ViT-H fills in seconds.
+    """
+    x = np.arange(numel, dtype=np.uint32)
+    x *= np.uint32(0x9E3779B9)
+    x += np.uint32(seed32)
+    x ^= x >> np.uint32(16)
+    x *= np.uint32(0x85EBCA6B)
+    x ^= x >> np.uint32(13)
+    x *= np.uint32(0xC2B2AE35)
+    x ^= x >> np.uint32(16)
+    out = x.astype(np.float64)
+    out *= 2.0 / 4294967296.0  # exact: a power of two
+    out -= 1.0
+    out *= math.sqrt(3.0)
+    return out
 
 
 def _offset_scale(key: str, shape: tuple[int, ...], is_float: bool) -> tuple[float, float]:

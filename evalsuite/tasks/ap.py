@@ -230,7 +230,8 @@ class APTask(Task):
             raise UnsupportedPromptError(
                 f"model {runner.name!r} takes no mask prompt, so it cannot do the refinement iteration "
                 f"(refine=1) of {protocol.name}",
-                hint="drop --set refine=1 (SAM and MobileSAM support it)",
+                hint="drop --set refine=1 (the models that take a mask prompt support it: SAM, MobileSAM, "
+                "EfficientViT-SAM, SAM 2.1)",
             )
 
     def fingerprint(self) -> dict[str, Any]:
