@@ -21,9 +21,9 @@ from evalsuite.models.weights import official_weights, save_official_format
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["efficientsam-ti", "mobilesam", "sam-vit-b"])
-def test_run_with_an_official_format_checkpoint(name, fill, tmp_path, capsys):
-    runner = build_model(name)
-    fill.fill_module(runner.model)
+def test_run_with_an_official_format_checkpoint(name, tmp_path, capsys):
+    """The ``random:0`` network (the fidelity fill) written as the official file and run from it."""
+    runner = build_model(name, weights="random:0")
     ckpt = save_official_format(name, runner.model.state_dict(), tmp_path)
     del runner
     out = tmp_path / "runs"

@@ -82,7 +82,7 @@ def test_noc_resumes_after_sigkill_like_an_uninterrupted_run(tmp_path):
     expected = _snapshot(tmp_path / "ref")
     assert expected[0]["metrics"]["NoC@85"] == 1.0 and len(expected[0]["metrics"]) == 4 + 20
     killed = 0
-    for point in (1, 5):
+    for point in (3,):  # one point: test_crash_safety kills the same machinery at several
         out = tmp_path / f"killed_at_{point}"
         killed += _signal_when(out, point, signal.SIGKILL) is not None
         done = subprocess.run(_command(out), capture_output=True, text=True)

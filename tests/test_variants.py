@@ -1,7 +1,7 @@
 """Variants of one model side by side: other weights, another answer option, a name of the user's.
 
 A real network (EfficientSAM-Ti with deterministic random weights, seeds 0 and 1, and seed 0 with
-the single-output token) on two images of the sample: three runs of one model, which every report
+the single-output token) on one image of the sample: three runs of one model, which every report
 keeps apart as three rows and ``compare`` sets against each other with a paired CI.
 """
 
@@ -38,7 +38,7 @@ def runs(tmp_path_factory) -> Path:
         "--data",
         "sample",
         "--limit",
-        "2",
+        "1",
     ]
     common = ["--out", str(out), "--no-progress", "--device", "cpu"]
     assert main([*base, "--weights", "random:0", *common]) == 0
