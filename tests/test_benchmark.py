@@ -15,6 +15,7 @@ SCRIPT = REPO / "benchmarks" / "bench_pipeline.py"
 
 
 @pytest.mark.slow
+@pytest.mark.heavy  # a smoke run of a measuring script, not a check of evalsuite (CI's 20-minute budget)
 def test_tiny_benchmark_writes_positive_throughputs(tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}  # the tiny config is the CPU one
