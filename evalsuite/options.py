@@ -27,6 +27,8 @@ class OptionSpec:
     #: True: changes what a table column measures (e.g. the number of clicks); False: a model variant
     column: bool = True
     help: str = ""
+    #: the value when none is given (model options; protocol options take theirs from the protocol file)
+    default: Any = None
 
     def check(self, key: str, value: Any, where: str) -> None:
         """Refuse a value of the wrong type, outside the choices or outside the bounds (one line)."""

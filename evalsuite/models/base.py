@@ -8,8 +8,8 @@ nothing about a model's internals, and a runner knows nothing about datasets.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 import numpy as np
@@ -17,6 +17,7 @@ import torch
 
 from ..errors import InputError
 from ..fetch.artefact import Artefact
+from ..options import OptionSpec
 
 PROMPT_BOX = "box"
 PROMPT_POINTS = "points"
@@ -138,6 +139,23 @@ class ModelSpec:
     #: "key layout": the official checkpoint's keys load strictly (../shared/fidelity/manifests).
     #: tests/test_docs.py holds every claim against those files.
     verification: str = ""
+    #: the official predictor's own options (EdgeSAM's mask count, SAM-HQ's ``hq_token_only``), each with
+    #: its official default (``OptionSpec.default``); ``build(**options)`` receives all of them, resolved.
+    #: A changed one makes a variant of the model (a row), never another column.
+    options: Mapping[str, OptionSpec] = field(default_factory=dict)
+
+    def resolve_options(self, given: Mapping[str, object]) -> dict[str, object]:
+        """Every declared option with its value: ``given`` checked against the declarations, defaults
+        for the rest. An option the model does not declare is refused with one line."""
+        if unknown := sorted(set(given) - set(self.options)):
+            known = ", ".join(sorted(self.options)) or "none"
+            raise InputError(f"model {self.name!r} has no option {', '.join(unknown)} (its options: {known})")
+        out: dict[str, object] = {}
+        for key, decl in self.options.items():
+            value = given.get(key, decl.default)
+            decl.check(key, value, f"model {self.name}")
+            out[key] = value
+        return out
 
     @property
     def needs_weights(self) -> bool:

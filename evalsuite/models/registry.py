@@ -106,6 +106,7 @@ def build_model(
     checkpoint: str | Path | None = None,
     device: str = "cpu",
     weights: WeightsChoice | str | None = None,
+    trust_checkpoint: bool = False,
     **options: object,
 ) -> Runner:
     """Build the runner registered as ``name``.
@@ -116,7 +117,14 @@ def build_model(
     """
     spec = get_spec(name)
     choice = weights if isinstance(weights, WeightsChoice) else parse_weights(weights, None)
-    runner = spec.build(checkpoint=None if checkpoint is None else str(checkpoint), device=device, **options)
+    if spec.options:  # the model's declared options, checked, with their official defaults
+        options = spec.resolve_options(options)
+    runner = spec.build(
+        checkpoint=None if checkpoint is None else str(checkpoint),
+        device=device,
+        trust_checkpoint=trust_checkpoint,
+        **options,
+    )
     if not isinstance(runner, Runner):
         raise InputError(f"model {name!r}: its factory returned {type(runner).__name__}, not a Runner")
     runner.name = runner.name or name

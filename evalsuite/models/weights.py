@@ -304,7 +304,7 @@ def load_weights(
 def network_factory(
     spec_name: str,
     make_network: Callable[[], nn.Module],
-    make_runner: Callable[[nn.Module, torch.device], Any],
+    make_runner: Callable[..., Any],
     adapt: Adapter | None = None,
 ) -> Callable[..., Any]:
     """The ``build`` of a model whose runner wraps one ``nn.Module``: build, load strictly, ``eval()``.
@@ -313,7 +313,10 @@ def network_factory(
     """
 
     def build(
-        checkpoint: str | Path | None = None, device: str = "cpu", trust_checkpoint: bool = False, **_: object
+        checkpoint: str | Path | None = None,
+        device: str = "cpu",
+        trust_checkpoint: bool = False,
+        **options: object,
     ) -> Any:
         from .registry import (
             get_spec,
@@ -325,7 +328,8 @@ def network_factory(
             sha = load_weights(network, get_spec(spec_name), checkpoint, trust_checkpoint, adapt)
         network.eval()
         dev = torch.device(device)
-        runner = make_runner(network.to(dev), dev)
+        # the model's declared options (ModelSpec.options), resolved by the registry; none for most models
+        runner = make_runner(network.to(dev), dev, **options)
         runner.checkpoint_sha256 = sha
         return runner
 
