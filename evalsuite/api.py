@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import sys
 import time
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -29,13 +30,25 @@ from .engine import RunConfig, run
 from .engine.devices import default_device
 from .engine.scoring import ids_sha256
 from .errors import InputError
+from .identity import (
+    Excluded,
+    column_options,
+    describe_difference,
+    filter_names,
+    identity_notes,
+    pairing_problems,
+    paper_comparability,
+    select_cells,
+)
 from .metrics.ap import evaluate_images
 from .metrics.ap_bootstrap import APResampler, match_table, paired_ap_bootstrap
 from .models import CallableRunner, Runner, get_spec, model_names
 from .record import RunRecord, find_records
-from .report.rules import column_options, difference, paper_comparability, paper_value, unique_cells
-from .report.stats import SIZES, comparison_problems, pair_instances, paired_bootstrap
-from .report.tables import build_table, export_frame, render, render_export, table_frame, to_csv
+from .report.export import export_frame, render_export
+from .report.render import render, table_frame, to_csv
+from .report.rules import paper_value
+from .report.stats import SIZES, pair_instances, paired_bootstrap
+from .report.table_build import build_tables
 
 SUMMARY_COLUMNS = (
     "name",
@@ -55,6 +68,7 @@ SUMMARY_COLUMNS = (
     "paper",
     "delta",
     "paper_source",
+    "note",
     "run_id",
 )
 
@@ -66,10 +80,15 @@ def _options_text(options: dict[str, Any]) -> str:
 
 
 class Results:
-    """Run records with pandas views, tables and comparisons (what :func:`evaluate` and :func:`load` give)."""
+    """Run records with pandas views, tables and comparisons (what :func:`evaluate` and :func:`load` give).
 
-    def __init__(self, records: Sequence[RunRecord]) -> None:
+    ``records`` are one per (run name, protocol), as every report takes them
+    (:func:`evalsuite.identity.select_cells`); ``excluded`` lists what was left out, with the reason.
+    """
+
+    def __init__(self, records: Sequence[RunRecord], excluded: Sequence[Excluded] = ()) -> None:
         self.records = list(records)
+        self.excluded = list(excluded)
 
     def __len__(self) -> int:
         return len(self.records)
@@ -80,23 +99,23 @@ class Results:
         return f"Results({len(self.records)} records: {', '.join(names)} on {', '.join(protos)})"
 
     def __add__(self, other: Results) -> Results:
-        return Results(self.records + other.records)
+        sel = select_cells(self.records + other.records)
+        return Results(sel.records, self.excluded + other.excluded + sel.excluded)
 
     # -- frames -------------------------------------------------------------------------------------
     @property
     def summary(self) -> pd.DataFrame:
         """One row per run × metric: name, model, weights, checkpoint SHA-256, protocol (id, options,
-        overrides), dataset, device, value, direction, the paper's value and Δ (where comparable)."""
+        overrides), dataset, device, value, direction, the paper's value and Δ (only where the comparison
+        is fair), and a note saying in words what keeps the run from being the paper's measurement."""
         rows = []
         for r in self.records:
+            note = "; ".join(identity_notes(r))
             for metric in r.metrics:
                 value = r.metric(metric)
-                pv = (
-                    None
-                    if r.model.random_weights
-                    else paper_value(r.model.name, r.protocol.name, metric, column_options(r))
-                )
-                fair = pv is not None and paper_comparability(r, pv).ok
+                quoted = paper_value(r.model.name, r.protocol.name, metric, column_options(r))
+                fair = quoted is not None and paper_comparability(r, quoted).ok
+                pv = quoted if fair else None
                 rows.append(
                     {
                         "name": r.name,
@@ -114,8 +133,9 @@ class Results:
                         "value": value,
                         "higher_is_better": r.higher_is_better.get(metric, True),
                         "paper": None if pv is None else pv.value,
-                        "delta": None if not fair or value is None or pv is None else value - pv.value,
+                        "delta": None if value is None or pv is None else value - pv.value,
                         "paper_source": "" if pv is None else pv.source,
+                        "note": note,
                         "run_id": r.run_id,
                     }
                 )
@@ -162,7 +182,9 @@ class Results:
             numbers = [n for n in numbers if present & set(paper_tables()[n].protocols)]
             if not numbers:
                 raise InputError("none of the records belongs to Table 4 or Table 5 protocols")
-        tables = [build_table(self.records, n, paper_rows=paper_rows, labels=labels) for n in numbers]
+        tables = [
+            t for n in numbers for t in build_tables(self.records, n, paper_rows=paper_rows, labels=labels)
+        ]
         if format == "frame":
             return pd.concat([table_frame(t) for t in tables], ignore_index=True)
         return render(tables, format, standalone=standalone)
@@ -182,7 +204,7 @@ class Results:
     ) -> pd.DataFrame:
         """Paired bootstrap of run ``a`` − run ``b`` (names) on one protocol, overall and by size
         (see :func:`compare_frame`; ``resamples`` default: 10,000 for mIoU, 1,000 for AP)."""
-        cells = unique_cells(self.records)
+        cells = select_cells(self.records).cells
         protocols = sorted({p for n, p in cells if n == a} & {p for n, p in cells if n == b})
         if protocol is None:
             if len(protocols) != 1:
@@ -218,7 +240,7 @@ def compare_frame(
     APM, APL; LVIS also APr, APc, APf); ``ann`` is the annotation file when the recorded path is not
     there (its SHA-256 must be the recorded one). ``resamples``: default 10,000 (mIoU) / 1,000 (AP).
     """
-    if problems := comparison_problems(ra, rb):
+    if problems := pairing_problems(ra, rb):
         raise InputError(
             f"A ({ra.path}) and B ({rb.path}) were not measured on the same things: {'; '.join(problems)}",
             hint="compare runs of one protocol on the same data (re-run one with the other's settings)",
@@ -282,9 +304,7 @@ def _compare_attrs(frame: pd.DataFrame, ra: RunRecord, rb: RunRecord, resamples,
 
 
 def _differs(ra: RunRecord, rb: RunRecord) -> str:
-    if ra.run_id == rb.run_id and ra.data_key() == rb.data_key() and ra.metrics == rb.metrics:
-        return "nothing (the same run twice)"
-    return difference(ra, rb)
+    return describe_difference(ra, rb)
 
 
 def _segm_results(r: RunRecord) -> list[dict[str, Any]]:
@@ -467,18 +487,43 @@ def compare_records(
     )
 
 
-def load(paths: str | Path | Iterable[str | Path]) -> Results:
-    """Records from ``record.json`` files or folders (searched recursively)."""
+def load(
+    paths: str | Path | Iterable[str | Path],
+    names: str | Sequence[str] | None = None,
+    exclude: str | Sequence[str] | None = None,
+) -> Results:
+    """Records from ``record.json`` files or folders (searched recursively), by the rule every report
+    uses: ``names`` / ``exclude`` select run names by glob, then one record per (run name, protocol)
+    (:func:`evalsuite.identity.select_cells`); what cannot count — two disagreeing records of one run
+    name and protocol, a name used by two models — is left out, warned about and kept in
+    ``Results.excluded`` with the reason.
+    """
     if isinstance(paths, (str, Path)):
         paths = [paths]
-    return Results(find_records(paths))
+    keep = [names] if isinstance(names, str) else names
+    drop = [exclude] if isinstance(exclude, str) else exclude
+    found = filter_names(find_records(paths), keep, drop)
+    if not found:
+        raise InputError(
+            f"no record under {', '.join(map(str, paths))} has a run name matching the selection"
+        )
+    sel = select_cells(found)
+    for e in sel.excluded:
+        warnings.warn(f"evalsuite.load: left out {e.line()}", stacklevel=2)
+    return Results(sel.records, sel.excluded)
 
 
-def _as_runner(model: str | Runner | Callable[..., Any], name: str | None) -> str | Runner:
+def _as_runner(
+    model: str | Runner | Callable[..., Any], name: str | None, threshold: float | None
+) -> str | Runner:
+    if isinstance(model, Runner | str) and threshold is not None:
+        raise InputError("threshold= is for a plain callable that returns logits or probabilities")
     if isinstance(model, (str, Runner)):
         return model
     if callable(model):
-        return CallableRunner(model, name=name or getattr(model, "__name__", "") or type(model).__name__)
+        return CallableRunner(
+            model, name=name or getattr(model, "__name__", "") or type(model).__name__, threshold=threshold
+        )
     raise InputError(f"model must be a registered name, a Runner or a callable, not {type(model).__name__}")
 
 
@@ -505,6 +550,8 @@ def evaluate(
     ap_backend: str = "official",
     overwrite: bool = False,
     progress: bool | None = None,
+    version: str | None = None,
+    threshold: float | None = None,
 ) -> Results:
     """Evaluate ``model`` on ``protocols``; the same runs as ``evalsuite run``.
 
@@ -513,12 +560,32 @@ def evaluate(
     ``protocols``: a name or a list. ``data``: ``"real"`` (COCO/LVIS under ``data_root``) or
     ``"sample"``. With ``out`` the run folders and records are written exactly as the CLI writes
     them (and resumed); without, nothing is written and the records stay in memory.
-    ``options`` overrides protocol options (``--set``); ``weights="random[:SEED]"`` needs no
-    download. Progress bars show when stdout is a terminal, unless ``progress`` says otherwise.
+    ``options`` overrides protocol options and the model's own options (``--set``);
+    ``weights="random[:SEED]"`` needs no download. Progress bars show when stdout is a terminal,
+    unless ``progress`` says otherwise.
+
+    A model passed from Python needs a name of its own (never a registered model's) and is
+    identified by ``version`` — or, without one, by a hash of its answers on a small probe input —
+    so that another model under the same name cannot resume or join its runs. ``threshold`` cuts a
+    callable's logits or probabilities into masks (foreground = value > threshold); without it, masks
+    must be boolean or 0/1.
     """
+    if not isinstance(protocols, str) and not (
+        isinstance(protocols, Sequence) and protocols and all(isinstance(p, str) for p in protocols)
+    ):
+        raise InputError(f"protocols must be a protocol name or a list of names, got {protocols!r}")
+    for key, value, kinds in (
+        ("limit", limit, (int, type(None))),
+        ("seed", seed, (int,)),
+        ("options", options, (dict, type(None))),
+        ("data", data, (str,)),
+        ("name", name, (str, type(None))),
+    ):
+        if not isinstance(value, kinds) or isinstance(value, bool):
+            raise InputError(f"evaluate(): {key}={value!r} has the wrong type")
     cfg = RunConfig(
         protocols=[protocols] if isinstance(protocols, str) else list(protocols),
-        model=_as_runner(model, name),
+        model=_as_runner(model, name, threshold),
         name=name,
         data=data,
         data_root=None if data_root is None else Path(data_root),
@@ -538,6 +605,7 @@ def evaluate(
         image_batch=image_batch,
         overwrite=overwrite,
         progress=sys.stdout.isatty() if progress is None else progress,
+        model_version=version,
     )
     return Results([o.record for o in run(cfg)])
 

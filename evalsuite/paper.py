@@ -48,6 +48,9 @@ class PaperTable:
     notes: str
     columns: tuple[PaperColumn, ...]
     rows: tuple[PaperRow, ...]
+    #: the words of the title that name the paper's detections ("with ViTDet-H boxes"): a measured
+    #: table replaces them with the detection file its records used
+    boxes_phrase: str = ""
 
     @property
     def protocols(self) -> tuple[str, ...]:
@@ -107,6 +110,7 @@ def _files() -> tuple[PaperTable, ...]:
                 notes=str(data.get("notes", "")),
                 columns=tuple(PaperColumn(**c) for c in data.get("columns", ())),
                 rows=tuple(_row(r, data.get("metric")) for r in data.get("rows", ())),
+                boxes_phrase=str(data.get("boxes_phrase", "")),
             )
         )
     return tuple(out)

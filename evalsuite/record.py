@@ -9,7 +9,10 @@ evalsuite reads ``record.json`` keys by hand.
 
 Schema history: 1 (evalsuite ≤ 0.1: no run name, no weights kind, no timing part) is still
 read — its records upgrade in memory with ``name`` = model name and ``weights`` = ``unknown``
-(``none`` for weightless baselines). Other versions are refused with one line naming the schema.
+(``none`` for weightless baselines). 3 added what a run's identity needs
+(:mod:`evalsuite.identity`): whether the annotation file is the official one, a Python model's
+fingerprint, the model's own options, the detection file's kind; schema-2 records read with those
+unknown. Other versions are refused with one line naming the schema.
 """
 
 from __future__ import annotations
@@ -23,8 +26,8 @@ from typing import Any
 
 from .errors import InputError
 
-SCHEMA_VERSION = 2
-READABLE_SCHEMAS = (1, 2)
+SCHEMA_VERSION = 3
+READABLE_SCHEMAS = (1, 2, 3)
 RECORD_FILE = "record.json"
 
 
@@ -72,6 +75,9 @@ class DatasetPart:
     annotation_sha256: str
     image_ids_sha256: str
     limit: int | None = None
+    #: the annotation file is the dataset's official one (pinned SHA-256, or recorded by `evalsuite
+    #: download`); None: not recorded (schema ≤ 2)
+    official: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -81,6 +87,9 @@ class BoxesPart:
     file: str
     sha256: str
     detections_in_file: int
+    #: "official" (the published ViTDet-H file), "pseudo" (make-boxes), "other"; "" not recorded (schema ≤ 2)
+    kind: str = ""
+    label: str = ""  # what the file is, for captions ("ViTDet-H (TinySAM release)")
 
 
 @dataclass(frozen=True)
@@ -99,9 +108,12 @@ class CountsPart:
         return out
 
 
-#: what the weights of a run were: the official file, a file of the user's, random:SEED, none (a
-#: weightless baseline), or unknown (schema-1 records, which did not say)
-WEIGHT_KINDS = ("official", "file", "none", "unknown")
+#: what the weights of a run were: the official file (its SHA-256 published, or recorded when
+#: `evalsuite download` fetched it from the official URL), unverified (a file at the official cache
+#: path whose SHA-256 nobody vouched for), a file of the user's, random:SEED, untrained (a network
+#: built without loading any weights, passed from Python), none (a weightless baseline), or unknown
+#: (schema-1 records, which did not say)
+WEIGHT_KINDS = ("official", "unverified", "file", "untrained", "none", "unknown")
 
 
 @dataclass(frozen=True)
@@ -113,6 +125,10 @@ class ModelPart:
     label: str | None = None  # display name ("EfficientSAM-S")
     weights: str = "unknown"  # see WEIGHT_KINDS, or random:SEED
     parameters: int | None = None
+    #: a model passed from Python: "version:<given>" or "probe:<SHA-256 of its outputs on a fixed input>"
+    fingerprint: str | None = None
+    #: the model's own options (ModelSpec.options) changed from their official defaults
+    options: dict[str, Any] = field(default_factory=dict)
 
     @property
     def official_weights(self) -> bool:
@@ -289,17 +305,6 @@ class RunRecord:
     @property
     def boxes_sha256(self) -> str | None:
         return None if self.boxes is None else self.boxes.sha256
-
-    def data_key(self) -> tuple:
-        """What must agree for two results to be measured on the same thing: protocol version, data,
-        detections and random clicks."""
-        return (
-            self.protocol.id,
-            self.dataset.annotation_sha256,
-            self.dataset.image_ids_sha256,
-            self.boxes_sha256,
-            self.prompt_seed,
-        )
 
     def items(self) -> list[dict[str, Any]]:
         """The per-item rows (``instances.jsonl`` / ``detections.jsonl``), checked against the counts."""

@@ -55,6 +55,8 @@ def synthetic_record(
             "family": p.dataset,
             "annotation_sha256": ("a" if p.dataset == "coco" else "b") * 64,
             "image_ids_sha256": "c" * 64,
+            # what the engine records for the official file (these records stand for runs on it)
+            "official": dataset == "coco-val2017",
         },
         "model": {"name": model, "checkpoint": None, "checkpoint_sha256": None, "precision": "fp32"},
         "seed": 0,

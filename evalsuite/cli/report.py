@@ -82,7 +82,7 @@ def export_cmd(kind, paths, out) -> None:
     protocols); a record that has none (NoC, or an AP record written before they were recorded) is
     named on stderr.
     """
-    from ..report.tables import to_csv
+    from ..report.render import to_csv
 
     frame = _load(paths).export(kind, format="frame")
     for note in frame.attrs.get("notes", []):

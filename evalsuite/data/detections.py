@@ -9,9 +9,10 @@ are skipped and counted by reason in the run record. Nothing is altered silently
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Container, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -84,10 +85,38 @@ def _is_number(v: object) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
+class _Everything:
+    """Stands for "any id" when a file is checked without its annotation file."""
+
+    def __contains__(self, _: object) -> bool:
+        return True
+
+
+def check_results_file(data: object, path: Path, expected: int | None = None) -> None:
+    """A COCO-results detection list, checked for well-formed entries without the annotation file
+    (a downloaded file must pass this before its SHA-256 is trusted). One line on the first problem."""
+    if not isinstance(data, list):
+        raise InputError(
+            f"{path}: not a COCO results list of detections (got a {type(data).__name__})",
+            hint="delete the file and download it again",
+        )
+    anything: Any = _Everything()
+    for i, det in enumerate(data):
+        if (reason := _problem(det, anything, anything)) is not None:
+            raise InputError(
+                f"{path}: detection #{i}: {_EXPLAIN[reason]}", hint="delete the file and download it again"
+            )
+    if expected is not None and len(data) != expected:
+        raise InputError(
+            f"{path}: {len(data)} detections, the published file has {expected}",
+            hint="delete the file and download it again",
+        )
+
+
 def _problem(
     det: object,
-    image_ids: set[int],
-    category_ids: set[int],
+    image_ids: Container[int],
+    category_ids: Container[int],
     image_sizes: Mapping[int, tuple[int, int]] | None = None,
 ) -> str | None:
     if not isinstance(det, dict):

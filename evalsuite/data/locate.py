@@ -7,11 +7,12 @@ found, so a user always learns where evalsuite looked and how to fix it.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 
 from ..errors import DataNotFoundError, InputError
+from .catalog import DEFAULT_FOR_FAMILY, custom_name, is_sample
 from .readers import CocoReader, DatasetReader, LvisReader
 
 DATA_ROOT_ENV = "EVALSUITE_DATA"
@@ -22,7 +23,7 @@ _ANN_CANDIDATES = {
     "coco": ("annotations/instances_val2017.json", "instances_val2017.json"),
     "lvis": ("annotations/lvis_v1_val.json", "lvis_v1_val.json", "../lvis/lvis_v1_val.json"),
 }
-_DATASET_NAMES = {"coco": "coco-val2017", "lvis": "lvis-v1-val"}
+_DATASET_NAMES = {family: spec.name for family, spec in DEFAULT_FOR_FAMILY.items()}
 _LAYOUT_HINT = {
     "coco": "<root>/annotations/instances_val2017.json and <root>/val2017/*.jpg",
     "lvis": "<root>/annotations/lvis_v1_val.json with <root>/train2017/ and <root>/val2017/ images",
@@ -36,12 +37,29 @@ def sample_root() -> Path:
 
 @dataclass(frozen=True)
 class DataSource:
-    """A resolved dataset: which family, which annotation file, which image root."""
+    """A resolved dataset: which family, which annotation file, which image root.
+
+    ``name`` is what the file was looked up as; once its SHA-256 is known, :meth:`identified` names it
+    by what it is (:mod:`evalsuite.data.catalog`): the official name only for the official file.
+    """
 
     family: str  # "coco" | "lvis"
-    name: str  # e.g. "coco-val2017", "sample-coco"
+    name: str  # e.g. "coco-val2017", "sample-coco", "coco-file-1a2b3c4d"
     ann_file: Path
     image_root: Path
+    #: the annotation file is the dataset's official one (None: not yet identified)
+    official: bool | None = None
+
+    def identified(self, annotation_sha256: str, recorded_official: str | None = None) -> DataSource:
+        """This source named by its content: the official dataset's name when the file's SHA-256 is the
+        published one or ``recorded_official`` (recorded when `evalsuite download` extracted it from a
+        verified archive); the sample keeps its name; any other file gets a name of its own."""
+        if is_sample(self.name):
+            return replace(self, official=False)
+        spec = DEFAULT_FOR_FAMILY[self.family]
+        if annotation_sha256 in {spec.sha256, recorded_official} - {None}:
+            return replace(self, name=spec.name, official=True)
+        return replace(self, name=custom_name(self.family, annotation_sha256), official=False)
 
     def open(self) -> DatasetReader:
         reader_cls = {"coco": CocoReader, "lvis": LvisReader}[self.family]

@@ -114,6 +114,28 @@ def _check_layout(data: object, path: Path, image_keys: tuple[str, ...]) -> None
             )
 
 
+def _is_lvis_file(data: dict) -> bool:
+    """LVIS's signature: every category has a ``frequency`` (r/c/f), every image its negative categories."""
+    cats, images = data["categories"], data["images"]
+    return bool(cats) and all("frequency" in c for c in cats) and all("neg_category_ids" in i for i in images)
+
+
+def _check_family(data: dict, path: Path, family: str) -> None:
+    """A COCO file for an LVIS protocol (or the reverse) is refused: the evaluators would mis-score it."""
+    lvis = _is_lvis_file(data)
+    if family == "lvis" and not lvis:
+        raise InputError(
+            f"{path}: not an LVIS annotation file (its categories have no 'frequency' or its images no "
+            "'neg_category_ids'), but an LVIS protocol was asked for",
+            hint="use the coco-* protocols for a COCO file, or pass an LVIS v1 file",
+        )
+    if family == "coco" and lvis:
+        raise InputError(
+            f"{path}: an LVIS annotation file, but a COCO protocol was asked for",
+            hint="use the lvis-* protocols for it, or pass a COCO instances file",
+        )
+
+
 class DatasetReader(ABC):
     """Common part of the COCO and LVIS readers."""
 
@@ -165,6 +187,7 @@ class CocoReader(DatasetReader):
         super().__init__(ann_file, image_root)
         data, self.annotation_sha256 = read_json(self.ann_file)
         _check_layout(data, self.ann_file, ("file_name",))
+        _check_family(data, self.ann_file, "coco")
         self.api = COCO()
         self.api.dataset = data
         with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints progress
@@ -223,6 +246,7 @@ class LvisReader(DatasetReader):
         super().__init__(ann_file, image_root)
         data, self.annotation_sha256 = read_json(self.ann_file)
         _check_layout(data, self.ann_file, ("coco_url",))
+        _check_family(data, self.ann_file, "lvis")
         self.api = PreloadedLVIS(data)
         self.categories = dict(self.api.cats)
         self._ids = sorted(self.api.imgs)

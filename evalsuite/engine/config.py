@@ -45,6 +45,8 @@ class RunConfig:
     workers: int | None = None  # image-decoding worker processes (None: by core count)
     image_batch: int | None = None  # images per encoder pass (None: 8 on CUDA, 1 elsewhere)
     warmup: int = DEFAULT_WARMUP  # images not timed at the start of a session
+    #: a model passed from Python: its version, which identifies it (None: a hash of its outputs on a probe)
+    model_version: str | None = None
 
     def check(self) -> None:
         """Refuse bad settings before any work (one line each)."""
@@ -60,7 +62,11 @@ class RunConfig:
             raise InputError("prompt_batch must be at least 1")
         if self.warmup < 0:
             raise InputError("warmup must be >= 0")
-        if self.name is not None and not _NAME.fullmatch(self.name):
-            raise InputError(
-                f"--name {self.name!r}: use letters, digits and . _ + = , @ - (it becomes a folder name)"
-            )
+        if self.name is not None:
+            check_name(self.name, "--name")
+
+
+def check_name(name: object, what: str) -> None:
+    """A run name becomes a folder name: letters, digits and a few separators, nothing that walks paths."""
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        raise InputError(f"{what} {name!r}: use letters, digits and . _ + = , @ - (it becomes a folder name)")

@@ -26,10 +26,11 @@ from ..protocols import Protocol, get_protocol, load_protocols
 from ..record import RunRecord
 from ..tasks import Task, TaskContext, task_class
 from .config import RunConfig
+from .datasets import identify
 from .devices import check_device
 from .distributed import DistContext, init_from_env, shutdown
 from .loader import batched, default_image_batch, default_workers, iter_images
-from .naming import RunModel, prepare_model
+from .naming import RunModel, check_name_free, prepare_model, split_overrides
 from .runfolder import FOLDER_VERSION, MemoryRunFolder, RunFolder
 from .scoring import RecordContext, build_record, ids_sha256, score
 from .timing import Clock, SessionTimer, TimedRunner
@@ -119,7 +120,8 @@ def run(cfg: RunConfig) -> list[RunOutcome]:
     """
     cfg.check()
     cfg.device = check_device(cfg.device)  # refused before any folder is made
-    protocols = resolve_protocols(cfg.protocols, cfg.overrides)
+    _, protocol_overrides = split_overrides(cfg)  # --set keys the model declares are the model's
+    protocols = resolve_protocols(cfg.protocols, protocol_overrides)
     families = sorted({p.dataset for p in protocols})
     if cfg.ann is not None and len(families) > 1:
         raise InputError(
@@ -190,6 +192,10 @@ def _fingerprint(
     }
     if model.part.random_weights:
         fp["weights"] = model.part.weights
+    if model.part.fingerprint:
+        fp["model_fingerprint"] = model.part.fingerprint
+    if model.part.options:
+        fp["model_options"] = model.part.options
     if cfg.skip_bad:
         fp["skip_bad"] = True
     return fp
@@ -220,10 +226,12 @@ def _open_run(
     if cfg.out is None:
         folder = MemoryRunFolder(fp, task.log_name)
     else:
-        path = Path(cfg.out) / model.name_for(protocol) / protocol.name
+        name = model.name_for(protocol, source)
+        path = Path(cfg.out) / name / protocol.name
         error = None
         if dist_ctx.is_main:  # process 0 sets the folder up and folds earlier sessions' logs together
             try:
+                check_name_free(Path(cfg.out) / name, fp, overwrite=cfg.overwrite)
                 folder = RunFolder(path, fp, task.log_name, overwrite=cfg.overwrite)
                 folder.consolidate()
             except Exception as e:
@@ -241,6 +249,7 @@ def _run_dataset(
     cfg: RunConfig, model: RunModel, source: DataSource, protocols: list[Protocol], dist_ctx: DistContext
 ) -> list[RunOutcome]:
     reader = source.open()
+    source = identify(source, reader.annotation_sha256)  # named by what the file is, not where it was
     ids = reader.image_ids()[: cfg.limit] if cfg.limit else reader.image_ids()
     runner = model.runner
     on_cuda = torch.device(cfg.device).type == "cuda"
@@ -285,7 +294,7 @@ def _run_dataset(
     outcomes = []
     if dist_ctx.is_main:
         ctx = RecordContext(model.part, cfg.seed, cfg.device, source, reader, ids, cfg.limit)
-        outcomes = [_finish(ctx, model.name_for(r.protocol), r, execution, timer) for r in runs]
+        outcomes = [_finish(ctx, model.name_for(r.protocol, source), r, execution, timer) for r in runs]
     dist_ctx.barrier()
     return outcomes
 

@@ -258,17 +258,18 @@ def execute(
 def render_outputs(outcomes: list[RunOutcome], which: str, out: Path) -> list[Path]:
     """Tables (md, LaTeX, CSV, with the paper's reference rows) and plots of ``which``, into ``out``."""
     from ..report.plots import plot_clicks, plot_sizes, plot_speed
-    from ..report.tables import build_table, render
+    from ..report.render import render
+    from ..report.table_build import build_tables
 
     records = [o.record for o in outcomes]
     numbers = TABLES[which]
     written: list[Path] = []
     out.mkdir(parents=True, exist_ok=True)
     for number in numbers:
-        table = build_table(records, number, paper_rows=True)
+        tables = build_tables(records, number, paper_rows=True)
         for fmt, suffix in (("md", "md"), ("latex", "tex"), ("csv", "csv")):
             path = out / f"table{number}.{suffix}"
-            _write_text(path, render([table], fmt))
+            _write_text(path, render(tables, fmt))
             written.append(path)
     plots = out / "plots"
     kinds: list[tuple[str, Callable[..., Any]]] = [("sizes", plot_sizes), ("speed", plot_speed)]

@@ -34,6 +34,7 @@ from ..data.jsonio import parse_json
 from ..data.masks import compressed_rle_problems
 from ..data.values import is_int, short
 from ..errors import InputError, ResumeConflictError
+from ..identity import resume_problems
 from ..record import RECORD_FILE, RunRecord, read_jsonl
 
 try:
@@ -240,11 +241,10 @@ class RunFolder:
                     f"{config_path}: damaged: a JSON {type(existing).__name__}, not the run's settings",
                     hint=_RESTART,
                 )
-            if existing != config:
-                diff = sorted(k for k in set(existing) | set(config) if existing.get(k) != config.get(k))
+            if problems := resume_problems(existing, config):
                 raise ResumeConflictError(
-                    f"{self.path} holds a run made with different settings ({', '.join(diff)})",
-                    hint="use another --out, or --overwrite to discard it",
+                    f"{self.path} holds a run of another identity ({'; '.join(problems)})",
+                    hint="give this run its own name (--name) or --out, or --overwrite to discard that run",
                 )
         elif not check_only:  # process 0 sets the folder up; the others only check it
             for old in self._part_files() + [

@@ -122,6 +122,7 @@ def build_record(
             annotation_sha256=ctx.reader.annotation_sha256,
             image_ids_sha256=ids_sha256(ctx.image_ids),
             limit=ctx.limit,
+            official=ctx.source.official,
         ),
         boxes=task.boxes(),
         counts=counts,

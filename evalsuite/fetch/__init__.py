@@ -5,11 +5,25 @@ routine (published SHA-256 or trust on first use), resumable https download, saf
 the LVIS image fetcher and ``doctor``. The cache root lives in :mod:`evalsuite.fetch.cache`.
 """
 
-from .artefact import Artefact, ChecksumError, Expected, TrustStore, expected_sha256, fetch, remember, verify
+from .artefact import (
+    DOWNLOADED,
+    FIRST_USE,
+    Artefact,
+    ChecksumError,
+    Expected,
+    TrustStore,
+    expected_sha256,
+    fetch,
+    is_official,
+    remember,
+    verify,
+)
 from .cache import cache_dir, home
 from .http import DownloadError, check_url, download, part_path
 
 __all__ = [
+    "DOWNLOADED",
+    "FIRST_USE",
     "Artefact",
     "ChecksumError",
     "DownloadError",
@@ -21,6 +35,7 @@ __all__ = [
     "expected_sha256",
     "fetch",
     "home",
+    "is_official",
     "part_path",
     "remember",
     "verify",

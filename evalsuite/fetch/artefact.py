@@ -22,6 +22,10 @@ from .cache import cache_dir
 from .http import check_url, download
 
 TRUST_FILE = "sha256.json"
+#: how a recorded SHA-256 came to be: fetched by `evalsuite download` from the official URL (the file
+#: is the published one), or seen at the first use of a file that was found in place (it may be anything)
+DOWNLOADED = "downloaded from the official URL"
+FIRST_USE = "first use"
 
 
 @dataclass(frozen=True)
@@ -65,18 +69,29 @@ class TrustStore:
             ) from None
         return data if isinstance(data, dict) else {}
 
-    def get(self, filename: str) -> str | None:
+    def _entry(self, filename: str) -> tuple[str | None, str]:
         value = self._read().get(filename)
-        return value if isinstance(value, str) else None
+        if isinstance(value, str):  # written before provenance was recorded: a first use
+            return value, FIRST_USE
+        if isinstance(value, dict) and isinstance(value.get("sha256"), str):
+            return value["sha256"], str(value.get("how") or FIRST_USE)
+        return None, ""
 
-    def set(self, filename: str, sha256: str) -> None:
+    def get(self, filename: str) -> str | None:
+        return self._entry(filename)[0]
+
+    def how(self, filename: str) -> str:
+        """How the recorded value came to be: :data:`DOWNLOADED` or :data:`FIRST_USE` ("" if none)."""
+        return self._entry(filename)[1]
+
+    def set(self, filename: str, sha256: str, how: str = "first use") -> None:
         """Record a value (atomic rewrite: several runs may share the cache)."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
             data = self._read()
         except InputError:
             data = {}
-        data[filename] = sha256
+        data[filename] = {"sha256": sha256, "how": how}
         fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".sha256.", suffix=".tmp")
         try:
             with os.fdopen(fd, "w") as f:
@@ -128,13 +143,30 @@ def verify(path: Path, art: Artefact, folder: Path | None = None) -> str:
     return got
 
 
-def remember(art: Artefact, sha256: str, folder: Path | None = None) -> None:
-    """Trust on first use: record ``sha256`` for a file without a published value, after it proved usable."""
+def remember(art: Artefact, sha256: str, folder: Path | None = None, how: str = FIRST_USE) -> None:
+    """Trust on first use: record ``sha256`` for a file without a published value, after it proved usable.
+
+    ``how`` says whether ``evalsuite download`` fetched it from the official URL (:data:`DOWNLOADED`:
+    the file is the official one) or it was found in place (:data:`FIRST_USE`: only its later uses are
+    checked against it). A first-use value is upgraded when the same file is later downloaded.
+    """
     if art.sha256:
         return
     store = TrustStore(folder if folder is not None else cache_dir(art.kind))
-    if store.get(art.filename) is None:
-        store.set(art.filename, sha256)
+    recorded, recorded_how = store.get(art.filename), store.how(art.filename)
+    if recorded is None or (recorded == sha256 and how == DOWNLOADED and recorded_how != DOWNLOADED):
+        store.set(art.filename, sha256, how)
+
+
+def is_official(art: Artefact, sha256: str | None, folder: Path | None = None) -> bool:
+    """``sha256`` is the official file's: the published value, or one recorded by a download from the
+    official URL (not merely the first file found at the cache path)."""
+    if sha256 is None:
+        return False
+    if art.sha256:
+        return sha256 == art.sha256
+    store = TrustStore(folder if folder is not None else cache_dir(art.kind))
+    return store.get(art.filename) == sha256 and store.how(art.filename) == DOWNLOADED
 
 
 def fetch(

@@ -2,7 +2,7 @@
 
 The paper's Table 5 prompts with ViTDet-H boxes. Prebuilt result files are published by TinySAM
 (PROTOCOLS.md §4); nobody publishes their SHA-256, so the value seen when a downloaded file first
-parses as a detection list is recorded and checked afterwards.
+passes the structural check of every detection is recorded and checked afterwards.
 """
 
 from __future__ import annotations
@@ -10,9 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..data.detections import check_results_file
 from ..data.jsonio import read_json
-from ..errors import InputError, UnknownNameError, did_you_mean
-from .artefact import Artefact, fetch, remember
+from ..errors import UnknownNameError, did_you_mean
+from .artefact import DOWNLOADED, FIRST_USE, Artefact, fetch, remember
 from .cache import cache_dir
 
 
@@ -66,11 +67,9 @@ def download_boxes(
     """Fetch a published detection file (resumable); its SHA-256 is recorded once it parses as a list."""
     info = box_file(name)
     folder = Path(dest_dir) if dest_dir else boxes_dir()
+    how = DOWNLOADED if base_url is None and not (folder / info.filename).is_file() else FIRST_USE
     path, sha = fetch(info, folder, base_url, progress)
     data, _ = read_json(path)
-    if not isinstance(data, list):
-        raise InputError(
-            f"{path}: not a COCO results list of detections", hint="delete the file and download it again"
-        )
-    remember(info, sha, folder)
+    check_results_file(data, path, info.detections)  # every entry well formed before the value is trusted
+    remember(info, sha, folder, how)
     return path

@@ -26,11 +26,11 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from ..data.jsonio import read_json
+from ..data.jsonio import read_json, sha256_file
 from ..data.locate import DATA_ROOT_ENV, DEFAULT_DATA_ROOT
 from ..data.readers import lvis_image_relpath
 from ..errors import EvalsuiteError, InputError, UnknownNameError, did_you_mean
-from .artefact import Artefact, expected_sha256, fetch, remember
+from .artefact import DOWNLOADED, FIRST_USE, Artefact, TrustStore, expected_sha256, fetch, remember
 from .cache import cache_dir
 from .extract import ArchiveError, Extract, check_space, safe_extract
 from .http import DownloadError, check_url, download, part_path
@@ -183,7 +183,8 @@ def _install(art: Archive, root: Path, base_url: str | None, progress: bool, kee
     if _in_place(art, root):
         return False
     dest = datasets_dir() / art.filename
-    if not dest.is_file():
+    fresh = not dest.is_file()  # fetched now, not an archive found in the cache
+    if fresh:
         part = part_path(dest)
         check_space(
             dest.parent, (art.size or 0) - (part.stat().st_size if part.exists() else 0), art.filename
@@ -203,7 +204,14 @@ def _install(art: Archive, root: Path, base_url: str | None, progress: bool, kee
         path.unlink(missing_ok=True)  # wrong bytes: resuming or re-extracting them cannot help
         e.message += "; the archive was deleted, run the same command again to download it afresh"
         raise
-    remember(art, sha, datasets_dir())  # only a complete, extractable archive becomes the anchor
+    # the official bytes: a pinned SHA-256, or fetched just now from the official URL
+    official = art.sha256 is not None or (base_url is None and fresh)
+    remember(art, sha, datasets_dir(), DOWNLOADED if official else FIRST_USE)
+    if official:  # the annotation files just extracted are the official ones (see data.catalog)
+        store = TrustStore(datasets_dir())
+        for ex in art.extracts:
+            if not ex.is_folder:
+                store.set(Path(ex.dest).name, sha256_file(root / ex.dest), DOWNLOADED)
     if not keep:
         path.unlink(missing_ok=True)
     return True

@@ -192,6 +192,8 @@ class Runner(ABC):
     checkpoint_sha256: str | None = None
     #: the registry entry this runner was built from (set by the registry)
     spec: ModelSpec | None = None
+    #: the weights the registry loaded (``official``/``file``/``random:SEED``/``none``; set by build_model)
+    weights_label: str = ""
 
     @property
     def prompt_kinds(self) -> frozenset[str]:

@@ -20,16 +20,42 @@ from .base import ModelSpec, Runner
 
 ENTRY_POINT_GROUP = "evalsuite.models"
 _RANDOM = re.compile(r"random(?::(\d+))?")
+#: model names become folder names (as run names do; no '@', which marks a dataset in run names)
+_VALID_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+=,-]{0,127}")
+
+
+def _dist(ep: EntryPoint) -> str:
+    dist = getattr(ep, "dist", None)
+    if dist is None:
+        return f"the package of {ep.value}"
+    return f"{dist.metadata['Name']} {dist.version}"
+
+
+@cache
+def _claims() -> dict[str, list[EntryPoint]]:
+    """Every entry point of the group, by model name (several when packages claim one name)."""
+    found: dict[str, list[EntryPoint]] = {}
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        claims = found.setdefault(ep.name, [])
+        if all((e.value, _dist(e)) != (ep.value, _dist(ep)) for e in claims):  # one package seen twice
+            claims.append(ep)
+    return found
 
 
 @cache
 def _entry_points() -> dict[str, EntryPoint]:
-    found: dict[str, EntryPoint] = {}
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        # The first distribution to claim a name wins; duplicates are ignored
-        # rather than silently replacing a built-in.
-        found.setdefault(ep.name, ep)
-    return found
+    return {name: claims[0] for name, claims in _claims().items()}
+
+
+def _check_claims(name: str) -> None:
+    """A name claimed by two packages is an error naming both: a plugin never silently replaces a model."""
+    claims = _claims().get(name, [])
+    if len(claims) > 1:
+        who = " and ".join(f"{_dist(ep)} ({ep.value})" for ep in claims)
+        raise InputError(
+            f"model name {name!r} is registered by {len(claims)} packages: {who}",
+            hint="uninstall one of them, or ask its author to rename the model",
+        )
 
 
 def model_names() -> list[str]:
@@ -46,6 +72,7 @@ def builtin_model_names() -> list[str]:
 def get_spec(name: str) -> ModelSpec:
     """Resolve a model name to its :class:`ModelSpec` (loading its module)."""
     eps = _entry_points()
+    _check_claims(name)
     if name not in eps:
         if not eps:
             raise UnknownNameError(
@@ -55,6 +82,11 @@ def get_spec(name: str) -> ModelSpec:
         raise UnknownNameError(
             f"unknown model {name!r}.{did_you_mean(name, list(eps))}",
             hint="`evalsuite ls` lists the registered models",
+        )
+    if not _VALID_NAME.fullmatch(name):
+        raise InputError(
+            f"model name {name!r} (from {_dist(eps[name])}) is not a valid name: use letters, digits and "
+            ". _ + = , - (it becomes a folder name)"
         )
     target = eps[name].load()
     if isinstance(target, ModelSpec):
@@ -119,16 +151,19 @@ def build_model(
     choice = weights if isinstance(weights, WeightsChoice) else parse_weights(weights, None)
     if spec.options:  # the model's declared options, checked, with their official defaults
         options = spec.resolve_options(options)
-    runner = spec.build(
-        checkpoint=None if checkpoint is None else str(checkpoint),
-        device=device,
-        trust_checkpoint=trust_checkpoint,
-        **options,
-    )
+    if trust_checkpoint:  # only when asked: a third-party factory need not know the keyword
+        options = {**options, "trust_checkpoint": True}
+    runner = spec.build(checkpoint=None if checkpoint is None else str(checkpoint), device=device, **options)
     if not isinstance(runner, Runner):
         raise InputError(f"model {name!r}: its factory returned {type(runner).__name__}, not a Runner")
     runner.name = runner.name or name
     runner.spec = spec
+    if not spec.needs_weights:
+        runner.weights_label = "none"
+    elif choice.kind == "random":
+        runner.weights_label = choice.label
+    else:  # a checkpoint file (official or not: the engine tells by its SHA-256), or none loaded at all
+        runner.weights_label = "file" if checkpoint is not None else "untrained"
     if choice.kind == "random" and runner.model is not None:
         from .random_init import randomize
 

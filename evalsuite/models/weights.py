@@ -31,7 +31,7 @@ from torch import nn
 
 from ..data.jsonio import sha256_file
 from ..errors import DataNotFoundError, InputError
-from ..fetch import expected_sha256, fetch, remember
+from ..fetch import DOWNLOADED, FIRST_USE, expected_sha256, fetch, remember
 from .base import ModelSpec, WeightsFile
 
 TRUST_FLAG = "--trust-checkpoint"
@@ -350,7 +350,11 @@ def download_weights(
     """
     spec = _spec(spec)
     info = official_weights(spec)
-    path, sha = fetch(info, dest_dir, base_url, progress)
+    folder = Path(dest_dir) if dest_dir is not None else info.default_path().parent
+    # fetched now from the official URL: the file is the official one (a file found in place, or one
+    # from a mirror, is only trusted on first use; see fetch.is_official)
+    how = DOWNLOADED if base_url is None and not (folder / info.filename).is_file() else FIRST_USE
+    path, sha = fetch(info, folder, base_url, progress)
     if info.sha256:
         return path
     try:
@@ -365,7 +369,7 @@ def download_weights(
             f"{path}: the downloaded file does not load as {spec.name} ({e.message}); it was deleted",
             hint=f"run {_command(spec.name)} again; if it fails again the published file changed",
         ) from None
-    remember(info, sha, path.parent)
+    remember(info, sha, path.parent, how)
     return path
 
 

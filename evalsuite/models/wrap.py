@@ -11,6 +11,10 @@ keywords (when it has a ``boxes`` or ``points`` parameter, or ``**kwargs``) or p
 ``labels`` is None for boxes. It returns N×H×W masks (one output per prompt, predicted IoU 1:
 there is nothing to choose from), or ``(masks, scores)`` with N×M×H×W masks and N×M scores
 (the protocols then pick an output per prompt by score, as for the built-in models).
+
+Masks are boolean, or integers that are all 0 or 1: anything else (logits, probabilities) is refused
+with one line, never silently turned into "every non-zero pixel is foreground". A model that returns
+logits or probabilities says where to cut them with ``threshold`` (foreground = value > threshold).
 """
 
 from __future__ import annotations
@@ -45,11 +49,18 @@ class CallableRunner(Runner):
     """A runner around ``segment(image, ...) -> masks[, scores]`` (see the module docstring)."""
 
     def __init__(
-        self, segment: SegmentFn, name: str = "", prompt_kinds: Iterable[str] = BOTH_PROMPTS
+        self,
+        segment: SegmentFn,
+        name: str = "",
+        prompt_kinds: Iterable[str] = BOTH_PROMPTS,
+        threshold: float | None = None,
     ) -> None:
         if not callable(segment):
             raise InputError(f"expected a callable segmenter, got {type(segment).__name__}")
+        if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, (int, float))):
+            raise InputError(f"threshold must be a number, got {threshold!r}")
         self.segment = segment
+        self.threshold = threshold
         self.name = name or getattr(segment, "__name__", "") or type(segment).__name__
         self.spec = ModelSpec(
             self.name,
@@ -95,5 +106,33 @@ class CallableRunner(Runner):
                 raise InputError(
                     f"model {self.name!r} returned {m} masks but {scores.shape[1]} scores per prompt"
                 )
-        masks = masks.bool()
+        masks = binary_masks(masks, self.name, self.threshold)
         return Prediction(masks=masks, iou_predictions=scores.to(masks.device))
+
+
+def binary_masks(masks: torch.Tensor, model: str, threshold: float | None = None) -> torch.Tensor:
+    """``masks`` as bool: boolean, or integers that are all 0/1; with ``threshold``, ``masks > threshold``.
+
+    Anything else is refused with one line naming the model, the dtype and the value range.
+    """
+    if threshold is not None:
+        if masks.dtype == torch.bool:
+            raise InputError(f"model {model!r} returned boolean masks; drop threshold=")
+        return masks > threshold
+    if masks.dtype == torch.bool:
+        return masks
+    if not masks.dtype.is_floating_point and not masks.dtype.is_complex and masks.numel():
+        lo, hi = int(masks.min()), int(masks.max())
+        if lo >= 0 and hi <= 1:
+            return masks.bool()
+    elif not masks.numel():
+        return masks.bool()
+    lo_v, hi_v = (
+        (float(masks.min()), float(masks.max())) if masks.numel() and not masks.dtype.is_complex else (0, 0)
+    )
+    raise InputError(
+        f"model {model!r} returned masks of dtype {str(masks.dtype).removeprefix('torch.')} with values in "
+        f"[{lo_v:g}, {hi_v:g}]; masks must be boolean or 0/1 integers",
+        hint="return masks > your threshold, or pass threshold=T to evaluate()/CallableRunner for logits "
+        "or probabilities",
+    )

@@ -15,7 +15,9 @@ A gates file is TOML with one ``[[gate]]`` table per row::
 ``model`` names the run (its ``--name``; by default the model name). ``weights`` (default
 ``official``) says which weights the expectation holds for: a record made with random weights or
 with another checkpoint never satisfies an ``official`` gate (weightless baselines do: they have
-none), and a ``weights = "random:0"`` gate accepts only that seed.
+none), a ``weights = "random:0"`` gate accepts only that seed, and a ``weights = "file"`` gate (a
+fine-tune gated in the user's CI) accepts only the checkpoint whose ``checkpoint_sha256`` it names.
+``model_fingerprint`` pins a model passed from Python the same way.
 A row passes when a record of that run and protocol exists (with that options hash, if given,
 and those weights) and ``|actual − expected| ≤ tolerance``. A missing record, a missing / null /
 NaN metric or a value outside the tolerance is a miss; any miss makes ``evalsuite gate`` exit 1.
@@ -37,8 +39,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import EvalsuiteError, InputError
+from ..identity import select_cells
 from ..record import RunRecord
-from .rules import unique_cells
 
 
 class GateFailure(EvalsuiteError):
@@ -57,11 +59,25 @@ class Gate:
     run_id: str
     options_hash: str | None = None
     weights: str = "official"
+    checkpoint_sha256: str | None = None  # weights = "file": the one checkpoint the gate holds for
+    model_fingerprint: str | None = None  # a model passed from Python (evaluate(..., version=...))
 
-    def accepts_weights(self, record: RunRecord) -> bool:
+    def accepts_weights(self, record: RunRecord) -> str | None:
+        """Why the record's model is not the one the gate holds for (None: it is)."""
+        m = record.model
         if self.weights == "official":
-            return record.model.official_weights
-        return record.model.weights == self.weights
+            ok = m.official_weights
+        elif self.weights == "file":
+            ok = m.weights in ("file", "unverified") and m.checkpoint_sha256 == self.checkpoint_sha256
+        else:
+            ok = m.weights == self.weights
+        if not ok:
+            got = m.weights + (f" sha256 {m.checkpoint_sha256}" if m.checkpoint_sha256 else "")
+            want = self.weights + (f" sha256 {self.checkpoint_sha256}" if self.checkpoint_sha256 else "")
+            return f"record weights {got}, gate wants {want}"
+        if self.model_fingerprint != m.fingerprint:
+            return f"record model fingerprint {m.fingerprint}, gate wants {self.model_fingerprint}"
+        return None
 
 
 @dataclass(frozen=True)
@@ -82,6 +98,7 @@ class GateResult:
 
 
 _KEYS = {"model": str, "protocol": str, "metric": str, "expected": float, "tolerance": float, "run_id": str}
+_OPTIONAL = ("options_hash", "weights", "checkpoint_sha256", "model_fingerprint")
 
 
 def load_gates(path: Path) -> list[Gate]:
@@ -99,7 +116,7 @@ def load_gates(path: Path) -> list[Gate]:
     gates = []
     for i, row in enumerate(rows, 1):
         where = f"{path}: gate {i}"
-        if extra := set(row) - set(_KEYS) - {"options_hash", "weights"}:
+        if extra := set(row) - set(_KEYS) - set(_OPTIONAL):
             raise InputError(f"{where}: unknown key(s) {', '.join(sorted(extra))}")
         values = {}
         for key, kind in _KEYS.items():
@@ -121,9 +138,24 @@ def load_gates(path: Path) -> list[Gate]:
         if opt is not None and not isinstance(opt, str):
             raise InputError(f"{where}: options_hash must be a string")
         weights = row.get("weights", "official")
-        if not isinstance(weights, str) or not (weights == "official" or weights.startswith("random:")):
-            raise InputError(f"{where}: weights must be 'official' or 'random:SEED', got {weights!r}")
-        gates.append(Gate(options_hash=opt, weights=weights, **values))
+        if not isinstance(weights, str) or not (
+            weights in ("official", "file") or weights.startswith("random:")
+        ):
+            raise InputError(f"{where}: weights must be 'official', 'file' or 'random:SEED', got {weights!r}")
+        sha, fingerprint = row.get("checkpoint_sha256"), row.get("model_fingerprint")
+        if (weights == "file") != isinstance(sha, str) or (sha is not None and not isinstance(sha, str)):
+            raise InputError(f"{where}: weights = 'file' goes with checkpoint_sha256 (and only it)")
+        if fingerprint is not None and not isinstance(fingerprint, str):
+            raise InputError(f"{where}: model_fingerprint must be a string")
+        gates.append(
+            Gate(
+                options_hash=opt,
+                weights=weights,
+                checkpoint_sha256=sha,
+                model_fingerprint=fingerprint,
+                **values,
+            )
+        )
     keys = [(g.model, g.protocol, g.options_hash, g.metric) for g in gates]
     if len(set(keys)) != len(keys):
         raise InputError(f"{path}: a (model, protocol, metric) row appears twice")
@@ -131,14 +163,18 @@ def load_gates(path: Path) -> list[Gate]:
 
 
 def check_gates(gates: Sequence[Gate], records: Sequence[RunRecord]) -> list[GateResult]:
-    """One result per gate. Records of one run name and protocol that disagree are refused first."""
+    """One result per gate. Records that cannot count (two disagreeing records of one run name and
+    protocol, a name used by two models) are no record, with the reason."""
     wanted = {(g.model, g.protocol.split("@")[0]) for g in gates}
-    cells = unique_cells([r for r in records if (r.name, r.protocol.name) in wanted])
+    sel = select_cells([r for r in records if (r.name, r.protocol.name) in wanted])
+    why_not = {(e.record.name, e.record.protocol.name): e.reason for e in sel.excluded}
     out = []
     for g in gates:
-        rec = cells.get((g.model, g.protocol.split("@")[0]))
+        key = (g.model, g.protocol.split("@")[0])
+        rec = sel.cells.get(key)
         if rec is None:
-            out.append(GateResult(g, None, "NO RECORD", detail="no record of this model and protocol"))
+            detail = why_not.get(key, "no record of this model and protocol")
+            out.append(GateResult(g, None, "NO RECORD", detail=detail))
             continue
         if rec.protocol.id != g.protocol:
             out.append(GateResult(g, None, "NO RECORD", rec, f"record is {rec.protocol.id}"))
@@ -148,12 +184,8 @@ def check_gates(gates: Sequence[Gate], records: Sequence[RunRecord]) -> list[Gat
                 GateResult(g, None, "NO RECORD", rec, f"record options_hash {rec.protocol.options_hash}")
             )
             continue
-        if not g.accepts_weights(rec):
-            out.append(
-                GateResult(
-                    g, None, "NO RECORD", rec, f"record weights {rec.model.weights}, gate wants {g.weights}"
-                )
-            )
+        if (why := g.accepts_weights(rec)) is not None:
+            out.append(GateResult(g, None, "NO RECORD", rec, why))
             continue
         actual = rec.metric(g.metric)
         if actual is None:
@@ -374,23 +406,23 @@ def write_gates(
 
     ``metrics``: the metrics to gate (default: every metric of each record). A metric without a value
     (null / NaN) cannot be expected and is left out with a note; a metric without a tolerance is an
-    error. Records made with a checkpoint file cannot be gated (a gate holds for official weights or
-    ``random:SEED``).
+    error. Every gate row records the identity of its model (weights; a checkpoint's SHA-256; a Python
+    model's fingerprint), so a fine-tune's gate holds for that checkpoint only. Records that cannot
+    count (see :func:`evalsuite.identity.select_cells`) are refused, named.
     """
-    cells = unique_cells(records)
-    chosen = sorted(cells.values(), key=lambda r: (r.name, r.protocol.id))
+    sel = select_cells(records)
+    if sel.excluded:
+        raise InputError(
+            "cannot gate records that are not one result: " + " | ".join(e.line() for e in sel.excluded),
+            hint="pass only the runs you mean to gate",
+        )
+    chosen = sorted(sel.records, key=lambda r: (r.name, r.protocol.id))
     if metrics:
         known = {m for r in chosen for m in r.metrics}
         if unknown := [m for m in metrics if m not in known]:
             raise InputError(
                 f"--metric {', '.join(unknown)}: no record has it (they have {', '.join(sorted(known))})"
             )
-    if files := [r for r in chosen if r.model.weights == "file"]:
-        raise InputError(
-            f"run {files[0].name} ({files[0].protocol.id}) used a checkpoint file; a gate holds for official "
-            "weights or random:SEED",
-            hint="leave its records out of PATHS",
-        )
     notes: list[str] = []
     rows: list[dict[str, Any]] = []
     missing_tolerance: set[str] = set()
@@ -417,8 +449,7 @@ def write_gates(
                 "expected": value,
                 "tolerance": tol,
             }
-            if r.model.random_weights:
-                row["weights"] = r.model.weights
+            row.update(_model_identity(r))
             row["run_id"] = r.run_id
             rows.append(row)
     if missing_tolerance:
@@ -437,3 +468,15 @@ def write_gates(
     lines += ["  { " + ", ".join(cell(k, v) for k, v in row.items()) + " }," for row in rows]
     lines.append("]")
     return "\n".join(lines) + "\n", notes
+
+
+def _model_identity(r: RunRecord) -> dict[str, str]:
+    """The gate-row fields that pin the record's model (nothing for official weights or none)."""
+    m, out = r.model, {}
+    if m.random_weights:
+        out["weights"] = m.weights
+    elif m.weights in ("file", "unverified") and m.checkpoint_sha256:
+        out["weights"], out["checkpoint_sha256"] = "file", m.checkpoint_sha256
+    if m.fingerprint:
+        out["model_fingerprint"] = m.fingerprint
+    return out

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import textwrap
+import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,9 +25,9 @@ from matplotlib.layout_engine import ConstrainedLayoutEngine
 from matplotlib.ticker import MaxNLocator
 
 from ..errors import InputError
+from ..identity import group_rows, group_title, select_cells
 from ..protocols import load_protocols
 from ..record import RunRecord
-from .rules import check_columns, unique_cells
 
 SUFFIXES = (".png", ".pdf")
 #: colour-blind-safe qualitative palette (Okabe–Ito, then Tableau for more runs)
@@ -90,9 +91,25 @@ def save(fig: Figure, outs: Sequence[Path], dpi: int = 100) -> list[Path]:
 
 
 def checked_cells(records: Sequence[RunRecord]) -> dict[tuple[str, str], RunRecord]:
-    """One record per (run name, protocol), with the table rules (no column mixes incomparable runs)."""
-    cells = unique_cells(records)
-    check_columns(cells.values())
+    """One record per (run name, protocol), every column measured on one data set: the first group of
+    :func:`evalsuite.identity.group_rows`. What is left out is warned about, one line per record."""
+    sel = select_cells(records)
+    lines = [e.line() for e in sel.excluded]
+    groups = group_rows(sel.cells)
+    if not groups:
+        raise InputError("no record can be plotted: " + " | ".join(lines))
+    keep = set(groups[0].names)
+    cells = {k: r for k, r in sel.cells.items() if k[0] in keep}
+    for g in groups[1:]:
+        others = g.records(sel.cells)
+        title = group_title(others)
+        lines += [
+            f"{r.name} {r.protocol.label}: measured on other data than the plotted runs ({title}); "
+            "plot it apart (--name)"
+            for r in others
+        ]
+    for line in lines:
+        warnings.warn(f"left out of the figure: {line}", stacklevel=2)
     return cells
 
 

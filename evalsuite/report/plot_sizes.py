@@ -18,6 +18,7 @@ from matplotlib.gridspec import GridSpec
 from matplotlib.patches import Patch
 
 from ..errors import InputError
+from ..identity import column_key
 from ..record import RunRecord
 from .plot_base import (
     LABEL,
@@ -33,7 +34,6 @@ from .plot_base import (
     run_label,
     save,
 )
-from .rules import column_key
 
 SIZE_COLORS = {"S": "#9ecae1", "M": "#4292c6", "L": "#08519c"}
 SIZE_KEYS = {"S": "small: area < 32² px", "M": "medium: 32² – 96² px", "L": "large: ≥ 96² px"}

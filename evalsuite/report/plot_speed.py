@@ -25,6 +25,7 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from ..errors import InputError
+from ..identity import column_key
 from ..paper import paper_table, paper_tables
 from ..record import RunRecord
 from .plot_base import (
@@ -44,7 +45,6 @@ from .plot_base import (
     wrap,
 )
 from .plot_labels import Anchor, Label, place_labels
-from .rules import column_key
 
 #: marker of each paper column label; columns split by options take the spare shapes in turn
 MARKERS = {"box": "s", "1 click": "o", "3 click": "^", "5 click": "D", "AP": "h"}

@@ -1,9 +1,9 @@
 """Statistics over per-item results: paired bootstrap intervals of a difference between two runs.
 
 Pure functions of small per-item data (IoUs keyed by ``(image_id, ann_id)``), so they can be recomputed
-offline from the logs, and the rule for which two runs may be paired at all
-(:func:`comparison_problems`). The AP protocols' image bootstrap is
-:mod:`evalsuite.metrics.ap_bootstrap` (it re-accumulates the official evaluator's matches).
+offline from the logs. Which two runs may be paired at all is :func:`evalsuite.identity.pairing_problems`.
+The AP protocols' image bootstrap is :mod:`evalsuite.metrics.ap_bootstrap` (it re-accumulates the
+official evaluator's matches).
 """
 
 from __future__ import annotations
@@ -11,12 +11,8 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
-
-from ..record import RunRecord
-from .rules import column_options
 
 #: COCO size buckets as written in instances.jsonl
 SIZES = ("S", "M", "L")
@@ -123,64 +119,4 @@ def _by_key(rows: Sequence[Mapping], name: str) -> dict[Key, Mapping]:
         if key in out:
             raise ValueError(f"run {name} scored instance {key} twice")
         out[key] = r
-    return out
-
-
-# -- which two runs may be paired ----------------------------------------------------------------------
-def _short(sha: str | None) -> str:
-    return "none" if not sha else sha[:12] + "…"
-
-
-def _opt(v: Any) -> str:
-    return str(v).lower() if isinstance(v, bool) else str(v)
-
-
-def _images(r: RunRecord) -> str:
-    n = f"{r.counts.images} images"
-    return f"--limit {r.dataset.limit} ({n})" if r.dataset.limit is not None else f"all {n}"
-
-
-def comparison_problems(a: RunRecord, b: RunRecord) -> list[str]:
-    """Why two runs cannot be compared instance by instance (image by image), each reason naming the
-    field and both values; empty when they can.
-
-    Paired runs must have measured the same thing: the same protocol and version, the same options
-    where they change what is measured (a column's options, e.g. the number of clicks), the same
-    annotation file (SHA-256), the same images (``--limit``), the same detections file (AP) and, for
-    random clicks, the same click seed. Everything else (model, weights, checkpoint, precision, options
-    that only change how a model answers, the AP backend) is what a comparison is for.
-    """
-    out: list[str] = []
-    if a.protocol.id != b.protocol.id:
-        out.append(f"protocol {a.protocol.id} vs {b.protocol.id}")
-        if a.protocol.task != b.protocol.task:
-            out.append(f"task {a.protocol.task} vs {b.protocol.task}")
-    elif (ca := column_options(a)) != (cb := column_options(b)):
-        keys = sorted(k for k in set(ca) | set(cb) if ca.get(k) != cb.get(k))
-        shipped = "as shipped"
-        out.append(
-            "options that change what is measured: "
-            + ", ".join(f"{k}={_opt(ca.get(k, shipped))} vs {_opt(cb.get(k, shipped))}" for k in keys)
-        )
-    da, db = a.dataset, b.dataset
-    if da.annotation_sha256 != db.annotation_sha256:
-        names = f"{da.name} vs {db.name}; " if da.name != db.name else ""
-        out.append(
-            f"annotation file ({names}{da.annotation_file or '?'} sha256 {_short(da.annotation_sha256)} "
-            f"vs {db.annotation_file or '?'} sha256 {_short(db.annotation_sha256)})"
-        )
-    if da.image_ids_sha256 != db.image_ids_sha256:
-        ia, ib = _images(a), _images(b)
-        if ia == ib:  # same count and limit, other ids: say so with the fingerprints
-            ia += f" sha256 {_short(da.image_ids_sha256)}"
-            ib += f" sha256 {_short(db.image_ids_sha256)}"
-        out.append(f"image ids: {ia} vs {ib}")
-    if a.boxes_sha256 != b.boxes_sha256:
-        fa = "none" if a.boxes is None else f"{a.boxes.file or '?'} sha256 {_short(a.boxes.sha256)}"
-        fb = "none" if b.boxes is None else f"{b.boxes.file or '?'} sha256 {_short(b.boxes.sha256)}"
-        out.append(f"detections file: {fa} vs {fb}")
-    if a.prompt_seed != b.prompt_seed:
-        out.append(
-            f"random-click seed (--seed): {_opt(a.prompt_seed)} vs {_opt(b.prompt_seed)} (the clicks differ)"
-        )
     return out
