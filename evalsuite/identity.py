@@ -545,6 +545,8 @@ def default_dataset(family: str) -> str | None:
 
 
 # -- resume ---------------------------------------------------------------------------------------------
+#: the run folder's settings key of evalsuite's code version (engine.scoring writes it)
+CODE_KEY = "evalsuite_code"
 #: fingerprint keys of a run folder, in words (messages only)
 _FINGERPRINT_WORDS = {
     "protocol": "protocol",
@@ -561,13 +563,21 @@ _FINGERPRINT_WORDS = {
     "image_ids_sha256": "image set (--limit?)",
     "skip_bad": "--skip-bad",
     "boxes_sha256": "detections file",
+    "evalsuite_code": "evalsuite's code (version+hash; finish the run with the evalsuite that started it, "
+    "or --overwrite to start again)",
 }
 
 
-def resume_problems(stored: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
-    """Why a run folder made with ``stored`` settings cannot be resumed by a run with ``new`` ones."""
+def resume_problems(stored: Mapping[str, Any], new: Mapping[str, Any], finished: bool = False) -> list[str]:
+    """Why a run folder made with ``stored`` settings cannot be resumed by a run with ``new`` ones.
+
+    A changed evalsuite (its code version) may not continue unfinished work — one result would mix
+    two versions' numbers — but a *finished* run's record stands as it is (``finished``).
+    """
     out = []
     for k in sorted(set(stored) | set(new)):
+        if finished and k == CODE_KEY:
+            continue
         if stored.get(k) != new.get(k):
             word = _FINGERPRINT_WORDS.get(k, k)
             a, b = stored.get(k, "(none)"), new.get(k, "(none)")

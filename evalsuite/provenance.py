@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import platform
 import subprocess
 from functools import cache
-from importlib import metadata
+from importlib import metadata, resources
 from pathlib import Path
 
 import torch
@@ -62,9 +64,32 @@ def package_versions() -> dict[str, str | None]:
     return out
 
 
+@cache
+def code_version() -> str:
+    """evalsuite's version and a SHA-256 prefix of its own code and protocol files, as installed.
+
+    Unlike the git commit it also changes with uncommitted edits, and it exists outside a checkout:
+    a run is resumed only by the same code (see :func:`evalsuite.identity.resume_problems`).
+    """
+    h = hashlib.sha256()
+    roots = [Path(__file__).resolve().parent]
+    # the protocol files are shipped as their own package (protocols/ in a checkout)
+    with contextlib.suppress(ModuleNotFoundError):  # a broken install: the code alone still counts
+        roots.append(Path(str(resources.files("evalsuite._protocols"))))
+    for root in roots:
+        files = sorted(
+            p for p in root.rglob("*") if p.suffix in (".py", ".toml") and "__pycache__" not in p.parts
+        )
+        for path in files:
+            h.update(f"{root.name}/{path.relative_to(root).as_posix()}".encode() + b"\0")
+            h.update(path.read_bytes())
+    return f"{__version__}+{h.hexdigest()[:12]}"
+
+
 def software() -> dict[str, object]:
     return {
         "evalsuite": __version__,
+        "code": code_version(),
         **git_state(),
         "python": platform.python_version(),
         "packages": package_versions(),

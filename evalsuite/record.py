@@ -164,6 +164,8 @@ class SoftwarePart:
     dirty: bool | None
     python: str
     packages: dict[str, str | None]
+    #: version + SHA-256 prefix of evalsuite's own code and protocol files ("" before schema 3)
+    code: str = ""
 
 
 @dataclass(frozen=True)

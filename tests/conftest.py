@@ -112,3 +112,18 @@ class SetImageHook:
 
     def restore(self) -> None:
         self._monkeypatch.setattr(self._evaluator, "build_model", self._real)
+
+
+def run_folder(out: Path, model: str, protocol: str) -> Path:
+    """The one run folder of ``model`` on ``protocol`` under ``out``, whatever its derived name says
+    beyond the model (``+limit2``, ``@coco-file-<sha8>`` for a custom annotation file, ...)."""
+    found = [p for p in Path(out).glob(f"{glob_escape(model)}*/{protocol}") if p.is_dir()]
+    found = [p for p in found if p.parent.name == model or p.parent.name[len(model)] in "+@"]
+    assert len(found) == 1, f"{out}: expected one run folder of {model} on {protocol}, found {found}"
+    return found[0]
+
+
+def glob_escape(text: str) -> str:
+    import glob
+
+    return glob.escape(text)

@@ -205,8 +205,9 @@ def doctor_cmd(data_root) -> None:
 @click.option("--exact", is_flag=True, help="Ground-truth boxes with score 1, no noise, no false positives.")
 def make_boxes_cmd(dataset, data, data_root, ann, out, seed, jitter, false_positives, exact) -> None:
     """Write PSEUDO-detections derived from the ground truth (not a detector) for the AP protocols."""
+    from ..data.jsonio import sha256_file
     from ..data.locate import locate
-    from ..data.pseudo import make_pseudo_detections
+    from ..data.pseudo import make_pseudo_detections, write_about
     from ..engine.runfolder import write_json_atomic
 
     reader = locate(dataset, data, data_root, ann).open()
@@ -216,6 +217,8 @@ def make_boxes_cmd(dataset, data, data_root, ann, out, seed, jitter, false_posit
     kind = "exact" if exact else f"jitter{jitter:g}_fp{false_positives}_seed{seed}"
     out = out or Path(f"pseudo_detections_{dataset}_{kind}.json")
     write_json_atomic(out, dets)
+    settings = {"dataset": dataset, "annotation_sha256": reader.annotation_sha256, "method": kind}
+    write_about(out, sha256_file(out), settings)  # so every run with these boxes says what they are
     click.echo(f"wrote {len(dets)} pseudo-detections (derived from ground truth, not a detector) to {out}")
 
 

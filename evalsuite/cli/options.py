@@ -117,3 +117,17 @@ name_option = click.option(
 )
 
 paths_argument = click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+
+#: choose runs by name in commands that read records (report, export, plot, compare)
+select_options = _stack(
+    click.option(
+        "--name",
+        "names",
+        multiple=True,
+        metavar="GLOB",
+        help="Only runs whose name matches GLOB (repeatable; e.g. 'efficientsam-*').",
+    ),
+    click.option(
+        "--exclude", "excludes", multiple=True, metavar="GLOB", help="Leave out runs whose name matches GLOB."
+    ),
+)

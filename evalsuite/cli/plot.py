@@ -8,7 +8,7 @@ import click
 
 from ..errors import InputError
 from ..paper import paper_tables
-from .options import device_option, paths_argument, progress_enabled
+from .options import device_option, paths_argument, progress_enabled, select_options
 from .report import _load
 
 
@@ -43,6 +43,7 @@ def _only_for(kind: str, **given: object) -> None:
 @click.command("plot")
 @click.argument("kind", type=click.Choice(["speed", "clicks", "sizes", "qualitative"]))
 @paths_argument
+@select_options
 @click.option(
     "--out",
     "outs",
@@ -105,6 +106,8 @@ def _only_for(kind: str, **given: object) -> None:
 def plot_cmd(
     kind,
     paths,
+    names,
+    excludes,
     outs,
     dpi,
     tables,
@@ -159,7 +162,7 @@ def plot_cmd(
             no_progress,
         )
     else:
-        records = _load(paths).records
+        records = _load(paths, names, excludes).records
         if kind == "speed":
             notes = plots.plot_speed(records, outs, tables, _parse_params(params), dpi).notes
         elif kind == "clicks":

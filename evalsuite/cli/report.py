@@ -10,15 +10,23 @@ from pathlib import Path
 
 import click
 
-from .options import paths_argument
+from .options import paths_argument, select_options
 
 _DEFAULT_RUNS = Path("runs")
 
 
-def _load(paths: tuple[Path, ...]):
+def _load(paths: tuple[Path, ...], names: tuple[str, ...] = (), excludes: tuple[str, ...] = ()):
+    """The records a command reads, by the report's rule; what is left out is named on stderr."""
+    import warnings
+
     from ..api import load
 
-    return load(paths or (_DEFAULT_RUNS,))
+    with warnings.catch_warnings(record=True):
+        warnings.simplefilter("ignore")
+        results = load(paths or (_DEFAULT_RUNS,), names=list(names) or None, exclude=list(excludes) or None)
+    for e in results.excluded:
+        click.echo(f"note: left out {e.line()}", err=True)
+    return results
 
 
 def _emit(text: str, out: Path | None) -> None:
@@ -32,6 +40,7 @@ def _emit(text: str, out: Path | None) -> None:
 
 @click.command("report")
 @paths_argument
+@select_options
 @click.option(
     "--table", type=click.Choice(["4", "5", "all"]), default="all", show_default=True, help="Which table."
 )
@@ -57,15 +66,17 @@ def _emit(text: str, out: Path | None) -> None:
     show_default=True,
     help="Row labels: the paper's display names, or run names / model ids.",
 )
-def report_cmd(paths, table, fmt, out, fragment, paper_rows, labels) -> None:
+def report_cmd(paths, names, excludes, table, fmt, out, fragment, paper_rows, labels) -> None:
     """Table 4 / Table 5 from run records (PATHS: record.json files or folders, searched recursively;
-    default ./runs), each measured value beside the paper's with Δ = measured − paper.
+    default ./runs), each measured value beside the paper's with Δ = measured − paper where the
+    comparison is fair (the paper's data, weights, options and precision; a note says why elsewhere).
 
-    Rows are runs by name (variants of one model are rows of their own). Refuses (exit 2) a column
-    that would mix protocol versions, datasets, detection files or click seeds, and two records of
-    one name and protocol that disagree.
+    Rows are runs by name (variants of one model are rows of their own). Runs that measured different
+    things (another image set, seed, annotation file, detections) make tables of their own; records
+    that cannot be shown (two disagreeing records of one name and protocol, a name used by two models)
+    are left out and named. --name / --exclude choose runs by name.
     """
-    results = _load(paths)
+    results = _load(paths, names, excludes)
     _emit(
         results.table(table, format=fmt, standalone=not fragment, paper_rows=paper_rows, labels=labels), out
     )
@@ -74,8 +85,9 @@ def report_cmd(paths, table, fmt, out, fragment, paper_rows, labels) -> None:
 @click.command("export")
 @click.argument("kind", type=click.Choice(["per-category", "per-size"]))
 @paths_argument
+@select_options
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="CSV file (default: stdout).")
-def export_cmd(kind, paths, out) -> None:
+def export_cmd(kind, paths, names, excludes, out) -> None:
     """Per-category or per-size numbers of each record as long-form CSV (one value per row).
 
     per-category: mIoU per category (box / click protocols), AP / APS / APM / APL per category (AP
@@ -84,7 +96,7 @@ def export_cmd(kind, paths, out) -> None:
     """
     from ..report.render import to_csv
 
-    frame = _load(paths).export(kind, format="frame")
+    frame = _load(paths, names, excludes).export(kind, format="frame")
     for note in frame.attrs.get("notes", []):
         click.echo(f"note: {note}", err=True)
     _emit(to_csv(frame), out)
@@ -197,7 +209,8 @@ def _write_gates(out: Path, paths: tuple[Path, ...], tolerances, metrics) -> Non
     default=None,
     help="AP: the annotation file, where the recorded path is not on this machine (SHA-256 checked).",
 )
-def compare_cmd(a, b, resamples, seed, confidence, fmt, ann) -> None:
+@select_options
+def compare_cmd(a, b, resamples, seed, confidence, fmt, ann, names, excludes) -> None:
     """Paired bootstrap CI of the difference A − B, overall and by size.
 
     A and B are run folders or records of one protocol on the same data: two models, two
@@ -214,7 +227,8 @@ def compare_cmd(a, b, resamples, seed, confidence, fmt, ann) -> None:
     from ..api import compare_records
     from ..report.rules import single_record
 
-    _emit(compare_records(single_record(a), single_record(b), resamples, seed, confidence, fmt, ann), None)
+    ra, rb = (single_record(p, list(names) or None, list(excludes) or None) for p in (a, b))
+    _emit(compare_records(ra, rb, resamples, seed, confidence, fmt, ann), None)
 
 
 def register(cli: click.Group) -> None:

@@ -6,6 +6,9 @@ tests can build detection files with known answers).
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 
 from .readers import DatasetReader
@@ -63,3 +66,33 @@ def _det(image_id: int, category_id: int, xywh, score: float) -> dict:
         "bbox": [round(float(v), 2) for v in xywh],
         "score": round(float(score), 4),
     }
+
+
+#: the note `make-boxes` leaves beside its output, so a run can say its detections are not a detector's
+ABOUT_SUFFIX = ".about.json"
+
+
+def about_path(path: Path) -> Path:
+    return path.with_name(path.name + ABOUT_SUFFIX)
+
+
+def write_about(path: Path, sha256: str, settings: dict) -> Path:
+    """Record beside ``path`` that it holds pseudo-detections (with its SHA-256: a later edit voids it)."""
+    about = about_path(path)
+    about.write_text(
+        json.dumps(
+            {"made_by": "evalsuite make-boxes", "kind": "pseudo", "sha256": sha256, **settings}, indent=1
+        )
+        + "\n",
+        encoding="utf-8",
+    )
+    return about
+
+
+def is_pseudo(path: Path, sha256: str) -> bool:
+    """``path`` (with this SHA-256) was written by `make-boxes`, according to the note beside it."""
+    try:
+        about = json.loads(about_path(Path(path)).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(about, dict) and about.get("kind") == "pseudo" and about.get("sha256") == sha256

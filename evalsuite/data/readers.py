@@ -114,22 +114,30 @@ def _check_layout(data: object, path: Path, image_keys: tuple[str, ...]) -> None
             )
 
 
-def _is_lvis_file(data: dict) -> bool:
-    """LVIS's signature: every category has a ``frequency`` (r/c/f), every image its negative categories."""
-    cats, images = data["categories"], data["images"]
-    return bool(cats) and all("frequency" in c for c in cats) and all("neg_category_ids" in i for i in images)
+def _lvis_marks(data: dict) -> tuple[bool, bool]:
+    """(every, any) category with LVIS's ``frequency`` and image with ``neg_category_ids``."""
+    cats, images = data.get("categories"), data.get("images")
+    if not (isinstance(cats, list) and isinstance(images, list) and cats and images):
+        return False, False
+    marks = [isinstance(c, dict) and "frequency" in c for c in cats]
+    marks += [isinstance(i, dict) and "neg_category_ids" in i for i in images]
+    return all(marks), any(marks)
 
 
-def _check_family(data: dict, path: Path, family: str) -> None:
-    """A COCO file for an LVIS protocol (or the reverse) is refused: the evaluators would mis-score it."""
-    lvis = _is_lvis_file(data)
-    if family == "lvis" and not lvis:
+def _check_family(data: object, path: Path, family: str) -> None:
+    """A COCO file for an LVIS protocol (or the reverse) is refused: the evaluators would mis-score it.
+
+    A file with some of LVIS's keys is left to the evaluator-key checks, which name the entry."""
+    if not isinstance(data, dict):
+        return  # the layout check names the problem
+    every, some = _lvis_marks(data)
+    if family == "lvis" and not some and data.get("categories") and data.get("images"):
         raise InputError(
-            f"{path}: not an LVIS annotation file (its categories have no 'frequency' or its images no "
+            f"{path}: not an LVIS annotation file (no category has a 'frequency', no image "
             "'neg_category_ids'), but an LVIS protocol was asked for",
             hint="use the coco-* protocols for a COCO file, or pass an LVIS v1 file",
         )
-    if family == "coco" and lvis:
+    if family == "coco" and every:
         raise InputError(
             f"{path}: an LVIS annotation file, but a COCO protocol was asked for",
             hint="use the lvis-* protocols for it, or pass a COCO instances file",
@@ -186,8 +194,8 @@ class CocoReader(DatasetReader):
     def __init__(self, ann_file: Path, image_root: Path, image_dir: str = "val2017") -> None:
         super().__init__(ann_file, image_root)
         data, self.annotation_sha256 = read_json(self.ann_file)
-        _check_layout(data, self.ann_file, ("file_name",))
         _check_family(data, self.ann_file, "coco")
+        _check_layout(data, self.ann_file, ("file_name",))
         self.api = COCO()
         self.api.dataset = data
         with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints progress
@@ -245,8 +253,8 @@ class LvisReader(DatasetReader):
     def __init__(self, ann_file: Path, image_root: Path) -> None:
         super().__init__(ann_file, image_root)
         data, self.annotation_sha256 = read_json(self.ann_file)
-        _check_layout(data, self.ann_file, ("coco_url",))
         _check_family(data, self.ann_file, "lvis")
+        _check_layout(data, self.ann_file, ("coco_url",))
         self.api = PreloadedLVIS(data)
         self.categories = dict(self.api.cats)
         self._ids = sorted(self.api.imgs)

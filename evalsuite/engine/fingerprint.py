@@ -11,6 +11,7 @@ out (give ``version=``).
 from __future__ import annotations
 
 import hashlib
+from typing import Any
 
 import numpy as np
 import torch
@@ -41,24 +42,42 @@ def _digest(h: hashlib._Hash, x: torch.Tensor | np.ndarray) -> None:
 
 
 def _answer(runner: Runner) -> str:
+    """SHA-256 of the runner's masks and scores for a box and a click on :func:`probe_image`.
+
+    A prompt kind the runner refuses or fails on (e.g. a callable written for boxes, given a click) is
+    left out; the probe needs at least one answer.
+    """
     h = hashlib.sha256()
-    image = probe_image()
-    runner.set_image(image)
-    box = np.array([[40.0, 24.0, 100.0, 72.0]])
+    runner.set_image(probe_image())
     target = np.zeros((1, *PROBE_HW), dtype=bool)
     target[:, 24:72, 40:100] = True
-    if PROMPT_BOX in runner.prompt_kinds:
+    prompts: dict[str, dict[str, Any]] = {
+        PROMPT_BOX: {"boxes": np.array([[40.0, 24.0, 100.0, 72.0]])},
+        PROMPT_POINTS: {"points": np.array([[[70.0, 48.0]]]), "point_labels": np.array([[1]])},
+    }
+    refused: list[InputError] = []
+    for kind, kwargs in prompts.items():
+        if kind not in runner.prompt_kinds:
+            continue
         if runner.uses_ground_truth:
             runner.set_targets(target)
-        pred = runner.predict(boxes=box)
+        try:
+            pred = runner.predict(**kwargs)
+        except InputError as e:
+            if "masks" in e.message or "scores" in e.message:  # its answer is bad, not the prompt kind
+                raise
+            refused.append(e)
+            continue
+        except (Interrupted, KeyboardInterrupt):
+            raise
+        except Exception as e:  # a callable written for boxes only may fail on clicks in its own way
+            refused.append(InputError(f"{type(e).__name__}: {e}"))
+            continue
+        h.update(kind.encode())
         _digest(h, pred.masks)
         _digest(h, pred.iou_predictions)
-    if PROMPT_POINTS in runner.prompt_kinds:
-        if runner.uses_ground_truth:
-            runner.set_targets(target)
-        pred = runner.predict(points=np.array([[[70.0, 48.0]]]), point_labels=np.array([[1]]))
-        _digest(h, pred.masks)
-        _digest(h, pred.iou_predictions)
+    if len(refused) == len([k for k in prompts if k in runner.prompt_kinds]):
+        raise refused[0] if refused else InputError(f"model {runner.name!r} takes neither boxes nor clicks")
     return h.hexdigest()
 
 
@@ -71,6 +90,14 @@ def model_fingerprint(runner: Runner, version: str | None = None) -> str:
     try:
         with torch.inference_mode():
             first, again = _answer(runner), _answer(runner)
+    except InputError as e:
+        if "masks" in e.message or "scores" in e.message:
+            raise  # a bad answer is named as such (dtype, shape), not as a probe failure
+        raise InputError(
+            f"model {runner.name!r} failed on evalsuite's probe input (a 96×128 image with one box and "
+            f"one click), which identifies a model passed from Python: {e.message}",
+            hint="pass version='...' to evaluate() to name this model's version instead",
+        ) from None
     except (EvalsuiteError, Interrupted, KeyboardInterrupt):
         raise
     except Exception as e:

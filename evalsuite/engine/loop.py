@@ -21,8 +21,10 @@ from tqdm import tqdm
 
 from ..data.locate import DataSource, locate
 from ..errors import EvalsuiteError, InputError, Interrupted, interrupt_pending
+from ..identity import CODE_KEY
 from ..models.base import Runner
 from ..protocols import Protocol, get_protocol, load_protocols
+from ..provenance import code_version
 from ..record import RunRecord
 from ..tasks import Task, TaskContext, task_class
 from .config import RunConfig
@@ -198,6 +200,7 @@ def _fingerprint(
         fp["model_options"] = model.part.options
     if cfg.skip_bad:
         fp["skip_bad"] = True
+    fp[CODE_KEY] = code_version()  # resume only with the same code (not part of the run id)
     return fp
 
 
@@ -231,7 +234,7 @@ def _open_run(
         error = None
         if dist_ctx.is_main:  # process 0 sets the folder up and folds earlier sessions' logs together
             try:
-                check_name_free(Path(cfg.out) / name, fp, overwrite=cfg.overwrite)
+                check_name_free(Path(cfg.out) / name, fp)
                 folder = RunFolder(path, fp, task.log_name, overwrite=cfg.overwrite)
                 folder.consolidate()
             except Exception as e:

@@ -226,7 +226,7 @@ def _adopt(cfg: RunConfig) -> RunModel:
 _MODEL_KEYS = ("model", "checkpoint_sha256", "weights", "model_fingerprint", "model_options", "precision")
 
 
-def check_name_free(name_folder: Path, fingerprint: Mapping[str, Any], overwrite: bool = False) -> None:
+def check_name_free(name_folder: Path, fingerprint: Mapping[str, Any]) -> None:
     """Refuse a run whose name already holds another model's runs (of other protocols) in this folder.
 
     One run name is one row of every report: ``--model box-fill --name mix`` on one protocol and
@@ -235,8 +235,8 @@ def check_name_free(name_folder: Path, fingerprint: Mapping[str, Any], overwrite
     """
     mine = {k: fingerprint.get(k) for k in _MODEL_KEYS}
     for config in sorted(Path(name_folder).glob(f"*/{CONFIG_FILE}")):
-        if overwrite and config.parent.name == fingerprint.get("protocol", "").split("@")[0]:
-            continue
+        if config.parent.name == str(fingerprint.get("protocol", "")).split("@")[0]:
+            continue  # this protocol's own folder: the resume rule decides (and names what differs)
         try:
             other = json.loads(config.read_text(encoding="utf-8"))
         except (OSError, ValueError):

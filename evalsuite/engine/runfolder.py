@@ -110,7 +110,15 @@ class FolderLock:
             earlier.release()  # this process's own earlier run of the folder, stopped without releasing
         host = socket.gethostname()
         for _ in range(5):
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:  # never through a symbolic link: the lock must be this folder's own file
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
+            except OSError as e:
+                if e.errno != errno.ELOOP:
+                    raise
+                raise InputError(
+                    f"{self.path} is a symbolic link; evalsuite does not follow it",
+                    hint=f"delete {self.path} (a run makes its own lock file)",
+                ) from None
             try:
                 if fcntl is not None:
                     try:
@@ -174,12 +182,19 @@ def _release_all() -> None:
             lock.release()
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def write_json_atomic(path: Path, obj: Any) -> None:
     """Write JSON through a temporary file and a rename, so readers never see half a file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # what open() would give: mkstemp makes its files 0600
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             json.dump(obj, f, indent=2, sort_keys=False, allow_nan=False)
             f.write("\n")
@@ -241,7 +256,8 @@ class RunFolder:
                     f"{config_path}: damaged: a JSON {type(existing).__name__}, not the run's settings",
                     hint=_RESTART,
                 )
-            if problems := resume_problems(existing, config):
+            finished = (self.path / RECORD_FILE).is_file()  # a finished run's record stands as it is
+            if problems := resume_problems(existing, config, finished=finished):
                 raise ResumeConflictError(
                     f"{self.path} holds a run of another identity ({'; '.join(problems)})",
                     hint="give this run its own name (--name) or --out, or --overwrite to discard that run",

@@ -16,6 +16,7 @@ from typing import Any
 
 from ..data.locate import DataSource
 from ..data.readers import DatasetReader
+from ..identity import CODE_KEY  # not part of the run id: the same run re-made later keeps its id
 from ..metrics.base import MetricResult
 from ..protocols import Protocol
 from ..provenance import device_info, software
@@ -104,7 +105,7 @@ def build_record(
     sw = software()
     return RunRecord(
         schema_version=SCHEMA_VERSION,
-        run_id=f"{name}__{protocol.name}__{short_hash(config)}",
+        run_id=f"{name}__{protocol.name}__{short_hash({k: v for k, v in config.items() if k != CODE_KEY})}",
         name=name,
         protocol=ProtocolPart(
             name=protocol.name,

@@ -41,8 +41,20 @@ def _takes_keywords(fn: SegmentFn) -> bool:
     return "boxes" in params or "points" in params
 
 
-def _tensor(x: object) -> torch.Tensor:
-    return x.detach() if isinstance(x, torch.Tensor) else torch.as_tensor(np.asarray(x))
+def _tensor(x: object, model: str, what: str) -> torch.Tensor:
+    """A model's output as a tensor; anything that is no numeric array is one line naming the model."""
+    if isinstance(x, torch.Tensor):
+        return x.detach()
+    try:
+        a = np.asarray(x)
+        if a.dtype.kind not in "biuf":
+            raise TypeError(a.dtype)
+        return torch.as_tensor(a)
+    except (TypeError, ValueError, OverflowError):
+        raise InputError(
+            f"model {model!r} returned {type(x).__name__} as {what}, not an array of numbers "
+            "(expected N×H×W masks, or (masks, scores))"
+        ) from None
 
 
 class CallableRunner(Runner):
@@ -85,14 +97,19 @@ class CallableRunner(Runner):
             out = self.segment(self._image, boxes=boxes, points=points, point_labels=point_labels)
         else:
             out = self.segment(self._image, boxes if boxes is not None else points, point_labels)
+        if isinstance(out, tuple) and len(out) != 2:
+            raise InputError(
+                f"model {self.name!r} returned a tuple of {len(out)}; expected masks or (masks, scores)"
+            )
         masks_raw, scores_raw = out if isinstance(out, tuple) else (out, None)
-        masks = _tensor(masks_raw)
+        masks = _tensor(masks_raw, self.name, "masks")
+        shape = tuple(masks.shape)
         h, w = self._image.shape[:2]
         if masks.ndim == 3:
             masks = masks[:, None]
         if masks.ndim != 4 or masks.shape[0] != n or tuple(masks.shape[2:]) != (h, w):
             raise InputError(
-                f"model {self.name!r} returned masks of shape {tuple(_tensor(masks_raw).shape)}, "
+                f"model {self.name!r} returned masks of shape {shape}, "
                 f"expected N×H×W or N×M×H×W with N={n}, H×W={h}×{w}"
             )
         m = masks.shape[1]
@@ -101,7 +118,13 @@ class CallableRunner(Runner):
                 raise InputError(f"model {self.name!r} returned {m} masks per prompt without scores")
             scores = torch.ones(n, 1)
         else:
-            scores = _tensor(scores_raw).float().reshape(n, -1)
+            scores = _tensor(scores_raw, self.name, "scores").float()
+            if scores.numel() % max(n, 1) or scores.numel() == 0:
+                raise InputError(
+                    f"model {self.name!r} returned {scores.numel()} scores for {n} prompts "
+                    f"({m} masks per prompt: expected N×M = {n}×{m} scores)"
+                )
+            scores = scores.reshape(n, -1)
             if scores.shape[1] != m:
                 raise InputError(
                     f"model {self.name!r} returned {m} masks but {scores.shape[1]} scores per prompt"

@@ -246,7 +246,23 @@ def table_frame(t: Table) -> pd.DataFrame:
     return pd.DataFrame(out, columns=list(CSV_FIELDS))
 
 
+#: a text cell starting with one of these is a formula to a spreadsheet (CSV injection)
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _defuse(v: object) -> object:
+    return "'" + v if isinstance(v, str) and v.startswith(_FORMULA_START) else v
+
+
 def to_csv(frame: pd.DataFrame) -> str:
+    """CSV text; text cells that a spreadsheet would run as a formula are prefixed with ``'``."""
+    text_columns = [
+        c for c in frame.columns if frame[c].dtype == object or pd.api.types.is_string_dtype(frame[c].dtype)
+    ]
+    if text_columns:
+        frame = frame.copy()
+        for c in text_columns:
+            frame[c] = frame[c].map(_defuse)
     return frame.to_csv(index=False, lineterminator="\n")
 
 

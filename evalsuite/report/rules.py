@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import InputError
+from ..identity import filter_names
 from ..paper import QuotedValue, quoted_values
 from ..protocols import load_protocols
 from ..record import RunRecord, find_records
@@ -43,12 +44,15 @@ def paper_value(
     return None
 
 
-def single_record(path: Any) -> RunRecord:
-    """Exactly one record from a record file or a run folder (for compare and the qualitative grid)."""
-    found = find_records([path])
+def single_record(path: Any, names: list[str] | None = None, exclude: list[str] | None = None) -> RunRecord:
+    """Exactly one record from a record file or a run folder (for compare and the qualitative grid),
+    chosen among several by run-name globs (``names`` / ``exclude``)."""
+    found = filter_names(find_records([path]), names, exclude)
+    if not found:
+        raise InputError(f"{path}: no record with a run name matching the selection")
     if len(found) > 1:
         raise InputError(
-            f"{path} holds {len(found)} records; name one run folder or record.json",
+            f"{path} holds {len(found)} records; name one run folder or record.json, or select by --name",
             hint="e.g. " + str(found[0].path),
         )
     return found[0]

@@ -19,8 +19,11 @@ from pycocotools import mask as mask_utils
 from ..data.detections import Detections, load_detections
 from ..data.gt import MaskCache
 from ..data.masks import segmentation_problem
+from ..data.pseudo import is_pseudo
 from ..data.values import is_finite_number, is_int, short
 from ..errors import InputError, UnsupportedPromptError
+from ..fetch import is_official
+from ..fetch.boxes import BOX_FILES
 from ..metrics.ap_metric import APMetric
 from ..models.base import Prediction, Runner
 from ..prompts import xywh_to_xyxy
@@ -238,7 +241,15 @@ class APTask(Task):
         return {"boxes_sha256": self.detections.sha256}
 
     def boxes(self) -> BoxesPart:
-        return BoxesPart(str(self.detections.path), self.detections.sha256, self.detections.total)
+        """The detection file and what it is: the published ViTDet-H file, `make-boxes` output, or other."""
+        d = self.detections
+        kind, label = "other", ""
+        published = BOX_FILES.get(self.protocol.name)
+        if published is not None and is_official(published, d.sha256):
+            kind, label = "official", published.detector
+        elif is_pseudo(d.path, d.sha256):
+            kind = "pseudo"
+        return BoxesPart(str(d.path), d.sha256, d.total, kind, label)
 
     def initial_skips(self) -> Counter:
         return Counter(self.detections.skipped)
