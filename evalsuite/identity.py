@@ -187,7 +187,7 @@ def row_options(r: RunRecord) -> dict[str, Any]:
 
 def column_key(r: RunRecord) -> tuple:
     """Which column a record belongs to: its protocol and the column-defining options it changed."""
-    return (r.protocol.name, tuple(column_options(r).items()))
+    return (r.protocol.name, tuple(sorted(column_options(r).items())))
 
 
 def measure_key(r: RunRecord) -> tuple:

@@ -18,6 +18,7 @@ from loopback import ServerState, loopback_server
 
 from evalsuite.data.jsonio import sha256_file
 from evalsuite.errors import InputError, UnknownNameError
+from evalsuite.fetch import DOWNLOADED, FIRST_USE, is_official
 from evalsuite.fetch.cache import home
 from evalsuite.fetch.http import DownloadError, check_url, download, part_path
 from evalsuite.models import registry
@@ -500,8 +501,10 @@ def test_trust_on_first_use_without_published_sha(
 
     path = download_weights("efficientsam-s", progress=False, base_url=server.url)
     record = json.loads((_home / "checkpoints" / "sha256.json").read_text())
-    assert record == {"efficient_sam_vits.pt.zip": _sha(data)}  # recorded once it loaded into the network
+    # recorded once it loaded into the network; from a mirror, as a first use (not the official file)
+    assert record == {"efficient_sam_vits.pt.zip": {"sha256": _sha(data), "how": FIRST_USE}}
     assert load_checkpoint("efficientsam-s", path).sha256 == _sha(data)
+    assert not is_official(registry.get_spec("efficientsam-s").weights, _sha(data))
 
     path.write_bytes(data + b"tampered")  # the cached file changes behind our back
     with pytest.raises(InputError, match="recorded at first use"):
@@ -539,3 +542,27 @@ def test_a_file_that_does_not_load_is_never_trusted(
     with pytest.raises(InputError, match="--trust-checkpoint"):
         load_weights(TinyNet(), "efficientsam-s", path)
     assert not marker.exists() and not trust.exists()
+
+
+def test_only_a_download_from_the_official_url_makes_a_file_official(
+    server: ServerState, _home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file found at the cache path is trusted on first use but stays "unverified"; the same bytes
+    fetched by `download weights` from the official URL become the official file (issue 19)."""
+    data = _esam_s_zip(_sd())
+    _serve(server, "efficient_sam_vits.pt.zip", data)
+    url = f"{server.url}/efficient_sam_vits.pt.zip"
+    _set_registry(monkeypatch, "efficientsam-s", build=tiny_build("efficientsam-s"), url=url)
+    spec = registry.get_spec("efficientsam-s")
+    found = default_path("efficientsam-s")
+    found.parent.mkdir(parents=True, exist_ok=True)
+    found.write_bytes(data)
+    spec.build(checkpoint=found)  # it loads: its SHA-256 is recorded, as a first use
+    store = json.loads((_home / "checkpoints" / "sha256.json").read_text())
+    assert store["efficient_sam_vits.pt.zip"] == {"sha256": _sha(data), "how": FIRST_USE}
+    assert not is_official(spec.weights, _sha(data))
+    found.unlink()
+    download_weights("efficientsam-s", progress=False)  # the official URL (here: the loopback server)
+    store = json.loads((_home / "checkpoints" / "sha256.json").read_text())
+    assert store["efficient_sam_vits.pt.zip"] == {"sha256": _sha(data), "how": DOWNLOADED}
+    assert is_official(spec.weights, _sha(data))

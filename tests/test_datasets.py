@@ -25,7 +25,7 @@ from PIL import Image
 import evalsuite.cli as cli_mod
 from evalsuite.data.locate import locate
 from evalsuite.errors import InputError
-from evalsuite.fetch import ChecksumError, TrustStore
+from evalsuite.fetch import FIRST_USE, ChecksumError, TrustStore
 from evalsuite.fetch import datasets as ds
 from evalsuite.fetch.datasets import ARCHIVES as ARTEFACTS
 from evalsuite.fetch.extract import ArchiveError, Extract, safe_extract
@@ -331,7 +331,8 @@ def test_sha256_recorded_on_first_download_and_tampering_detected(
     root = tmp_path / "data"
     ds.download_lvis(root, images="none", progress=False, base_url=server.url, keep_archives=True)
     record = json.loads((ds.datasets_dir() / "sha256.json").read_text())
-    assert record == {"lvis_v1_val.json.zip": _sha(lvis_zip)}
+    # from a mirror (base_url) and without a published value: a first use, not the official file
+    assert record == {"lvis_v1_val.json.zip": {"sha256": _sha(lvis_zip), "how": FIRST_USE}}
     ann = root / "annotations" / "lvis_v1_val.json"
     assert ann.read_bytes() == _lvis_json()
 

@@ -167,9 +167,13 @@ def test_changed_settings_are_not_mixed_into_an_old_run(tmp_path, capsys):
         "2",
     ]
     assert main(args) == 0
-    assert main([*args, "--seed", "1"]) == 2
-    assert "different settings (seed)" in capsys.readouterr().err
-    assert main([*args, "--seed", "1", "--overwrite"]) == 0
+    assert main([*args, "--seed", "1"]) == 0  # a derived name carries the seed: a run of its own
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["oracle+limit2", "oracle+limit2+seed1"]
+    named = [*args, "--name", "mine"]
+    assert main(named) == 0
+    assert main([*named, "--seed", "1"]) == 2  # one name, other settings: refused, naming the field
+    assert "another identity (seed: 0 then, 1 now)" in capsys.readouterr().err
+    assert main([*named, "--seed", "1", "--overwrite"]) == 0
 
 
 @pytest.mark.parametrize(

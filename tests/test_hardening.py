@@ -262,7 +262,7 @@ def test_lock_of_another_host_is_refused_with_a_way_out(tmp_path):
 
 def test_lock_released_when_setting_up_fails(tmp_path):
     RunFolder(tmp_path, {"a": 1}, "instances.jsonl").release()
-    with pytest.raises(ResumeConflictError, match="different settings"):
+    with pytest.raises(ResumeConflictError, match="another identity"):
         RunFolder(tmp_path, {"a": 2}, "instances.jsonl")
     assert not (tmp_path / LOCK_FILE).exists()
     (tmp_path / "config.json").write_text("{")

@@ -185,9 +185,10 @@ def test_a_plugin_claiming_a_builtin_name_is_an_error_naming_both(monkeypatch):
 
     from evalsuite.models import registry
 
-    claims = {k: list(v) for k, v in registry._claims().items()}
-    claims["box-fill"].append(EntryPoint("box-fill", "evil_plugin:BOX_FILL", registry.ENTRY_POINT_GROUP))
-    monkeypatch.setattr(registry, "_claims", lambda: claims)
+    real = list(registry.entry_points(group=registry.ENTRY_POINT_GROUP))
+    evil = EntryPoint("box-fill", "evil_plugin:BOX_FILL", registry.ENTRY_POINT_GROUP)
+    monkeypatch.setattr(registry, "entry_points", lambda group: [*real, evil])
+    registry._entry_points.cache_clear()
     registry.get_spec.cache_clear()
     try:
         with pytest.raises(
@@ -195,6 +196,8 @@ def test_a_plugin_claiming_a_builtin_name_is_an_error_naming_both(monkeypatch):
         ):
             registry.get_spec("box-fill")
     finally:
+        monkeypatch.undo()
+        registry._entry_points.cache_clear()
         registry.get_spec.cache_clear()
 
 

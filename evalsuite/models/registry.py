@@ -31,25 +31,27 @@ def _dist(ep: EntryPoint) -> str:
     return f"{dist.metadata['Name']} {dist.version}"
 
 
+#: model names claimed by more than one package (filled by :func:`_entry_points`)
+_CLAIMS: dict[str, list[EntryPoint]] = {}
+
+
 @cache
-def _claims() -> dict[str, list[EntryPoint]]:
-    """Every entry point of the group, by model name (several when packages claim one name)."""
+def _entry_points() -> dict[str, EntryPoint]:
+    """The first entry point of each model name; names several packages claim are noted in ``_CLAIMS``."""
     found: dict[str, list[EntryPoint]] = {}
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         claims = found.setdefault(ep.name, [])
         if all((e.value, _dist(e)) != (ep.value, _dist(ep)) for e in claims):  # one package seen twice
             claims.append(ep)
-    return found
-
-
-@cache
-def _entry_points() -> dict[str, EntryPoint]:
-    return {name: claims[0] for name, claims in _claims().items()}
+    _CLAIMS.clear()
+    _CLAIMS.update({name: claims for name, claims in found.items() if len(claims) > 1})
+    return {name: claims[0] for name, claims in found.items()}
 
 
 def _check_claims(name: str) -> None:
     """A name claimed by two packages is an error naming both: a plugin never silently replaces a model."""
-    claims = _claims().get(name, [])
+    _entry_points()
+    claims = _CLAIMS.get(name, [])
     if len(claims) > 1:
         who = " and ".join(f"{_dist(ep)} ({ep.value})" for ep in claims)
         raise InputError(

@@ -29,7 +29,7 @@ from ..identity import (
     row_options,
     select_cells,
 )
-from ..paper import PaperRow, PaperTable, paper_table, paper_tables
+from ..paper import PaperRow, PaperTable, paper_table, paper_tables, quoted_tables
 from ..protocols import load_protocols
 from ..record import RunRecord
 from .rules import paper_column_options, paper_value
@@ -97,10 +97,12 @@ class _GroupTable:
     no_delta: dict[str, list[str]] = field(default_factory=dict)  # reason -> row labels
 
     def build(self, subtitle: str) -> Table:
-        self.columns = columns_of(self.spec, self.cells)
         self.by_name: dict[str, dict[tuple, RunRecord]] = {}
         for r in self.cells.values():
             self.by_name.setdefault(r.name, {})[column_key(r)] = r
+        self.columns = columns_of(self.spec, self.cells)
+        if self.paper_rows:
+            self.columns = with_quoted_columns(self.columns, self.spec, self._other_papers())
         rows = self._rows()
         infos = column_infos(self.columns, self.cells)
         table = Table(self.spec.number, measured_title(self.spec, infos), self.columns, rows, infos)
@@ -128,9 +130,28 @@ class _GroupTable:
             models - {r.model for r in self.spec.rows if r.model},
             key=lambda m: (m not in order, order.index(m) if m in order else 0, m),
         )
+        others = self._other_papers()
         for model in rest:
-            rows += [self._measured_row(n) for n in self._names_of(model)]
+            measured = [self._measured_row(n) for n in self._names_of(model)]
+            rows += measured
+            shown = any(c.paper is not None for r in measured for c in r.cells)
+            if self.paper_rows and not shown:
+                rows += [self._quoted_row(prow, table) for table, prow in others if prow.model == model]
         return rows
+
+    def _other_papers(self) -> list[tuple[PaperTable, PaperRow]]:
+        """Rows of other papers' tables for the measured models this table's paper has no row of (their
+        own claims: EdgeSAM's, TinySAM's, ...), with values for this table's protocols."""
+        own = {r.model for r in self.spec.rows if r.model}
+        measured = {_model(recs) for recs in self.by_name.values()} - own
+        protocols = set(self.spec.protocols)
+        return [
+            (t, r)
+            for t in quoted_tables()
+            if t is not self.spec
+            for r in t.rows
+            if r.model in measured and protocols & set(r.values)
+        ]
 
     def _names_of(self, model: str | None) -> list[str]:
         mine = [n for n, recs in self.by_name.items() if _model(recs) == model]
@@ -158,20 +179,22 @@ class _GroupTable:
             return Cell(value, run_id=rec.run_id)
         return Cell(value, pv.value, self._source(pv.source), rec.run_id)
 
-    def _quoted_row(self, prow: PaperRow) -> Row:
+    def _quoted_row(self, prow: PaperRow, table: PaperTable | None = None) -> Row:
+        table = table or self.spec
         cells = []
         for col in self.columns:
             value = prow.values.get(col.protocol, {}).get(col.metric)
             if value is None or paper_column_options(col.protocol, prow.options) != dict(col.key[1]):
                 cells.append(Cell(None))
             else:
-                cells.append(Cell(None, value, self._source(self.spec.source_of(prow))))
+                cells.append(Cell(None, value, self._source(table.source_of(prow))))
         # the paper measured on the official data of the columns' protocols (never the run's sample)
         families = {
             load_protocols()[c.protocol].dataset for c in self.columns if c.protocol in load_protocols()
         }
         dataset = ", ".join(sorted(filter(None, map(default_dataset, families))))
-        return Row(prow.label, f"{prow.label} (paper)", prow.model, cells, quoted=True, dataset=dataset)
+        label = f"{prow.label} (paper)" if table is self.spec else f"{prow.label} ({table.number})"
+        return Row(prow.label, label, prow.model, cells, quoted=True, dataset=dataset)
 
     # -- notes ----------------------------------------------------------------------------------------
     def _notes(self, rows: list[Row]) -> list[str]:
@@ -215,6 +238,27 @@ def columns_of(spec: PaperTable, cells: Cells) -> list[Column]:
     return out
 
 
+def with_quoted_columns(
+    columns: list[Column], spec: PaperTable, quoted: Sequence[tuple[PaperTable, PaperRow]]
+) -> list[Column]:
+    """``columns`` plus the columns the quoted rows' options define (e.g. ``COCO box (box_source=ann)``
+    for a paper that prompted with the annotation box), each after its protocol's other columns."""
+    out = list(columns)
+    for _, prow in quoted:
+        for c in spec.columns:
+            opts = paper_column_options(c.protocol, prow.options)
+            if c.metric not in prow.values.get(c.protocol, {}) or opts is None:
+                continue
+            key = (c.protocol, tuple(sorted(opts.items())))
+            if any(col.key == key for col in out):
+                continue
+            label = c.label + (f" ({options_text(opts)})" if opts else "")
+            new = Column(c.group, label, c.protocol, c.metric, key, c.extra)
+            at = max((i + 1 for i, col in enumerate(out) if col.protocol == c.protocol), default=len(out))
+            out.insert(at, new)
+    return out
+
+
 def model_order(spec: PaperTable) -> list[str]:
     """The table's models in the paper's order, then those of the other tables."""
     order = list(spec.models)
@@ -224,18 +268,37 @@ def model_order(spec: PaperTable) -> list[str]:
 
 
 def column_infos(columns: Sequence[Column], cells: Cells) -> list[ColumnInfo]:
-    """What defines each column: the shipped options with its column options, the data, the detections."""
+    """What defines each column: the shipped options with its column options, the data, the detections
+    (a column that holds only quoted values says the paper's dataset)."""
     infos = []
     for col in dict((c.key, c) for c in columns).values():
-        rec = next(r for r in cells.values() if column_key(r) == col.key)
+        rec = next((r for r in cells.values() if column_key(r) == col.key), None)
         opts = dict(col.key[1])
-        shipped = load_protocols().get(rec.protocol.name)
+        shipped = load_protocols().get(col.protocol)
         column_def = shipped.with_options(opts) if shipped is not None else None
+        label = (
+            rec.protocol.id if rec is not None else f"{col.protocol}@{shipped.version if shipped else '?'}"
+        )
+        if rec is None:
+            dataset = default_dataset(shipped.dataset) if shipped is not None else None
+            infos.append(
+                ColumnInfo(
+                    col.key,
+                    label + (f" ({options_text(opts)})" if opts else ""),
+                    label,
+                    column_def.options if column_def is not None else opts,
+                    column_def.options_hash if column_def is not None else "",
+                    f"{dataset or '?'} (paper values only)",
+                    None,
+                    None,
+                )
+            )
+            continue
         infos.append(
             ColumnInfo(
                 col.key,
-                rec.protocol.id + (f" ({options_text(opts)})" if opts else ""),
-                rec.protocol.id,
+                label + (f" ({options_text(opts)})" if opts else ""),
+                label,
                 column_def.options if column_def is not None else rec.protocol.options,
                 column_def.options_hash if column_def is not None else rec.protocol.options_hash,
                 rec.dataset.name,
