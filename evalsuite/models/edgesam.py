@@ -5,8 +5,12 @@ detector stack; HEAD's inference path builds the same modules): ``build_edge_sam
 upsample_mode="bicubic")`` (:class:`~evalsuite.models.nn.repvit.EdgeSamEncoder`, run unfused) + SAM v1's
 prompt encoder and mask decoder (4 mask tokens). Pre- and post-processing are SAM's ``SamPredictor``'s
 (:class:`~evalsuite.models.sam.SamRunner`): 1024 long side, PIL bilinear, SAM mean/std, zero padding;
-256² logits → 1024² → crop → original size → ``> 0``. Both checkpoints (``edge_sam.pth``, ``edge_sam_3x.pth``,
-the latter trained 3× longer) have the same layout and are raw state dicts.
+256² logits → 1024² → crop → original size → ``> 0``. Both checkpoints (``edge_sam.pth``, and
+``edge_sam_3x.pth`` trained on 3 % of SA-1B instead of 1 %) have the same layout and are raw state dicts.
+They load strictly, every key: the keys an image predictor without a mask prompt never reads
+(``unused_by_image_predictor`` in the manifests) are part of the official network and load normally —
+``prompt_encoder.mask_downscaling.*`` (SAM's mask encoder, used with a ``mask_input``) and the 106
+BatchNorm ``num_batches_tracked`` counters (training only).
 
 **The official predictor's options** (``edge_sam/predictor.py``, ``SamPredictor.predict``), exposed as
 model options with the defaults of ``predict``:
@@ -22,7 +26,9 @@ model options with the defaults of ``predict``:
   offset 1.0, threshold 0.0), which changes which mask ``mask_choice=score`` picks and the AP mask scores.
   The default is ``predict``'s, not ``predict_torch``'s (True there): ``predict`` is the documented
   single-image entry point that evalsuite's calls mirror, and the goldens were made through it. The web
-  demo uses True with 4 outputs for clicks and 1 output for boxes. EdgeSAM's own evaluation (HEAD
+  demo uses True with 4 outputs for clicks and 1 output for boxes, and the README (CoreML/ONNX export)
+  explains why: the IoU token was not distilled, so its predictions "might not be reliable" (its CoreML
+  decoder export command passes ``--use-stability-score``). EdgeSAM's own evaluation (HEAD
   ``evaluation/eval_mIoU.py``) calls the mask decoder directly and scores with the raw IoU head (no
   stability score); its ``--num-multimask-outputs`` defaults to 1 (``scripts/eval_mIoU.sh``: 1 for its box
   and point rows, 3 with ``--multimask-select score`` or ``oracle`` for its multimask rows).
@@ -176,6 +182,6 @@ EDGESAM_3X = _spec(
     "edgesam-3x",
     "edge_sam_3x.pth",
     "EdgeSAM-3x",
-    "EdgeSAM-3x (Zhou et al. 2023): the EdgeSAM network trained 3x longer",
+    "EdgeSAM-3x (Zhou et al. 2023): the EdgeSAM network trained on 3x more data (3% of SA-1B)",
     "key layout; the code of edgesam (golden)",
 )

@@ -8,6 +8,10 @@ decoder tokens 1..3, False → token 0, raw IoU-head scores; pre- and post-proce
 :class:`~evalsuite.models.sam.SamRunner` (1024 long side, PIL bilinear, SAM mean/std, zero padding; 256²
 logits → 1024² → crop → original size → ``> 0``). So the runner is ``SamRunner`` itself; the predictor has
 no option of its own.
+
+The checkpoint loads strictly, every key: ``prompt_encoder.mask_downscaling.*`` (SAM's mask encoder, used with
+a ``mask_input``) and the 218 BatchNorm ``num_batches_tracked`` counters are never read without a mask prompt
+(``unused_by_image_predictor`` in the manifest) but are part of the official network and load normally.
 """
 
 from __future__ import annotations
