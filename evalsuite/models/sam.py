@@ -71,11 +71,12 @@ class SamModel(nn.Module):
     pixel_mean: torch.Tensor
     pixel_std: torch.Tensor
 
-    def __init__(self, image_encoder: nn.Module) -> None:
+    def __init__(self, image_encoder: nn.Module, mask_decoder: MaskDecoder | None = None) -> None:
         super().__init__()
         self.image_encoder = image_encoder
         self.prompt_encoder = PromptEncoder()
-        self.mask_decoder = MaskDecoder()
+        # SAM's decoder, or a subclass with more keys (SAM-HQ's)
+        self.mask_decoder = MaskDecoder() if mask_decoder is None else mask_decoder
         # non-persistent, as officially: not part of the checkpoints
         self.register_buffer("pixel_mean", torch.tensor(PIXEL_MEAN).view(-1, 1, 1), persistent=False)
         self.register_buffer("pixel_std", torch.tensor(PIXEL_STD).view(-1, 1, 1), persistent=False)
@@ -249,6 +250,21 @@ class SamRunner(BatchedEncoderRunner[SamInput, _SamImage]):
         return pts, box_t, mask_t
 
     # -- prediction ------------------------------------------------------------------------------
+    def _decode(
+        self, image: _SamImage, sparse: torch.Tensor, dense: torch.Tensor, multimask: bool
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The mask decoder on one image's embedding: N×M low-res logits and N×M IoU predictions.
+
+        The hook where variants with another output selection (SAM-HQ, TinySAM) differ.
+        """
+        return self.model.mask_decoder(
+            image_embeddings=image.features,
+            image_pe=self.model.prompt_encoder.get_dense_pe(),
+            sparse_prompt_embeddings=sparse,
+            dense_prompt_embeddings=dense,
+            multimask_output=multimask,
+        )
+
     @torch.inference_mode()
     def predict(
         self,
@@ -270,13 +286,7 @@ class SamRunner(BatchedEncoderRunner[SamInput, _SamImage]):
         image = self.current
         pts, box_t, mask_t = self._prompt_tensors(boxes, points, point_labels, mask_input)
         sparse, dense = self.model.prompt_encoder(points=pts, boxes=box_t, masks=mask_t)
-        low_res, iou = self.model.mask_decoder(
-            image_embeddings=image.features,
-            image_pe=self.model.prompt_encoder.get_dense_pe(),
-            sparse_prompt_embeddings=sparse,
-            dense_prompt_embeddings=dense,
-            multimask_output=multimask,
-        )
+        low_res, iou = self._decode(image, sparse, dense, multimask)
         if return_logits:
             logits = self.model.postprocess_masks(low_res, image.input_size, image.original_size)
             return Prediction(masks=logits, iou_predictions=iou, low_res_logits=low_res)

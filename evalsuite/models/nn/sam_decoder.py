@@ -294,6 +294,45 @@ class MaskDecoder(nn.Module):
         sel = slice(1, None) if multimask_output else slice(0, 1)
         return masks[:, sel], iou[:, sel]
 
+    def output_tokens(self) -> torch.Tensor:
+        """The learned tokens that lead the token sequence: IoU token, then the mask tokens (T×C).
+
+        A subclass appends its own (SAM-HQ's HQ token) and reads their outputs from :meth:`run_transformer`.
+        """
+        return torch.cat([self.iou_token.weight, self.mask_tokens.weight], dim=0)
+
+    def run_transformer(
+        self,
+        image_embeddings: torch.Tensor,
+        image_pe: torch.Tensor,
+        sparse: torch.Tensor,
+        dense: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The two-way transformer and the upscaler: (B×N×C token outputs, B×C/8×256×256 upscaled image).
+
+        Token outputs are in :meth:`output_tokens` order, then the prompt tokens.
+        """
+        bs = sparse.shape[0]
+        output_tokens = self.output_tokens()
+        tokens = torch.cat([output_tokens.unsqueeze(0).expand(bs, -1, -1), sparse], dim=1)
+        # one image per call: broadcasting equals the official repeat_interleave over prompts
+        src = (image_embeddings + dense).expand(bs, -1, -1, -1)
+        pos = image_pe.expand(bs, -1, -1, -1)
+        b, c, h, w = src.shape
+
+        hs, src = self.transformer(src, pos, tokens)
+        return hs, self.output_upscaling(src.transpose(1, 2).reshape(b, c, h, w))
+
+    def sam_masks(self, hs: torch.Tensor, upscaled: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The four mask outputs (hypernetwork of each mask token · upscaled image) and the IoU head."""
+        mask_tokens_out = hs[:, 1 : 1 + NUM_MASK_TOKENS, :]
+        hyper_in = torch.stack(
+            [mlp(mask_tokens_out[:, i, :]) for i, mlp in enumerate(self.output_hypernetworks_mlps)], dim=1
+        )
+        b, c, h, w = upscaled.shape
+        masks = (hyper_in @ upscaled.view(b, c, h * w)).view(b, -1, h, w)
+        return masks, self.iou_prediction_head(hs[:, 0, :])
+
     def predict_masks(
         self,
         image_embeddings: torch.Tensor,
@@ -302,22 +341,5 @@ class MaskDecoder(nn.Module):
         dense: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """All four mask outputs and IoU predictions."""
-        bs = sparse.shape[0]
-        output_tokens = torch.cat([self.iou_token.weight, self.mask_tokens.weight], dim=0)
-        tokens = torch.cat([output_tokens.unsqueeze(0).expand(bs, -1, -1), sparse], dim=1)
-        # one image per call: broadcasting equals the official repeat_interleave over prompts
-        src = (image_embeddings + dense).expand(bs, -1, -1, -1)
-        pos = image_pe.expand(bs, -1, -1, -1)
-        b, c, h, w = src.shape
-
-        hs, src = self.transformer(src, pos, tokens)
-        iou_token_out = hs[:, 0, :]
-        mask_tokens_out = hs[:, 1 : 1 + NUM_MASK_TOKENS, :]
-
-        upscaled = self.output_upscaling(src.transpose(1, 2).reshape(b, c, h, w))
-        hyper_in = torch.stack(
-            [mlp(mask_tokens_out[:, i, :]) for i, mlp in enumerate(self.output_hypernetworks_mlps)], dim=1
-        )
-        b, c, h, w = upscaled.shape
-        masks = (hyper_in @ upscaled.view(b, c, h * w)).view(b, -1, h, w)
-        return masks, self.iou_prediction_head(iou_token_out)
+        hs, upscaled = self.run_transformer(image_embeddings, image_pe, sparse, dense)
+        return self.sam_masks(hs, upscaled)

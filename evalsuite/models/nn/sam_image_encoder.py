@@ -276,7 +276,21 @@ class ImageEncoderViT(nn.Module):
         self.neck = make_neck(cfg.embed_dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_with_intermediate(x, count=0)[0]
+
+    def forward_with_intermediate(
+        self, x: torch.Tensor, count: int | None = None
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """The embedding and the (B, 64, 64, C) outputs of the global-attention blocks, in order.
+
+        Those outputs are SAM-HQ's ``interm_embeddings`` (its decoder reads the first). ``count``
+        keeps only the first ``count`` of them (None: all), so a caller that needs one does not hold
+        the others in memory through the rest of the pass.
+        """
         x = self.patch_embed(x) + self.pos_embed
+        kept: list[torch.Tensor] = []
         for block in self.blocks:
             x = block(x)
-        return self.neck(x.permute(0, 3, 1, 2))
+            if block.window == 0 and (count is None or len(kept) < count):
+                kept.append(x)
+        return self.neck(x.permute(0, 3, 1, 2)), kept

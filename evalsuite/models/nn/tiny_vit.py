@@ -279,9 +279,19 @@ class TinyViT(nn.Module):
         self.neck = make_neck(EMBED_DIMS[-1])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_with_intermediate(x, count=0)[0]
+
+    def forward_with_intermediate(
+        self, x: torch.Tensor, count: int | None = None
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """The embedding and ``[stage-2 output]``: ``layers[1]``'s output (after its PatchMerging),
+        B×64×64×160 channels-last — Light HQ-SAM's ``interm_embeddings``. ``count=0`` keeps none."""
         x = self.patch_embed(x)
-        for layer in self.layers:
+        kept: list[torch.Tensor] = []
+        for i, layer in enumerate(self.layers):
             x = layer(x)
+            if i == 1 and (count is None or count > 0):
+                kept.append(x.view(x.shape[0], OUT_GRID, OUT_GRID, -1))
         b, _, c = x.shape
         x = x.view(b, OUT_GRID, OUT_GRID, c).permute(0, 3, 1, 2)
-        return self.neck(x)
+        return self.neck(x), kept
