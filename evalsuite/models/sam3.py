@@ -105,9 +105,9 @@ _ACCESS = (
 
 SAM3 = ModelSpec(
     "sam3",
-    "SAM 3 (Carion et al. 2025), interactive image path (SAM 1 task): ViT-L/14 with RoPE at 1008² "
-    "stretched, SAM 2 heads, small holes filled; 457 M of its parameters (no text encoder, detector "
-    "or video memory)",
+    "SAM 3 (Carion et al. 2025), interactive image path (SAM 1 task): ViT with RoPE at 1008² stretched, "
+    "SAM 2 heads, small holes filled; runs 457 M of the checkpoint's 860 M parameters (no text encoder, "
+    "detector or video memory)",
     network_factory("sam3", build_sam3, _make_runner, adapt=adapt_official_state_dict),
     label=LABEL,
     weights=WeightsFile(
