@@ -127,7 +127,7 @@ def test_without_a_token_nothing_is_requested_and_one_line_says_what_to_do(tmp_p
     assert "\n" not in msg and err.value.exit_code == 2
     for needed in (
         "sam3.pt is gated",
-        "accept the SAM License on https://huggingface.co/facebook/sam3",
+        "request access on https://huggingface.co/facebook/sam3 (logged in: accept the SAM License)",
         "https://huggingface.co/settings/tokens",
         "set HF_TOKEN (or HUGGING_FACE_HUB_TOKEN)",
         f"put it at {tmp_path / 'sam3.pt'}",

@@ -99,8 +99,8 @@ def _make_runner(network: nn.Module, device: torch.device, **options: object) ->
 # recorded at first successful load.
 _URL = "https://huggingface.co/facebook/sam3/resolve/main/sam3.pt"
 _ACCESS = (
-    "accept the SAM License on https://huggingface.co/facebook/sam3 (logged in), "
-    "create an access token at https://huggingface.co/settings/tokens"
+    "request access on https://huggingface.co/facebook/sam3 (logged in: accept the SAM License) and, once "
+    "it is granted, create an access token at https://huggingface.co/settings/tokens"
 )
 
 SAM3 = ModelSpec(
