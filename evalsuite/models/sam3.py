@@ -6,9 +6,10 @@ multimask_output)``, i.e. ``SAM3InteractiveImagePredictor`` (SAM 2's image predi
 trunk and SAM 2 neck; the network, pre- and post-processing are in :mod:`evalsuite.models.nn.sam3_net`.
 Text prompts, the detector and the video tracker are not part of it.
 
-* image: stretched to 1008×1008 by antialiased bilinear interpolation **of the uint8 image** (rounded,
-  as torchvision does on the CPU), done in the decode workers on the CPU whatever the device; then
-  /255 and ``(x − 0.5) / 0.5``; one encoder pass per batch of images;
+* image: stretched to 1008×1008 by antialiased bilinear interpolation **of the uint8 image** (torch's
+  native uint8 kernel, as torchvision on a CPU it sees as AVX2, where the golden was made; see
+  :mod:`~evalsuite.models.nn.sam3_net`), done in the decode workers on the CPU whatever the device;
+  then /255 and ``(x − 0.5) / 0.5``; one encoder pass per batch of images;
 * prompts, outputs, multimask: exactly as :mod:`evalsuite.models.sam2` (a box is two points labelled
   2, 3 before the clicks, the padding point always appended; ``multimask=True`` → decoder tokens 1..3;
   ``False`` → token 0 unless its stability score is below 0.98, then the best-IoU token of 1..3; IoUs

@@ -6,8 +6,12 @@ Facts from facebookresearch/sam3 @ 99d02f2 (SAM License): ``model_builder.py``, 
 and ``model/utils/sam1_utils.py`` (``SAM2Transforms``):
 
 * preprocessing: uint8 RGB → **stretched** to 1008×1008 by antialiased bilinear interpolation **on the
-  uint8 image** (torch's native uint8 kernel, which torchvision's ``v2.Resize`` uses on x86 CPUs: the
-  result is rounded to integers), then /255 and ``Normalize(0.5, 0.5)``;
+  uint8 image** (torch's native uint8 kernel: integer results), then /255 and ``Normalize(0.5, 0.5)``.
+  torchvision's ``v2.Resize`` takes that kernel only where torch reports the CPU capability "AVX2"
+  (``_do_native_uint8_resize_on_cpu``), as on the machine that made the golden (bit-exact here); on a
+  CPU reported as "AVX512", or a GPU, it resizes in float32 and rounds, which moves 6.6 % of the
+  golden image's resized pixels by one grey level. The official outputs thus depend on the machine;
+  evalsuite always takes the native uint8 path, on the CPU, whatever the device;
 * trunk :class:`~.sam3_vit.ViT` → the SAM 2 neck ``sam2_convs`` (a copy of the detector's simple FPN with
   its own weights): level 0 ConvT 2× → GELU → ConvT 2× (stride 3.5, 288²), level 1 ConvT 2× (144²),
   level 2 identity (72²), each then 1×1 and 3×3 convs to 256 channels. Level 3 (max-pool, 36²) is
