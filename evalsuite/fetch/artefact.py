@@ -6,6 +6,12 @@ SHA-256 equals the published value; where none is published, the value seen at t
 *successful use* (an extraction, a load, a parse — not merely a download) is recorded in the
 cache folder's ``sha256.json`` and every later use must match it ("trust on first use").
 Recording only after a successful use keeps a truncated or hostile file from becoming the anchor.
+
+A gated file (one behind a licence acceptance, e.g. SAM 3 on Hugging Face) names the environment
+variables that may hold the user's access token (``token_env``) and what a user does to get access
+(``access``); the token is sent as ``Authorization: Bearer`` to the official URL only, never to a
+mirror, and without one the fetch stops with one line saying what to do. Nothing reads a token
+anywhere else.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,6 +46,10 @@ class Artefact:
     sha256: str | None = None  # published value; None: trusted on first use
     size: int | None = None  # bytes, where published
     sha256_source: str = ""  # where the published SHA-256 comes from (documentation)
+    #: environment variables (first set one wins) that may hold a bearer token for ``url``: a gated file
+    token_env: tuple[str, ...] = ()
+    #: a gated file: what a user does to get access, e.g. "accept the licence at <page> and create a token"
+    access: str = ""
 
     def default_path(self) -> Path:
         """Where the file is looked for, and downloaded to, in the cache."""
@@ -169,6 +180,28 @@ def is_official(art: Artefact, sha256: str | None, folder: Path | None = None) -
     return store.get(art.filename) == sha256 and store.how(art.filename) == DOWNLOADED
 
 
+class AccessTokenMissingError(InputError):
+    """A gated file, and no access token in the environment (the message says how to get one)."""
+
+
+def access_token(art: Artefact, environ: Mapping[str, str] | None = None) -> tuple[str, str] | None:
+    """(variable, token) of the first of ``art.token_env`` set to a non-empty value, or None."""
+    env = os.environ if environ is None else environ
+    for var in art.token_env:
+        if value := env.get(var, "").strip():
+            return var, value
+    return None
+
+
+def _access_advice(art: Artefact, dest: Path) -> str:
+    first, *others = art.token_env
+    variables = first + (f" (or {', '.join(others)})" if others else "")
+    return (
+        f"{art.access}, set {variables} to the token and run the command again; "
+        f"or download {art.url} by hand and put it at {dest}"
+    )
+
+
 def fetch(
     art: Artefact, dest_dir: Path | None = None, base_url: str | None = None, progress: bool = True
 ) -> tuple[Path, str]:
@@ -176,11 +209,30 @@ def fetch(
 
     A file already there is verified, not fetched again; otherwise it is downloaded (resumable)
     and checked against the expected SHA-256 and size before it appears. Nothing is recorded
-    here: the caller calls :func:`remember` once the file proved usable.
+    here: the caller calls :func:`remember` once the file proved usable. A gated file is fetched
+    from its official URL with the token of :func:`access_token` (a refusal, HTTP 401/403, says
+    what to do); a mirror (``base_url``) gets no token.
     """
     folder = Path(dest_dir) if dest_dir is not None else cache_dir(art.kind)
     dest = folder / art.filename
     if dest.is_file():
         return dest, verify(dest, art, folder)
     exp = expected_sha256(art, folder)
-    return dest, download(art.source_url(base_url), dest, sha256=exp.sha256, size=art.size, progress=progress)
+    headers: dict[str, str] = {}
+    denied = None
+    if art.token_env and base_url is None:
+        found = access_token(art)
+        if found is None:
+            raise AccessTokenMissingError(f"{art.filename} is gated: {_access_advice(art, dest)}")
+        variable, token = found
+        headers["Authorization"] = f"Bearer {token}"
+        denied = f"the token in {variable} was refused: {_access_advice(art, dest)}"
+    return dest, download(
+        art.source_url(base_url),
+        dest,
+        sha256=exp.sha256,
+        size=art.size,
+        progress=progress,
+        headers=headers,
+        denied=denied,
+    )

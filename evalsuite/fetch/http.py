@@ -8,6 +8,10 @@ run again, is verified, and only then renamed onto ``dest`` (atomically): a
 
 Only ``https://`` URLs are fetched (redirects included); plain ``http://`` is
 allowed to the loopback interface only, which is what the tests use.
+
+Extra request headers (a gated file's ``Authorization: Bearer …``) go to the URL's own origin only:
+a redirect to another host (Hugging Face sends downloads to a CDN with a signed URL) does not carry
+them, so a token never leaves the site it was made for.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import re
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Mapping
 from pathlib import Path
 
 from ..errors import EvalsuiteError, InputError
@@ -44,12 +49,26 @@ def check_url(url: str) -> None:
     )
 
 
+def _origin(url: str) -> tuple[str, str | None, int | None]:
+    parts = urllib.parse.urlsplit(url)
+    return parts.scheme, parts.hostname, parts.port
+
+
 class _CheckedRedirects(urllib.request.HTTPRedirectHandler):
-    """Follow redirects (GitHub release assets redirect) but never to a non-https URL."""
+    """Follow redirects (GitHub release assets redirect) but never to a non-https URL.
+
+    The caller's extra headers are "unredirected" ones: urllib drops them on a redirect, and they are
+    put back only when the new URL has the same scheme, host and port.
+    """
 
     def redirect_request(self, req, fp, code, msg, headers, newurl):
         check_url(newurl)
-        return super().redirect_request(req, fp, code, msg, headers, newurl)
+        new = super().redirect_request(req, fp, code, msg, headers, newurl)
+        if new is not None and _origin(newurl) == _origin(req.full_url):
+            for key, value in req.unredirected_hdrs.items():
+                if key not in ("Host", "Range"):  # urllib sets Host itself; Range is re-sent as a header
+                    new.add_unredirected_header(key, value)
+        return new
 
 
 def _opener(url: str) -> urllib.request.OpenerDirector:
@@ -76,7 +95,7 @@ def _unlink(path: Path) -> None:
     path.unlink(missing_ok=True)
 
 
-def _request(url: str, offset: int) -> urllib.request.Request:
+def _request(url: str, offset: int, extra: Mapping[str, str] | None = None) -> urllib.request.Request:
     from .._version import __version__
 
     req = urllib.request.Request(
@@ -84,6 +103,8 @@ def _request(url: str, offset: int) -> urllib.request.Request:
     )
     if offset:
         req.add_header("Range", f"bytes={offset}-")
+    for key, value in (extra or {}).items():
+        req.add_unredirected_header(key, value)  # this origin only (see _CheckedRedirects)
     return req
 
 
@@ -94,6 +115,8 @@ def download(
     size: int | None = None,
     progress: bool = True,
     timeout: float = 60,
+    headers: Mapping[str, str] | None = None,
+    denied: str | None = None,
 ) -> str:
     """Fetch ``url`` into ``dest`` (resuming ``dest.part``) and return the file's SHA-256.
 
@@ -101,6 +124,8 @@ def download(
     mismatch deletes the ``.part`` (its bytes are wrong, resuming would keep
     them). An interrupted transfer keeps the ``.part`` so the next call resumes.
     Every error is a one-line :class:`DownloadError` naming the URL and ``dest``.
+    ``headers`` are sent to ``url``'s origin only (never to a redirect elsewhere); ``denied`` replaces
+    the advice of the error when the server answers 401 or 403 (what to do to get access).
     """
     check_url(url)
     dest = Path(dest)
@@ -119,7 +144,7 @@ def download(
             digest = _hash_prefix(part).hexdigest()  # a finished .part from an earlier run: verify only
             break
         try:
-            resp = _opener(url).open(_request(url, offset), timeout=timeout)
+            resp = _opener(url).open(_request(url, offset, headers), timeout=timeout)
         except urllib.error.HTTPError as e:
             if e.code == 416 and offset:  # our .part is as long as (or longer than) the file
                 m = re.search(r"/(\d+)", e.headers.get("Content-Range", "") or "")
@@ -128,7 +153,8 @@ def download(
                     break
                 _unlink(part)
                 continue
-            raise DownloadError(f"cannot download {url}: HTTP {e.code} {e.reason}; {manual}") from None
+            advice = denied if denied is not None and e.code in (401, 403) else manual
+            raise DownloadError(f"cannot download {url}: HTTP {e.code} {e.reason}; {advice}") from None
         except (urllib.error.URLError, OSError, http.client.HTTPException) as e:
             reason = getattr(e, "reason", None) or e
             raise DownloadError(f"cannot download {url} ({reason}); {manual}") from None

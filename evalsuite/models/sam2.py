@@ -22,6 +22,10 @@ Official behaviour reproduced (facebookresearch/sam2 @ 2b90b9f, ``sam2_image_pre
 
 Unlike the official predictor, which takes one prompt set per call, N prompts of one image are decoded
 in one batched call (the official batched path for several boxes; the rows are independent).
+
+SAM 3's interactive path (:mod:`evalsuite.models.sam3`) runs through the same runner: its network gives
+the same four calls (:class:`PredictorNetwork`), and it sets :attr:`Sam2Runner.low_res` and the
+:meth:`Sam2Runner.mask_logits` hook (its hole filling).
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -49,21 +53,31 @@ CLICK_LABELS = (-1, 0, 1)
 # -- images ---------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Sam2Input:
-    """An image as the decode workers hand it over: H×W×3 uint8 (it is stretched on the device)."""
+    """An image as the decode workers hand it over: H×W×3 uint8 (SAM 2.1 stretches it on the device).
+
+    ``original_size``: the image's (H, W) when ``pixels`` were already resized (SAM 3 resizes in the
+    decode workers); None when ``pixels`` is the original image.
+    """
 
     pixels: torch.Tensor
+    original_size: tuple[int, int] | None = None
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """The original image's (H, W)."""
+        return self.original_size or (int(self.pixels.shape[0]), int(self.pixels.shape[1]))
 
     def pin_memory(self) -> Sam2Input:
-        return Sam2Input(self.pixels.pin_memory())
+        return Sam2Input(self.pixels.pin_memory(), self.original_size)
 
 
-def sam2_input(image: np.ndarray) -> Sam2Input:
+def sam2_input(image: np.ndarray, label: str = "SAM 2.1") -> Sam2Input:
     """Check the image and wrap it as a tensor (what :meth:`Sam2Runner.set_images` takes)."""
     if not (
         isinstance(image, np.ndarray) and image.ndim == 3 and image.shape[2] == 3 and image.dtype == np.uint8
     ):
         desc = f"{getattr(image, 'dtype', type(image).__name__)} {getattr(image, 'shape', '')}"
-        raise InputError(f"SAM 2.1 needs an H×W×3 uint8 RGB image, got {desc}")
+        raise InputError(f"{label} needs an H×W×3 uint8 RGB image, got {desc}")
     return Sam2Input(torch.from_numpy(np.ascontiguousarray(image)))
 
 
@@ -76,8 +90,15 @@ class Sam2Prediction(Prediction):
     of a mix of clamped values.
     """
 
-    def __init__(self, logits: torch.Tensor, iou: torch.Tensor, size: tuple[int, int]) -> None:
-        self._raw_logits = logits
+    def __init__(
+        self,
+        logits: torch.Tensor,
+        iou: torch.Tensor,
+        size: tuple[int, int],
+        mask_logits: torch.Tensor | None = None,
+    ) -> None:
+        # the masks come from ``mask_logits`` where given (SAM 3: ``logits`` with small holes filled)
+        self._raw_logits = logits if mask_logits is None else mask_logits
         self._size = size
         self._full: torch.Tensor | None = None
         clamped = logits.clamp(-LOGIT_CLAMP, LOGIT_CLAMP)
@@ -112,6 +133,26 @@ def _as_array(x: Any, dtype: type) -> np.ndarray:
 
 
 # -- runner ---------------------------------------------------------------------------------------------
+@runtime_checkable
+class PredictorNetwork(Protocol):
+    """What :class:`Sam2Runner` asks of its network (SAM 2.1's :class:`Sam2Model`, SAM 3's ``Sam3Model``)."""
+
+    def preprocess(self, images: list[torch.Tensor]) -> torch.Tensor: ...
+
+    def encode(self, x: torch.Tensor) -> Sam2Features: ...
+
+    def scale_points(self, coords: torch.Tensor, size: tuple[int, int]) -> torch.Tensor: ...
+
+    def decode(
+        self,
+        features: Sam2Features,
+        coords: torch.Tensor,
+        labels: torch.Tensor,
+        multimask: bool,
+        mask_input: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]: ...
+
+
 @dataclass(frozen=True)
 class _Sam2Image:
     features: Sam2Features
@@ -122,12 +163,16 @@ class Sam2Runner(BatchedEncoderRunner[Sam2Input, _Sam2Image]):
     """SAM 2.1 behind the :class:`Runner` interface; all N prompts of an image go through one decoder call."""
 
     takes_mask_prompt = True
+    #: side of the low-res logits (and of ``mask_input``)
+    low_res = LOW_RES
 
-    def __init__(self, model: Sam2Model, name: str = "", device: str | torch.device = "cpu") -> None:
+    def __init__(self, model: nn.Module, name: str = "", device: str | torch.device = "cpu") -> None:
         super().__init__()
         self.name = name
         self.device = torch.device(device)
-        self.model: Sam2Model = model.to(self.device).eval()
+        network = model.to(self.device).eval()
+        assert isinstance(network, PredictorNetwork), type(network)
+        self.model: PredictorNetwork = network
 
     # -- image -------------------------------------------------------------------------------------------
     def image_transform(self) -> Callable[[np.ndarray], Sam2Input]:
@@ -139,15 +184,12 @@ class Sam2Runner(BatchedEncoderRunner[Sam2Input, _Sam2Image]):
     @torch.inference_mode()
     def encoder_input(self, image: np.ndarray) -> torch.Tensor:
         """The normalised 1×3×1024×1024 tensor that enters the image encoder."""
-        return self._encoder_input([sam2_input(image)])
+        return self._encoder_input([self.image_transform()(image)])
 
     def _encode(self, items: Sequence[Sam2Input]) -> list[_Sam2Image]:
         """Stretch each image to 1024² on the device, then embed the batch in one encoder pass."""
         features = self.model.encode(self._encoder_input(items))
-        return [
-            _Sam2Image(features[i], (int(item.pixels.shape[0]), int(item.pixels.shape[1])))
-            for i, item in enumerate(items)
-        ]
+        return [_Sam2Image(features[i], item.size) for i, item in enumerate(items)]
 
     @property
     def features(self) -> Sam2Features:
@@ -205,9 +247,10 @@ class Sam2Runner(BatchedEncoderRunner[Sam2Input, _Sam2Image]):
         if mask_input is None:
             return None
         m = torch.as_tensor(mask_input, dtype=torch.float32).to(self.device)
-        if m.ndim != 4 or tuple(m.shape) != (n, 1, LOW_RES, LOW_RES):
+        side = self.low_res
+        if m.ndim != 4 or tuple(m.shape) != (n, 1, side, side):
             raise InputError(
-                f"{self.name}: mask_input must be N×1×256×256 with N = {n}, got {tuple(m.shape)}"
+                f"{self.name}: mask_input must be N×1×{side}×{side} with N = {n}, got {tuple(m.shape)}"
             )
         return m
 
@@ -226,8 +269,8 @@ class Sam2Runner(BatchedEncoderRunner[Sam2Input, _Sam2Image]):
         xy, labels = self._prompt_points(boxes, points, point_labels)
         masks = self._mask_input(mask_input, len(xy))
         if len(xy) == 0:
-            m = 3 if multimask else 1
-            return features.embedding.new_zeros(0, m, LOW_RES, LOW_RES), features.embedding.new_zeros(0, m)
+            m, side = 3 if multimask else 1, self.low_res
+            return features.embedding.new_zeros(0, m, side, side), features.embedding.new_zeros(0, m)
         coords = self.model.scale_points(xy, self.current.size)
         return self.model.decode(features, coords, labels, multimask, mask_input=masks)
 
@@ -248,11 +291,16 @@ class Sam2Runner(BatchedEncoderRunner[Sam2Input, _Sam2Image]):
         ``logits > 0`` (``SAM2ImagePredictor.predict(return_logits=True)``).
         """
         logits, iou = self.predict_low_res(boxes, points, point_labels, multimask, mask_input)
+        for_masks = self.mask_logits(logits)
         if return_logits:
             clamped = logits.clamp(-LOGIT_CLAMP, LOGIT_CLAMP)
-            return Prediction(masks=self.upscale(logits), iou_predictions=iou, low_res_logits=clamped)
+            return Prediction(masks=self.upscale(for_masks), iou_predictions=iou, low_res_logits=clamped)
         # full-size masks are made when read (select() upscales only the chosen output)
-        return Sam2Prediction(logits, iou, self.current.size)
+        return Sam2Prediction(logits, iou, self.current.size, mask_logits=for_masks)
+
+    def mask_logits(self, logits: torch.Tensor) -> torch.Tensor:
+        """The low-res logits the full-size masks are upscaled from: SAM 2.1's own (SAM 3 fills holes)."""
+        return logits
 
 
 # -- registry entries -----------------------------------------------------------------------------------

@@ -18,6 +18,11 @@ SAM v1's modules (:mod:`.sam_decoder`) because the layouts and semantics differ:
   head ends in a sigmoid;
 * ``pred_obj_score_head`` is computed for completeness but the image predictor ignores it (no
   "no object" masking in image mode).
+
+SAM 3's interactive ("SAM 1 task") path uses the same heads at its own sizes (72×72 embedding grid,
+1008² input, 288² logits), keys the two-way transformer's MLP ``mlp.lin1/lin2`` (SAM v1's
+``MLPBlock``, same ReLU arithmetic) and is built here without the object-score head, whose output
+its image predictor throws away: the constructor arguments below say so.
 """
 
 from __future__ import annotations
@@ -30,7 +35,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from .hiera import MLP
-from .sam_image_encoder import LayerNorm2d  # SAM's LayerNorm2d: same formula, eps 1e-6 (sam2_utils.py)
+
+# SAM's LayerNorm2d: same formula, eps 1e-6 (sam2_utils.py); MLPBlock: keys lin1/lin2 (SAM 3's MLP)
+from .sam_image_encoder import LayerNorm2d, MLPBlock
 
 EMBED_DIM = 256
 EMBED_GRID = (64, 64)
@@ -75,12 +82,18 @@ class PositionEmbeddingRandom(nn.Module):
 
 
 class PromptEncoder(nn.Module):
-    """Labelled points (boxes included, as labels 2/3) and mask inputs → sparse and dense embeddings."""
+    """Labelled points (boxes included, as labels 2/3) and mask inputs → sparse and dense embeddings.
 
-    def __init__(self) -> None:
+    ``embedding_grid`` (H, W) of the image embedding and ``input_size`` (H, W) of the encoder input:
+    SAM 2.1's 64×64 and 1024² by default (SAM 3: 72×72 and 1008²); mask inputs are 4× the grid.
+    """
+
+    def __init__(
+        self, embedding_grid: tuple[int, int] = EMBED_GRID, input_size: tuple[int, int] = INPUT_SIZE
+    ) -> None:
         super().__init__()
-        self.image_embedding_size = EMBED_GRID
-        self.input_image_size = INPUT_SIZE
+        self.image_embedding_size = embedding_grid
+        self.input_image_size = input_size
         self.pe_layer = PositionEmbeddingRandom(EMBED_DIM // 2)
         # learned offsets for labels 0 (negative click), 1 (positive), 2 (box top-left), 3 (bottom-right)
         self.point_embeddings = nn.ModuleList(nn.Embedding(1, EMBED_DIM) for _ in range(4))
@@ -97,11 +110,11 @@ class PromptEncoder(nn.Module):
         self.no_mask_embed = nn.Embedding(1, EMBED_DIM)
 
     def get_dense_pe(self) -> torch.Tensor:
-        """1×256×64×64 positional encoding of the image-embedding grid."""
+        """1×256×H×W positional encoding of the image-embedding grid (64×64 for SAM 2.1)."""
         return self.pe_layer(self.image_embedding_size).unsqueeze(0)
 
     def embed_points(self, coords: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """N×P×2 points (1024-frame pixels) and N×P labels → N×(P+1)×256, the padding point appended.
+        """N×P×2 points (input-frame pixels) and N×P labels → N×(P+1)×256, the padding point appended.
 
         The official image predictor calls the encoder with ``boxes=None``, so the padding point
         is appended to every prompt, a box's corners (labels 2, 3) included.
@@ -119,7 +132,7 @@ class PromptEncoder(nn.Module):
     def forward(
         self, coords: torch.Tensor, labels: torch.Tensor, masks: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """(N×(P+1)×256 sparse, N×256×64×64 dense) embeddings; ``masks``: N×1×256×256 logits or None."""
+        """(N×(P+1)×256 sparse, N×256×H×W dense) embeddings; ``masks``: N×1×4H×4W logits or None."""
         sparse = self.embed_points(coords, labels)
         if masks is not None:
             dense = self.mask_downscaling(masks)
@@ -156,13 +169,18 @@ class Attention(nn.Module):
 class TwoWayAttentionBlock(nn.Module):
     """Token self-attention, token→image cross attention, token MLP, image→token cross attention."""
 
-    def __init__(self, dim: int, num_heads: int, mlp_dim: int, skip_first_layer_pe: bool) -> None:
+    def __init__(
+        self, dim: int, num_heads: int, mlp_dim: int, skip_first_layer_pe: bool, lin_mlp: bool = False
+    ) -> None:
         super().__init__()
         self.self_attn = Attention(dim, num_heads)
         self.norm1 = nn.LayerNorm(dim)
         self.cross_attn_token_to_image = Attention(dim, num_heads, downsample_rate=2)
         self.norm2 = nn.LayerNorm(dim)
-        self.mlp = MLP(dim, mlp_dim, dim, 2, act=nn.ReLU)
+        # the same ReLU MLP, keyed mlp.layers.{0,1} (SAM 2) or mlp.lin1/lin2 (SAM 3, lin_mlp)
+        self.mlp: nn.Module = (
+            MLPBlock(dim, mlp_dim, act=nn.ReLU) if lin_mlp else MLP(dim, mlp_dim, dim, 2, act=nn.ReLU)
+        )
         self.norm3 = nn.LayerNorm(dim)
         self.norm4 = nn.LayerNorm(dim)
         self.cross_attn_image_to_token = Attention(dim, num_heads, downsample_rate=2)
@@ -190,10 +208,18 @@ class TwoWayAttentionBlock(nn.Module):
 class TwoWayTransformer(nn.Module):
     """Two two-way blocks, then a final token→image attention and LayerNorm."""
 
-    def __init__(self, depth: int = 2, dim: int = EMBED_DIM, num_heads: int = 8, mlp_dim: int = 2048) -> None:
+    def __init__(
+        self,
+        depth: int = 2,
+        dim: int = EMBED_DIM,
+        num_heads: int = 8,
+        mlp_dim: int = 2048,
+        lin_mlp: bool = False,
+    ) -> None:
         super().__init__()
         self.layers = nn.ModuleList(
-            TwoWayAttentionBlock(dim, num_heads, mlp_dim, skip_first_layer_pe=i == 0) for i in range(depth)
+            TwoWayAttentionBlock(dim, num_heads, mlp_dim, skip_first_layer_pe=i == 0, lin_mlp=lin_mlp)
+            for i in range(depth)
         )
         self.final_attn_token_to_image = Attention(dim, num_heads, downsample_rate=2)
         self.norm_final_attn = nn.LayerNorm(dim)
@@ -213,11 +239,16 @@ class TwoWayTransformer(nn.Module):
 
 
 class MaskDecoder(nn.Module):
-    """Image features + prompt embeddings → 4 low-res (256²) mask logits, 4 IoUs, an object score."""
+    """Image features + prompts → 4 low-res mask logits (4× the grid: 256²), 4 IoUs, an object score.
 
-    def __init__(self, dim: int = EMBED_DIM) -> None:
+    ``lin_mlp``: the transformer MLPs keyed ``lin1/lin2`` (SAM 3); ``obj_score_head=False`` leaves out
+    ``pred_obj_score_head`` (SAM 3's image predictor discards its output; its token stays, it is
+    attended to), and forward() then returns None for the object score.
+    """
+
+    def __init__(self, dim: int = EMBED_DIM, lin_mlp: bool = False, obj_score_head: bool = True) -> None:
         super().__init__()
-        self.transformer = TwoWayTransformer(dim=dim)
+        self.transformer = TwoWayTransformer(dim=dim, lin_mlp=lin_mlp)
         self.iou_token = nn.Embedding(1, dim)
         self.mask_tokens = nn.Embedding(NUM_MASK_TOKENS, dim)
         self.obj_score_token = nn.Embedding(1, dim)
@@ -236,7 +267,7 @@ class MaskDecoder(nn.Module):
         )
         self.iou_prediction_head = MLP(dim, 256, NUM_MASK_TOKENS, 3, sigmoid_output=True)
         # object-presence score: used by the video predictor only; the image predictor discards it
-        self.pred_obj_score_head = MLP(dim, dim, 1, 3)
+        self.pred_obj_score_head = MLP(dim, dim, 1, 3) if obj_score_head else None
 
     def forward(
         self,
@@ -245,8 +276,9 @@ class MaskDecoder(nn.Module):
         image_pe: torch.Tensor,
         sparse: torch.Tensor,
         dense: torch.Tensor,
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """All outputs of N prompts of one image: N×4×256×256 logits, N×4 IoUs, N×1 object-score logits.
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """All outputs of N prompts of one image: N×4×256×256 logits, N×4 IoUs, N×1 object-score logits
+        (None without the object-score head).
 
         ``image_embedding`` (1×256×64×64) and ``high_res`` = (s0 1×32×256×256, s1 1×64×128×128) are
         shared by the N prompts: broadcasting equals the official ``repeat_interleave``.
@@ -274,7 +306,8 @@ class MaskDecoder(nn.Module):
         )
         b, c, h, w = upscaled.shape
         masks = (hyper_in @ upscaled.view(b, c, h * w)).view(b, -1, h, w)
-        return masks, self.iou_prediction_head(iou_token_out), self.pred_obj_score_head(hs[:, 0, :])
+        obj = self.pred_obj_score_head
+        return masks, self.iou_prediction_head(iou_token_out), None if obj is None else obj(hs[:, 0, :])
 
 
 def stability_scores(logits: torch.Tensor, delta: float = STABILITY_DELTA) -> torch.Tensor:

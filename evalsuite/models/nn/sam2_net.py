@@ -38,8 +38,8 @@ class Sam2Features:
     """What ``set_image`` keeps per image: the 1×256×64×64 embedding and the two high-res maps."""
 
     embedding: torch.Tensor  # stride 16, no_mem_embed added
-    high_res_s0: torch.Tensor  # stride 4 after conv_s0: 1×32×256×256
-    high_res_s1: torch.Tensor  # stride 8 after conv_s1: 1×64×128×128
+    high_res_s0: torch.Tensor  # stride 4 after conv_s0: 1×32×256×256 (SAM 3: 288×288)
+    high_res_s1: torch.Tensor  # stride 8 after conv_s1: 1×64×128×128 (SAM 3: 144×144)
 
     def __getitem__(self, i: int) -> Sam2Features:
         """Image ``i`` of a batch, as its own contiguous 1×… tensors."""
@@ -105,13 +105,15 @@ class Sam2Model(nn.Module):
         ``mask_input`` N×1×256×256 low-res logits or None.
         """
         sparse, dense = self.sam_prompt_encoder(coords, labels, mask_input)
-        return self.sam_mask_decoder(
+        logits, iou, obj = self.sam_mask_decoder(
             features.embedding,
             (features.high_res_s0, features.high_res_s1),
             self.sam_prompt_encoder.get_dense_pe(),
             sparse,
             dense,
         )
+        assert obj is not None  # SAM 2.1's decoder is built with its object-score head
+        return logits, iou, obj
 
     def decode(
         self,
