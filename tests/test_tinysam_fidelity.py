@@ -109,8 +109,8 @@ def test_state_dict_equals_manifest_which_is_mobilesams(fidelity):
 
 def test_spec_facts():
     spec = get_spec("tinysam")
-    assert spec.weights is not None and spec.weights.filename == "tinysam.pth"
-    assert spec.weights.url == "https://github.com/xinghaochen/TinySAM/releases/download/1.0/tinysam.pth"
+    assert spec.weights is not None and spec.weights.filename == "tinysam_42.3.pth"
+    assert spec.weights.url == "https://github.com/xinghaochen/TinySAM/releases/download/3.0/tinysam_42.3.pth"
     assert spec.licence == "Apache-2.0" and spec.verification.startswith("golden")
 
 

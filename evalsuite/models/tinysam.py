@@ -49,17 +49,19 @@ def _make_runner(name: str, network: nn.Module, device: torch.device) -> TinySam
     return TinySamRunner(network, device=device, name=name)
 
 
-# Weights: the GitHub release asset the demo and the evaluation script load (weights/tinysam.pth), linked
-# from the README from the first release until 2025-01-19; the README now links tinysam_42.3.pth (release
-# 3.0, COCO AP 42.3 instead of 41.9), same architecture. A raw state dict (the builder passes torch.load(f)
-# to a strict load_state_dict). No SHA-256 or size is published: trusted on first use.
+# Weights: release 3.0's tinysam_42.3.pth, which the README links since 2025-01-19 and which the paper's
+# Table 1 numbers (COCO AP 42.3) belong to; release 1.0's tinysam.pth (the path the demo and evaluation
+# script load; COCO AP 41.9) has the same architecture and keys. A raw state dict (the builder passes
+# torch.load(f) to a strict load_state_dict). No SHA-256 or size is published: trusted on first use.
 TINYSAM = ModelSpec(
     "tinysam",
     "TinySAM (Shu et al. 2023): MobileSAM's network distilled further; the predictor returns masks 1..3",
     network_factory("tinysam", partial(build_sam_model, "vit_t"), partial(_make_runner, "tinysam")),
     label="TinySAM",
     weights=WeightsFile(
-        "tinysam", "tinysam.pth", "https://github.com/xinghaochen/TinySAM/releases/download/1.0/tinysam.pth"
+        "tinysam",
+        "tinysam_42.3.pth",
+        "https://github.com/xinghaochen/TinySAM/releases/download/3.0/tinysam_42.3.pth",
     ),
     parameters=10_130_092,
     input_size="1024 long side, padded",
