@@ -107,7 +107,7 @@ class ProtocolIdentity:
     row_options: tuple[tuple[str, Any], ...]
     prompt_seed: int | None  # only where it shapes the prompts (random clicks)
     detections_sha256: str | None
-    detections_kind: str  # "" (none) | "official" | "pseudo" | "other"
+    detections_kind: str  # "" (none) | "official" | "pseudo" | "other" | "unrecorded" (schema ≤ 2)
     detections_file: str
 
 
@@ -145,7 +145,7 @@ class RunIdentity:
                 _items(row_options(r)),
                 r.prompt_seed,
                 r.boxes_sha256,
-                "" if r.boxes is None else (r.boxes.kind or "other"),
+                "" if r.boxes is None else (r.boxes.kind or "unrecorded"),
                 "" if r.boxes is None else r.boxes.file,
             ),
             ExecutionIdentity(m.precision, r.software.evalsuite),
@@ -386,9 +386,10 @@ def group_rows(cells: Mapping[tuple[str, str], RunRecord]) -> list[Group]:
         by_name.setdefault(name, []).append(r)
 
     def rank(name: str) -> tuple:
-        recs = by_name[name]
-        full = all(not _data_notes(RunIdentity.of(r)) for r in recs)
-        return (not full, name)
+        ids = [RunIdentity.of(r) for r in by_name[name]]
+        full = all(not _data_notes(i) for i in ids)
+        default_seed = all(not i.protocol.prompt_seed for i in ids)
+        return (not full, not default_seed, name)
 
     groups: list[Group] = []
     for name in sorted(by_name, key=rank):
@@ -518,6 +519,8 @@ def identity_notes(r: RunRecord) -> list[str]:
         notes.append(f"precision {i.execution.precision}")
     if i.protocol.detections_kind == "pseudo":
         notes.append("pseudo-detections (make-boxes), not a detector")
+    elif i.protocol.detections_kind == "unrecorded":
+        notes.append("the detection file is not recorded as the published one (a record older than schema 3)")
     elif i.protocol.detections_kind == "other":
         notes.append("another detection file than the published ViTDet-H one")
     return notes

@@ -76,9 +76,9 @@ def test_evaluate_takes_a_name_a_runner_or_a_callable(tmp_path, monkeypatch):
     values = [r.summary.set_index("metric").loc["mIoU", "value"] for r in (by_name, by_runner, by_callable)]
     assert values[0] == values[1]  # the same network, registered or handed over
     assert [r.records[0].name for r in (by_name, by_runner, by_callable)] == [
-        "box-fill",
-        "my-box-fill",
-        "fill",
+        "box-fill+limit2",  # a derived name carries the limit
+        "my-box-fill+limit2",
+        "fill",  # a name given is the name
     ]
     inst = (by_name + by_callable).instances
     assert {"name", "protocol_id", "image_id", "ann_id", "iou", "size", "prompt"} <= set(inst.columns)
@@ -87,7 +87,7 @@ def test_evaluate_takes_a_name_a_runner_or_a_callable(tmp_path, monkeypatch):
 
 def test_evaluate_with_out_writes_what_the_cli_writes_and_load_reads_it(tmp_path):
     res = evalsuite.evaluate("box-fill", "coco-box", data="sample", limit=2, out=tmp_path, progress=False)
-    assert (tmp_path / "box-fill" / "coco-box" / "record.json").is_file()
+    assert (tmp_path / "box-fill+limit2" / "coco-box" / "record.json").is_file()
     again = evalsuite.load(tmp_path)
     assert [r.run_id for r in again.records] == [r.run_id for r in res.records]
     pd.testing.assert_frame_equal(again.summary, res.summary)

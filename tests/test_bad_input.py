@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import run_folder
 from pycocotools import mask as mask_utils
 
 from evalsuite.cli import main
@@ -55,7 +56,7 @@ def _err(capsys) -> str:
 
 
 def _record(out: Path, protocol: str = "coco-box", model: str = "oracle") -> dict:
-    return json.loads((out / model / protocol / "record.json").read_text())
+    return json.loads((run_folder(out, model, protocol) / "record.json").read_text())
 
 
 # --- annotation files ------------------------------------------------------------------------
@@ -211,7 +212,7 @@ def test_missing_or_negative_area_fails_or_is_skipped_for_miou(area, data_root, 
     assert _run(data_root, tmp_path / "out2", "--limit", "2", "--skip-bad") == 0
     record = _record(tmp_path / "out2")
     assert record["counts"]["skipped"]["bad_annotation"] == 1
-    logged = (tmp_path / "out2" / "oracle" / "coco-box" / "instances.jsonl").read_text()
+    logged = (run_folder(tmp_path / "out2", "oracle", "coco-box") / "instances.jsonl").read_text()
     assert f'"ann_id":{ann_id},' not in logged
 
 
@@ -434,10 +435,13 @@ def test_bad_image_files(damage, data_root, tmp_path, capsys):
     capsys.readouterr()
     assert _run(data_root, tmp_path / "out2", "--limit", "2") == 2
     err = _err(capsys)
-    assert "skip_bad" in err and "--overwrite" in err and "Traceback" not in err
+    assert "--skip-bad" in err and "--overwrite" in err and "Traceback" not in err
     # the bad image inside a batch of two: skipped the same way, the good one still embedded
     assert _run(data_root, tmp_path / "out3", "--limit", "2", "--skip-bad", "--image-batch", "2") == 0
-    logs = [out / "oracle" / "coco-box" / "instances.jsonl" for out in (tmp_path / "out2", tmp_path / "out3")]
+    logs = [
+        run_folder(out, "oracle", "coco-box") / "instances.jsonl"
+        for out in (tmp_path / "out2", tmp_path / "out3")
+    ]
     assert logs[0].read_text() == logs[1].read_text() != ""
     assert _record(tmp_path / "out3")["counts"] == record["counts"]
 
@@ -624,7 +628,7 @@ def _finished_run(tmp_path: Path) -> tuple[list[str], Path]:
         "3",
     ]
     assert main(args) == 0
-    return args, tmp_path / "oracle" / "coco-box"
+    return args, run_folder(tmp_path, "oracle", "coco-box")
 
 
 @pytest.mark.parametrize("damage", ["truncated", "a_list", "deep"])
@@ -695,7 +699,7 @@ def test_damaged_mask_in_a_detections_log(damage, data_root, tmp_path, capsys):
     boxes = _boxes(data_root, tmp_path)
     args = ["--boxes", str(boxes), "--limit", "2"]
     assert _run(data_root, tmp_path / "out", *args, protocol="coco-vitdet", model="box-fill") == 0
-    folder = tmp_path / "out" / "box-fill" / "coco-vitdet"
+    folder = run_folder(tmp_path / "out", "box-fill", "coco-vitdet")
     (folder / "record.json").unlink()  # not finished: the logs are scored again
     log = folder / "detections.jsonl"
     rows = [json.loads(line) for line in log.read_text().splitlines()]
@@ -720,7 +724,7 @@ def test_a_second_run_into_a_folder_in_use_is_refused(tmp_path, capsys):
     import subprocess
     import sys
 
-    folder = tmp_path / "oracle" / "coco-box"
+    folder = tmp_path / "oracle+limit2" / "coco-box"
     hold = (
         "import sys, time; from pathlib import Path; from evalsuite.engine.runfolder import RunFolder\n"
         "f = RunFolder(Path(sys.argv[1]), {}, 'instances.jsonl'); print('held', flush=True); time.sleep(120)"

@@ -59,9 +59,9 @@ def test_the_readme_smoke_command_runs_offline(offline_home, capsys):
     argv = shlex.split("run coco-box --model efficientsam-s --data sample --weights random --limit 2")
     assert main([*argv, "--out", str(out), "--no-progress"]) == 0, capsys.readouterr().err
     printed = capsys.readouterr().out
-    assert "efficientsam-s+random0" in printed
-    record = json.loads((out / "efficientsam-s+random0" / "coco-box" / "record.json").read_text())
-    assert record["name"] == "efficientsam-s+random0"
+    assert "efficientsam-s+random0+limit2" in printed
+    record = json.loads((out / "efficientsam-s+random0+limit2" / "coco-box" / "record.json").read_text())
+    assert record["name"] == "efficientsam-s+random0+limit2"
     assert record["model"]["weights"] == "random:0" and record["model"]["checkpoint_sha256"] is None
     assert record["counts"]["images"] == 2 and record["counts"]["instances"] > 0
     assert "paper" not in record or not record["paper"]  # no paper value stands beside random weights
@@ -71,13 +71,15 @@ def test_the_readme_smoke_command_runs_offline(offline_home, capsys):
     table = capsys.readouterr().out
     row = next(line for line in table.splitlines() if line.startswith("| efficientsam-s+random0"))
     assert "76.9" not in row and "n/a" not in row
-    assert "random weights: no paper value applies" in table
+    assert (
+        "No paper value beside efficientsam-s+random0+limit2: sample data; --limit 2; random weights" in table
+    )
 
     # a gate that expects the official weights refuses the record; a random:0 gate accepts it
     value = record["metrics"]["mIoU"]
     gates = offline_home / "gates.toml"
     gate = (
-        f'[[gate]]\nmodel = "efficientsam-s+random0"\nprotocol = "coco-box@1"\nmetric = "mIoU"\n'
+        f'[[gate]]\nmodel = "efficientsam-s+random0+limit2"\nprotocol = "coco-box@1"\nmetric = "mIoU"\n'
         f'expected = {value}\ntolerance = 0.01\nrun_id = "{record["run_id"]}"\n'
     )
     gates.write_text(gate)
