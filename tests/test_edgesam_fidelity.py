@@ -267,7 +267,7 @@ def test_smoke_run_with_random_weights(tmp_path, monkeypatch, capsys):
     out = tmp_path / "runs"
     argv = shlex.split("run coco-box --model edgesam --data sample --weights random --limit 1")
     assert main([*argv, "--out", str(out), "--no-progress"]) == 0, capsys.readouterr().err
-    record = json.loads((out / "edgesam+random0" / "coco-box" / "record.json").read_text())
+    record = json.loads((out / "edgesam+random0+limit1" / "coco-box" / "record.json").read_text())
     assert record["model"]["weights"] == "random:0" and record["model"]["checkpoint_sha256"] is None
     assert record["counts"]["images"] == 1 and record["counts"]["instances"] > 0
     assert 0.0 <= record["metrics"]["mIoU"] <= 100.0

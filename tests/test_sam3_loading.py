@@ -387,6 +387,6 @@ def test_random_weight_smoke_run_through_the_engine(tmp_path: Path, monkeypatch,
     out = tmp_path / "runs"
     argv = shlex.split("run coco-box --model sam3 --data sample --weights random --limit 1")
     assert main([*argv, "--out", str(out), "--no-progress"]) == 0, capsys.readouterr().err
-    record = json.loads((out / "sam3+random0" / "coco-box" / "record.json").read_text())
+    record = json.loads((out / "sam3+random0+limit1" / "coco-box" / "record.json").read_text())
     assert record["model"]["weights"] == "random:0" and record["counts"]["images"] == 1
     assert math.isfinite(record["metrics"]["mIoU"]) and 0.0 <= record["metrics"]["mIoU"] <= 100.0

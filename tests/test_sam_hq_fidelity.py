@@ -299,11 +299,11 @@ def test_cli_smoke_run_with_random_weights(tmp_path, monkeypatch, capsys):
     out = tmp_path / "runs"
     argv = ["run", "coco-box", "--model", "light-hq-sam", "--data", "sample", "--weights", "random"]
     assert main([*argv, "--limit", "1", "--out", str(out), "--no-progress"]) == 0, capsys.readouterr().err
-    record = json.loads((out / "light-hq-sam+random0" / "coco-box" / "record.json").read_text())
+    record = json.loads((out / "light-hq-sam+random0+limit1" / "coco-box" / "record.json").read_text())
     assert record["model"]["weights"] == "random:0" and record["counts"]["images"] == 1
     assert math.isfinite(record["metrics"]["mIoU"]) and 0.0 <= record["metrics"]["mIoU"] <= 100.0
     rows = [
         json.loads(x)
-        for x in (out / "light-hq-sam+random0" / "coco-box" / "instances.jsonl").read_text().splitlines()
+        for x in (out / "light-hq-sam+random0+limit1" / "coco-box" / "instances.jsonl").read_text().splitlines()
     ]
     assert rows and all(r["mask_index"] == 0 for r in rows)  # one output per prompt

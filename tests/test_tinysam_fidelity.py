@@ -134,5 +134,5 @@ def test_cli_smoke_run_with_random_weights(tmp_path, monkeypatch, capsys):
         "1",
     ]
     assert main([*argv, "--out", str(out), "--no-progress"]) == 0, capsys.readouterr().err
-    record = json.loads((out / "tinysam+random0" / "coco-box" / "record.json").read_text())
+    record = json.loads((out / "tinysam+random0+limit1" / "coco-box" / "record.json").read_text())
     assert record["model"]["weights"] == "random:0" and 0.0 <= record["metrics"]["mIoU"] <= 100.0

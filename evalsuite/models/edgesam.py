@@ -38,14 +38,13 @@ from __future__ import annotations
 
 from functools import partial
 
-import numpy as np
 import torch
 from torch import nn
 
 from ..options import OptionSpec
-from .base import ModelSpec, Prediction, WeightsFile
+from .base import ModelSpec, WeightsFile
 from .nn.repvit import EdgeSamEncoder
-from .sam import MASK_THRESHOLD, SamModel, SamNetwork, SamRunner
+from .sam import MASK_THRESHOLD, SamModel, SamNetwork, SamRunner, _SamImage
 from .weights import network_factory
 
 #: decoder tokens returned for each ``num_multimask_outputs`` (EdgeSAM's ``MaskDecoder.forward``)
@@ -89,20 +88,12 @@ class EdgeSamRunner(SamRunner):
         self.num_multimask_outputs = num_multimask_outputs
         self.use_stability_score = use_stability_score
 
-    @torch.inference_mode()
-    def predict(
-        self,
-        boxes: np.ndarray | None = None,
-        points: np.ndarray | None = None,
-        point_labels: np.ndarray | None = None,
-        multimask: bool = True,
-        mask_input: np.ndarray | torch.Tensor | None = None,
-        return_logits: bool = False,
-    ) -> Prediction:
-        """As :meth:`SamRunner.predict`; ``multimask`` selects ``num_multimask_outputs`` (the option) or 1."""
-        image = self.current
-        pts, box_t, mask_t = self._prompt_tensors(boxes, points, point_labels, mask_input)
-        sparse, dense = self.model.prompt_encoder(points=pts, boxes=box_t, masks=mask_t)
+    def _decode(
+        self, image: _SamImage, sparse: torch.Tensor, dense: torch.Tensor, multimask: bool
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """All four mask tokens decoded, then the official predictor's slice: ``num_multimask_outputs``
+        tokens (the option) with ``multimask``, else token 0; scored by the IoU head or, with
+        ``use_stability_score``, by the stability of the low-res logits."""
         all_masks, all_iou = self.model.mask_decoder.predict_masks(
             image.features, self.model.prompt_encoder.get_dense_pe(), sparse, dense
         )
@@ -110,11 +101,7 @@ class EdgeSamRunner(SamRunner):
         low_res, iou = all_masks[:, tokens], all_iou[:, tokens]
         if self.use_stability_score:
             iou = stability_score(low_res)
-        if return_logits:
-            logits = self.model.postprocess_masks(low_res, image.input_size, image.original_size)
-            return Prediction(masks=logits, iou_predictions=iou, low_res_logits=low_res)
-        to_masks = partial(self._upscale, image.input_size, image.original_size)
-        return Prediction(iou_predictions=iou, low_res_logits=low_res, to_masks=to_masks)
+        return low_res, iou
 
 
 def _make_runner(
