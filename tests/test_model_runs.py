@@ -31,7 +31,7 @@ def test_run_with_an_official_format_checkpoint(name, tmp_path, capsys):
     rc = main([*args, "--checkpoint", str(ckpt), "--out", str(out), "--device", "cpu"])
     assert rc == 0, capsys.readouterr().err
     sha = hashlib.sha256(ckpt.read_bytes()).hexdigest()
-    run_name = f"{name}+ck{sha[:8]}"  # not the official file: the run is named after its checkpoint
+    run_name = f"{name}+ck{sha[:8]}+limit1"  # not the official file: named after its checkpoint
     for protocol in ("coco-box", "coco-1click"):
         record = json.loads((out / run_name / protocol / "record.json").read_text())
         assert record["model"]["checkpoint_sha256"] == sha and record["model"]["weights"] == "file"

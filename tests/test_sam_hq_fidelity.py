@@ -304,6 +304,8 @@ def test_cli_smoke_run_with_random_weights(tmp_path, monkeypatch, capsys):
     assert math.isfinite(record["metrics"]["mIoU"]) and 0.0 <= record["metrics"]["mIoU"] <= 100.0
     rows = [
         json.loads(x)
-        for x in (out / "light-hq-sam+random0+limit1" / "coco-box" / "instances.jsonl").read_text().splitlines()
+        for x in (out / "light-hq-sam+random0+limit1" / "coco-box" / "instances.jsonl")
+        .read_text()
+        .splitlines()
     ]
     assert rows and all(r["mask_index"] == 0 for r in rows)  # one output per prompt

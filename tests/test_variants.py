@@ -19,9 +19,9 @@ from evalsuite.cli import main
 pytestmark = pytest.mark.slow
 
 SEED0, SEED1, SINGLE = (
-    "efficientsam-ti+random0",
-    "efficientsam-ti+random1",
-    "efficientsam-ti+random0+mask_choice=single",
+    "efficientsam-ti+random0+limit1",
+    "efficientsam-ti+random1+limit1",
+    "efficientsam-ti+random0+mask_choice=single+limit1",
 )
 NAMES = (SEED0, SEED1, SINGLE)
 
@@ -59,7 +59,7 @@ def test_three_variants_are_three_rows_in_every_table_format(runs, capsys):
     md = _cli(capsys, "report", str(runs), "--table", "4")
     rows = [line.split("|")[1].strip() for line in md.splitlines() if line.startswith("| efficientsam-ti")]
     assert rows == sorted(NAMES, key=lambda n: (n != "efficientsam-ti", n))
-    assert "Row options of efficientsam-ti+random0+mask_choice=single: mask_choice=single" in md
+    assert f"Row options of {SINGLE}: mask_choice=single" in md
 
     tex = _cli(capsys, "report", str(runs), "--table", "4", "--format", "latex")
     assert all(name.replace("_", r"\_") in tex for name in NAMES)
