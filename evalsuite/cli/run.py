@@ -84,7 +84,32 @@ def _config(
     )
 
 
-def _run_options(fn):
+def _ap_options() -> tuple:
+    """Options that only AP protocols read (not offered by `noc`)."""
+    return (
+        click.option(
+            "--boxes",
+            type=click.Path(path_type=Path),
+            default=None,
+            help="Detections (COCO results JSON) for coco-vitdet / lvis-vitdet.",
+        ),
+        click.option(
+            "--ap-backend",
+            type=click.Choice(["official", "faster"]),
+            default=None,
+            help="AP protocols: pycocotools / lvis (default), or faster-coco-eval (same numbers).",
+        ),
+        click.option("--evaluator", type=click.Choice(["official", "faster"]), default=None, hidden=True),
+        click.option(
+            "--refine",
+            type=click.IntRange(0, 1),
+            default=None,
+            help="AP protocols: 1 = SAM's mask-refinement iteration (same as --set refine=1).",
+        ),
+    )
+
+
+def _run_options(fn, ap: bool = True):
     for decorator in reversed(
         (
             click.option("--model", "-m", required=True, help="Registered model name (see `evalsuite ls`)."),
@@ -103,37 +128,42 @@ def _run_options(fn):
                 help="Change a protocol option, e.g. click_rule=sam, include_crowd=true, mask_choice=single.",
             ),
             click.option(
-                "--boxes",
-                type=click.Path(path_type=Path),
-                default=None,
-                help="Detections (COCO results JSON) for coco-vitdet / lvis-vitdet.",
-            ),
-            click.option(
                 "--skip-bad",
                 is_flag=True,
                 help="Skip bad images, annotations and detections (counted in the record); default: stop.",
             ),
-            click.option(
-                "--ap-backend",
-                type=click.Choice(["official", "faster"]),
-                default=None,
-                help="AP protocols: pycocotools / lvis (default), or faster-coco-eval (same numbers).",
-            ),
-            click.option("--evaluator", type=click.Choice(["official", "faster"]), default=None, hidden=True),
-            click.option(
-                "--refine",
-                type=click.IntRange(0, 1),
-                default=None,
-                help="AP protocols: 1 = SAM's mask-refinement iteration (same as --set refine=1).",
-            ),
+            *(_ap_options() if ap else ()),
             execution_options,
             click.option(
                 "--overwrite", is_flag=True, help="Discard an existing run with different settings in OUT."
+            ),
+            click.option(
+                "--format",
+                "fmt",
+                type=click.Choice(["md", "json"]),
+                default="md",
+                show_default=True,
+                help="The closing summary: Markdown tables, or JSON (schema evalsuite-run-summary; "
+                "docs/json.md).",
             ),
         )
     ):
         fn = decorator(fn)
     return fn
+
+
+def _echo_summary(outcomes, fmt: str) -> None:
+    """The closing summary: one table per metric set and the record paths, or one JSON document."""
+    from ..report.render_json import dumps, summary_document
+    from ..report.summary import summary_table
+
+    records = [o.record for o in outcomes]
+    if fmt == "json":
+        click.echo(dumps(summary_document(records)), nl=False)
+        return
+    click.echo(summary_table(records))
+    for o in outcomes:
+        click.echo(f"record: {o.record_path}")
 
 
 @click.command("run")
@@ -164,10 +194,10 @@ def run_cmd(
     image_batch,
     no_progress,
     overwrite,
+    fmt,
 ) -> None:
     """Evaluate MODEL on one or more PROTOCOLS (e.g. coco-box coco-1click)."""
     from ..engine import run
-    from ..report.summary import summary_table
 
     cfg = _config(
         protocols,
@@ -197,14 +227,16 @@ def run_cmd(
     outcomes = run(cfg)
     if not outcomes:  # a torchrun process other than 0: process 0 reports
         return
-    click.echo(summary_table([o.record for o in outcomes]))
-    for o in outcomes:
-        click.echo(f"record: {o.record_path}")
+    _echo_summary(outcomes, fmt)
+
+
+def _noc_options(fn):
+    return _run_options(fn, ap=False)
 
 
 @click.command("noc")
 @click.option("--dataset", type=click.Choice(["coco", "lvis"]), default="coco", show_default=True)
-@_run_options
+@_noc_options
 def noc_cmd(
     dataset,
     model,
@@ -218,11 +250,7 @@ def noc_cmd(
     out,
     seed,
     sets,
-    boxes,
     skip_bad,
-    ap_backend,
-    evaluator,
-    refine,
     device,
     precision,
     limit,
@@ -230,10 +258,10 @@ def noc_cmd(
     image_batch,
     no_progress,
     overwrite,
+    fmt,
 ) -> None:
     """NoC@85/90 with SAM's clicker: the same as `evalsuite run DATASET-noc20` (records saved under OUT)."""
     from ..engine import run
-    from ..report.summary import summary_table
 
     cfg = _config(
         [f"{dataset}-noc20"],
@@ -250,10 +278,10 @@ def noc_cmd(
         seed,
         device,
         sets,
-        boxes,
+        None,
         skip_bad,
-        _ap_backend(ap_backend, evaluator),
-        refine,
+        "official",
+        None,
         precision,
         workers,
         image_batch,
@@ -262,9 +290,7 @@ def noc_cmd(
     )
     outcomes = run(cfg)
     if outcomes:
-        click.echo(summary_table([o.record for o in outcomes]))
-        for o in outcomes:
-            click.echo(f"record: {o.record_path}")
+        _echo_summary(outcomes, fmt)
 
 
 @click.command("reproduce")
