@@ -8,6 +8,7 @@ Files carry no timestamps, so a figure depends only on its records; PDFs embed T
 
 from __future__ import annotations
 
+import io
 import re
 import textwrap
 import warnings
@@ -56,9 +57,18 @@ class Plot:
     notes: list[str] = field(default_factory=list)
 
 
+class SlideFigure(Figure):
+    """A matplotlib ``Figure`` that Jupyter shows inline without pyplot (``_repr_png_``)."""
+
+    def _repr_png_(self) -> bytes:
+        buffer = io.BytesIO()
+        self.savefig(buffer, format="png", dpi=100, metadata={"Software": None})
+        return buffer.getvalue()
+
+
 def new_figure(width: float, height: float) -> Figure:
     """A figure on its own Agg canvas, laid out by constrained layout until :func:`freeze_layout`."""
-    fig = Figure(
+    fig = SlideFigure(
         figsize=(width, height),
         layout=ConstrainedLayoutEngine(h_pad=0.06, w_pad=0.06, hspace=0.04, wspace=0.04),
     )
