@@ -346,13 +346,23 @@ def reproduce_cmd(
     from ..engine import RunConfig
     from ..engine.devices import available_devices, check_device, default_device
     from ..engine.distributed import init_from_env, shutdown
-    from ..engine.reproduce import default_boxes, estimate, execute, make_plan, preflight, render_outputs
+    from ..engine.reproduce import (
+        default_boxes,
+        estimate,
+        execute,
+        make_plan,
+        plan_device,
+        preflight,
+        render_outputs,
+    )
     from ..errors import InputError
     from ..report.summary import steps_table
 
-    device = check_device(device or default_device())
+    # a plan may name a device this machine lacks (a GPU job planned on a laptop); a run may not
+    device = plan_device(device or default_device()) if dry_run else check_device(device or default_device())
     chosen = [m.strip() for m in models.split(",") if m.strip()] if models else None
     boxes = default_boxes(which, data, {"coco": boxes_coco, "lvis": boxes_lvis}, out, write=not dry_run)
+    made = frozenset(b for b in boxes.values() if b is not None and data == "sample")
     variant = name is not None or checkpoint is not None or weights not in (None, "official")
     plan = make_plan(which, chosen, boxes, variant=variant)
     base = RunConfig(
@@ -373,7 +383,7 @@ def reproduce_cmd(
         image_batch=image_batch,
         progress=progress_enabled(no_progress),
     )
-    missing = preflight(plan, base)
+    missing = preflight(plan, base, made)
     if dry_run:
         for i, r in enumerate(plan.runs, 1):
             click.echo(f"[{i}/{len(plan.runs)}] {r.command(base)}")
