@@ -48,7 +48,7 @@ def test_the_readme_example_runs_as_written(tmp_path, monkeypatch):
         exec(compile(_readme_example(), "README.md (Use from Python)", "exec"), scope)
     res = scope["res"]
     assert isinstance(res.summary, pd.DataFrame) and list(res.summary.columns) == list(SUMMARY_COLUMNS)
-    assert set(res.summary["name"]) == {"efficientsam-ti+random0", "my-filler"}
+    assert set(res.summary["name"]) == {"efficientsam-ti+random0+limit3", "my-filler"}
     assert "Table 4" in printed.getvalue() and "my-filler" in printed.getvalue()
     assert "mean_delta" in printed.getvalue() or "Δ" in printed.getvalue()
     assert os.listdir(tmp_path) == []  # out=None: nothing written (and nothing downloaded)

@@ -233,3 +233,11 @@ def test_gate_json_lists_every_verdict(runs, capsys, tmp_path):
     assert main(["gate", str(gates), str(runs), "--format", "json", "--failures-only"]) == 1
     doc = _valid(json.loads(capsys.readouterr().out))
     assert not doc["passed"] and doc["failed"] == 1 and [g["status"] for g in doc["gates"]] == ["MISS"]
+
+
+def test_noc_help_offers_no_ap_options(capsys):
+    assert main(["noc", "--help"]) == 0
+    text = capsys.readouterr().out
+    assert "--dataset" in text and "--format" in text
+    for ap_only in ("--boxes", "--ap-backend", "--refine"):
+        assert ap_only not in text
