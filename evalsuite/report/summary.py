@@ -20,7 +20,7 @@ def _fmt(v: float | None, metric: str = "") -> str:
 def shown_metrics(r: RunRecord) -> tuple[str, ...]:
     """The metrics the summary shows: all of them (AP: COCO's 12 numbers, LVIS's 13), NoC's table columns."""
     if r.protocol.task == "noc":
-        return tuple(m for m in NOC_COLUMNS if m in r.metrics)
+        return tuple(m for m in NOC_COLUMNS if r.metric(m) is not None)  # mIoU@20: only with 20 clicks
     return tuple(r.metrics)
 
 

@@ -3,7 +3,8 @@
 No paper of the suite has a NoC table, so its layout is made here from the NoC protocols the
 records used (``coco-noc20``, ``lvis-noc20``, or any other ``noc`` protocol): per dataset, NoC@85,
 NoC@90 (mean clicks to reach the IoU; lower is better), NoF@85, NoF@90 (instances that never reach it)
-and the mIoU after 1, 3, 5 and 20 clicks. It has no quoted rows: every value is measured.
+and the mIoU after 1, 3, 5 and 20 clicks (those the records have: a run capped at 5 clicks has no
+mIoU@20). It has no quoted rows: every value is measured.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ def noc_spec(records: Sequence[RunRecord]) -> PaperTable:
         PaperColumn(_group(p, families[p], protocols, families), metric, p, metric)
         for p in protocols
         for metric in NOC_COLUMNS
+        if any(r.metric(metric) is not None for r in records if r.protocol.name == p)  # @20: 20 clicks
     )
     return PaperTable(NOC_TABLE, NOC_TITLE, "measured by evalsuite", NOC_NOTE, columns, ())
 

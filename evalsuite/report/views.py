@@ -42,7 +42,7 @@ def _metric_columns(records: Sequence[RunRecord]) -> list[str]:
     out: dict[str, None] = {}
     for r in records:
         names = NOC_COLUMNS if r.protocol.task == "noc" else tuple(r.metrics)
-        out.update(dict.fromkeys(m for m in names if m in r.metrics))
+        out.update(dict.fromkeys(m for m in names if r.metric(m) is not None))
     return list(out)
 
 
