@@ -256,7 +256,7 @@ def _axes(ax: Axes, panel: SpeedPanel, x_range: tuple[float, float], width_in: f
     _log_axis(ax, *x_range, width_in)
     percent_axis(ax, [p.y for p in panel.points])
     ax.set_title(panel.title, fontsize=LABEL + 0.5)
-    ax.set_xlabel("model throughput (images/s, log scale)", fontsize=LABEL)
+    ax.set_xlabel("model throughput, images/s (log)", fontsize=LABEL)
     ax.set_ylabel(("mask AP" if panel.metric == "AP" else panel.metric) + " (%)", fontsize=LABEL)
     ax.tick_params(labelsize=TICK)
     ax.grid(True, which="major", alpha=0.35)

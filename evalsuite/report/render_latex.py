@@ -40,8 +40,14 @@ LATEX_PREAMBLE = (
 
 
 def latex_escape(text: str) -> str:
-    """Plain text to LaTeX (specials escaped; the few non-ASCII signs evalsuite writes mapped)."""
-    return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in text)
+    """Plain text to LaTeX (specials escaped; the few non-ASCII signs evalsuite writes mapped; ``--limit``
+    kept two hyphens, not an en dash)."""
+    out = []
+    for i, ch in enumerate(text):
+        out.append(_LATEX_SPECIAL.get(ch, ch))
+        if ch == "-" and text[i + 1 : i + 2] == "-":
+            out.append("{}")
+    return "".join(out)
 
 
 def _tex_num(v: float, digits: int) -> str:
