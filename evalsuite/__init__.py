@@ -9,9 +9,10 @@ From Python::
     import evalsuite
 
     res = evalsuite.evaluate("efficientsam-s", "coco-box", data="sample", weights="random", limit=3)
+    res                    # in Jupyter: the runs as HTML (repr: the headline numbers)
     res.summary            # pandas: one row per run × metric (paper value and Δ where comparable)
     res.instances          # pandas: one row per scored instance
-    evalsuite.load("runs/").table(4)
+    evalsuite.load("runs/").table(4)   # HTML in Jupyter; print() gives Markdown, .latex LaTeX
 
 Entry points: :func:`evaluate`, :func:`load`, :class:`Results`, :class:`RunConfig` (+ ``run``),
 :class:`RunRecord`; errors to catch: :class:`InputError` (bad input: files, names, options) and its
@@ -51,6 +52,11 @@ __all__ = [
     "load",
     "run",
 ]
+
+
+def __dir__() -> list[str]:
+    """The public names, loaded or not (what tab completion offers)."""
+    return sorted(set(globals()) | set(__all__))
 
 
 def __getattr__(name: str) -> Any:

@@ -45,10 +45,11 @@ from .metrics.ap_bootstrap import APResampler, match_table, paired_ap_bootstrap
 from .models import CallableRunner, Runner, get_spec, model_names
 from .record import RunRecord, find_records
 from .report.export import export_frame, render_export
-from .report.render import render, table_frame, to_csv
+from .report.render_compare import render_comparison
 from .report.rules import paper_value
-from .report.stats import SIZES, pair_instances, paired_bootstrap
-from .report.table_build import build_tables
+from .report.stats import SIZES, clicks_to_reach, pair_instances, pair_rows, paired_bootstrap
+from .report.table_build import build_tables, tables_present
+from .report.views import Comparison, GateOutcome, TableView, results_html, results_repr
 
 SUMMARY_COLUMNS = (
     "name",
@@ -94,9 +95,10 @@ class Results:
         return len(self.records)
 
     def __repr__(self) -> str:
-        names = sorted({r.name for r in self.records})
-        protos = sorted({r.protocol.label for r in self.records})
-        return f"Results({len(self.records)} records: {', '.join(names)} on {', '.join(protos)})"
+        return results_repr(self.records)
+
+    def _repr_html_(self) -> str:
+        return results_html(self.records, self.excluded)
 
     def __add__(self, other: Results) -> Results:
         sel = select_cells(self.records + other.records)
@@ -164,34 +166,63 @@ class Results:
         score, box, segmentation (RLE), mask_index, mask_score."""
         return self._items(("ap",))
 
-    # -- tables -------------------------------------------------------------------------------------
+    # -- tables, figures, gates --------------------------------------------------------------------
     def table(
         self,
         number: int | str = "all",
-        format: str = "md",
+        format: str | None = None,
         standalone: bool = True,
         paper_rows: bool = False,
         labels: str = "paper",
-    ) -> str | pd.DataFrame:
-        """Table 4 and/or 5 as text (``md``, ``latex``, ``csv``) or as a long-form DataFrame (``frame``)."""
-        numbers = ["4", "5"] if str(number) == "all" else [str(number)]
-        if str(number) == "all":
-            present = {r.protocol.name for r in self.records}
-            from .paper import paper_tables
+        columns: str = "all",
+    ) -> TableView | str | pd.DataFrame:
+        """Table 4, 5 and/or the NoC table (``"noc"``; ``"all"``: every table the records belong to).
 
-            numbers = [n for n in numbers if present & set(paper_tables()[n].protocols)]
-            if not numbers:
-                raise InputError("none of the records belongs to Table 4 or Table 5 protocols")
+        Without ``format``: a :class:`~evalsuite.report.views.TableView`, which Jupyter shows as HTML and
+        ``print()`` as Markdown (``.latex``, ``.csv``, ``.json``, ``.frame``). ``format="md" | "latex" |
+        "csv" | "json" | "html"`` returns that text, ``"frame"`` the long-form DataFrame. ``columns="paper"``
+        keeps the paper's columns only (default: also the rest of the AP summary: AP50, AP75, AR...).
+        """
+        numbers = tables_present(self.records) if str(number) == "all" else [str(number).lower()]
+        if not numbers:
+            raise InputError("none of the records belongs to Table 4, Table 5 or the NoC table")
         tables = [
-            t for n in numbers for t in build_tables(self.records, n, paper_rows=paper_rows, labels=labels)
+            t
+            for n in numbers
+            for t in build_tables(self.records, n, paper_rows=paper_rows, labels=labels, columns=columns)
         ]
-        if format == "frame":
-            return pd.concat([table_frame(t) for t in tables], ignore_index=True)
-        return render(tables, format, standalone=standalone)
+        view = TableView(tables)
+        if format is None:
+            return view
+        return view.frame if format == "frame" else view.render(format, standalone=standalone)
 
-    def export(self, kind: str, format: str = "csv") -> str | pd.DataFrame:
-        """Per-category or per-size numbers in long form (``csv`` text or a ``frame``)."""
-        return export_frame(self.records, kind) if format == "frame" else render_export(self.records, kind)
+    def export(self, kind: str, format: str = "frame") -> pd.DataFrame | str:
+        """Per-category or per-size numbers in long form: a DataFrame (``format="csv"``: CSV text)."""
+        return render_export(self.records, kind) if format == "csv" else export_frame(self.records, kind)
+
+    def plot(self, kind: str, **options: Any) -> Any:
+        """A figure of the records: ``"speed"``, ``"clicks"`` or ``"sizes"`` (as ``evalsuite plot``),
+        returned as a matplotlib ``Figure`` (shown inline by Jupyter; ``fig.savefig(...)`` writes it).
+        ``options`` go to the plot (``protocols=``, ``tables=``, ``params=``); notes become warnings."""
+        from .report import plots
+
+        kinds: dict[str, Callable[..., Any]] = {
+            "speed": plots.plot_speed,
+            "clicks": plots.plot_clicks,
+            "sizes": plots.plot_sizes,
+        }
+        if kind not in kinds:
+            raise InputError(f"unknown plot {kind!r} ({', '.join(kinds)}; qualitative: `evalsuite plot`)")
+        drawn = kinds[kind](self.records, **options)
+        for note in drawn.notes:
+            warnings.warn(f"plot {kind}: {note}", stacklevel=2)
+        return drawn.figure
+
+    def gate(self, gates_file: str | Path) -> GateOutcome:
+        """Check a gates file (``gates/sample.toml``) against these records, as ``evalsuite gate``."""
+        from .report.gates import check_gates, load_gates
+
+        return GateOutcome(check_gates(load_gates(Path(gates_file)), self.records))
 
     def compare(
         self,
@@ -201,9 +232,10 @@ class Results:
         resamples: int | None = None,
         seed: int = 0,
         confidence: float = 0.95,
-    ) -> pd.DataFrame:
+    ) -> Comparison:
         """Paired bootstrap of run ``a`` − run ``b`` (names) on one protocol, overall and by size
-        (see :func:`compare_frame`; ``resamples`` default: 10,000 for mIoU, 1,000 for AP)."""
+        (see :func:`compare_frame`; ``resamples`` default: 10,000 for mIoU and NoC, 1,000 for AP).
+        A :class:`~evalsuite.report.views.Comparison`: HTML in Jupyter, ``.frame`` the DataFrame."""
         cells = select_cells(self.records).cells
         protocols = sorted({p for n, p in cells if n == a} & {p for n, p in cells if n == b})
         if protocol is None:
@@ -216,11 +248,13 @@ class Results:
             protocol = protocols[0]
         if (a, protocol) not in cells or (b, protocol) not in cells:
             raise InputError(f"no records of both {a!r} and {b!r} on {protocol}")
-        return compare_frame(cells[(a, protocol)], cells[(b, protocol)], resamples, seed, confidence)
+        return Comparison(
+            compare_frame(cells[(a, protocol)], cells[(b, protocol)], resamples, seed, confidence)
+        )
 
 
 #: default resamples: instances are cheap to resample; AP re-accumulates every category per resample
-DEFAULT_RESAMPLES = {"miou": 10_000, "ap": 1_000}
+DEFAULT_RESAMPLES = {"miou": 10_000, "ap": 1_000, "noc": 10_000}
 
 
 def compare_frame(
@@ -234,7 +268,9 @@ def compare_frame(
     """Paired bootstrap CI of A − B, refused (naming every field that differs) when the runs did not
     measure the same thing.
 
-    mIoU protocols: over the instances both runs scored (rows: all, S, M, L). AP protocols: over the
+    mIoU protocols: over the instances both runs scored (rows: all, S, M, L). NoC protocols: over the
+    instances, of the clicks each needed to reach IoU 85 / 90 % (never reached: the click cap; rows per
+    threshold: all, S, M, L). AP protocols: over the
     images — each resample draws the image ids with replacement (the same draw for A and B) and
     recomputes both APs on the drawn images from one official ``evaluate()`` per run (rows: AP, APS,
     APM, APL; LVIS also APr, APc, APf); ``ann`` is the annotation file when the recorded path is not
@@ -247,13 +283,12 @@ def compare_frame(
         )
     task = ra.protocol.task
     if task not in DEFAULT_RESAMPLES:
-        raise InputError(
-            f"compare works on mIoU and AP records; {ra.protocol.id} is a {task} protocol",
-            hint="NoC records: compare their NoC@85/90 in `evalsuite report`",
-        )
+        raise InputError(f"compare works on mIoU, NoC and AP records; {ra.protocol.id} is a {task} protocol")
     n = DEFAULT_RESAMPLES[task] if resamples is None else resamples
     if task == "ap":
         return _compare_ap(ra, rb, n, seed, confidence, ann)
+    if task == "noc":
+        return _compare_noc(ra, rb, n, seed, confidence)
     return _compare_miou(ra, rb, n, seed, confidence)
 
 
@@ -284,6 +319,40 @@ def _compare_miou(ra: RunRecord, rb: RunRecord, resamples: int, seed: int, confi
         )
     frame = pd.DataFrame(rows)
     _compare_attrs(frame, ra, rb, resamples, seed, confidence, kind="miou", same_prompts=same_prompts)
+    return frame
+
+
+def _compare_noc(ra: RunRecord, rb: RunRecord, resamples: int, seed: int, confidence: float) -> pd.DataFrame:
+    """Clicks to reach IoU 85 / 90 % per instance, paired; Δ in clicks (no × 100)."""
+    try:
+        keys, rows_a, rows_b = pair_rows(ra.items(), rb.items())
+    except ValueError as e:
+        raise InputError(f"cannot pair {ra.path} and {rb.path}: {e}") from None
+    cap = int(ra.protocol.options.get("clicks", 20))
+    sizes = np.asarray([row.get("size") for row in rows_a])
+    rows = []
+    for pct in (85, 90):
+        ca = clicks_to_reach(rows_a, pct / 100.0, cap)
+        cb = clicks_to_reach(rows_b, pct / 100.0, cap)
+        for group in ("all", *SIZES):
+            idx = np.arange(len(keys)) if group == "all" else np.flatnonzero(sizes == group)
+            if not len(idx):
+                continue
+            res = paired_bootstrap(ca[idx], cb[idx], resamples, seed, confidence, scale=1.0)
+            rows.append(
+                {
+                    "metric": f"NoC@{pct}",
+                    "instances": group,
+                    "n": res.n,
+                    "NoC_A": res.mean_a,
+                    "NoC_B": res.mean_b,
+                    "delta": res.delta,
+                    "ci_low": res.ci_low,
+                    "ci_high": res.ci_high,
+                }
+            )
+    frame = pd.DataFrame(rows)
+    _compare_attrs(frame, ra, rb, resamples, seed, confidence, kind="noc", max_clicks=cap, same_prompts=False)
     return frame
 
 
@@ -411,14 +480,6 @@ def _compare_ap(
     return frame
 
 
-def _signed(v: float | None) -> str:
-    return "–" if v is None or np.isnan(v) else f"{v:+.2f}"
-
-
-def _plain(v: float | None) -> str:
-    return "–" if v is None or np.isnan(v) else f"{v:.2f}"
-
-
 def compare_records(
     ra: RunRecord,
     rb: RunRecord,
@@ -428,63 +489,8 @@ def compare_records(
     fmt: str,
     ann: str | Path | None = None,
 ) -> str:
-    """The CLI's ``compare``: the paired bootstrap as Markdown or CSV."""
-    frame = compare_frame(ra, rb, resamples, seed, confidence, ann=ann)
-    if fmt == "csv":
-        return to_csv(frame.round(6))
-    a = frame.attrs
-    ci = f"{confidence * 100:g}% CI"
-    intervals = [
-        f"[{_signed(lo)}, {_signed(hi)}]" for lo, hi in zip(frame["ci_low"], frame["ci_high"], strict=True)
-    ]
-    if a["kind"] == "ap":
-        shown = pd.DataFrame(
-            {
-                "metric": frame["metric"],
-                "images": frame["images"],
-                "A": frame["AP_A"].map(_plain),
-                "B": frame["AP_B"].map(_plain),
-                "Δ (A − B)": frame["delta"].map(_signed),
-                ci: intervals,
-            }
-        )
-        undefined = {m: int(u) for m, u in zip(frame["metric"], frame["undefined"], strict=True) if u}
-        foot = (
-            f"\n\n{a['protocol']} on {a['dataset']}; paired percentile bootstrap over images (each resample "
-            "draws the image ids with replacement, the same draw for A and B, and re-accumulates both runs' "
-            f"official per-image matches on it), {a['resamples']} resamples, seed {seed}; Δ in AP points."
-            + (
-                " Resamples without ground truth of a range leave it out: "
-                + ", ".join(f"{m} {u}" for m, u in undefined.items())
-                + "."
-                if undefined
-                else ""
-            )
-            + f" (evaluate {a['evaluate_s']:.1f} s, bootstrap {a['bootstrap_s']:.1f} s)"
-        )
-    else:
-        shown = pd.DataFrame(
-            {
-                "instances": frame["instances"],
-                "n": frame["n"],
-                "mIoU A": frame["mIoU_A"].map(_plain),
-                "mIoU B": frame["mIoU_B"].map(_plain),
-                "Δ (A − B)": frame["delta"].map(_signed),
-                ci: intervals,
-            }
-        )
-        foot = (
-            f"\n\n{a['protocol']} on {a['dataset']}; paired percentile bootstrap over instances, "
-            f"{a['resamples']} resamples, seed {seed}; Δ in mIoU points."
-            + ("" if a["same_prompts"] else " The two runs prompted differently.")
-        )
-    head = f"A = {a['a']} ({a['a_run']})\nB = {a['b']} ({a['b_run']})\nA and B differ in: {a['differs']}\n\n"
-    return (
-        head
-        + shown.to_markdown(index=False, disable_numparse=True, colalign=("left",) + ("right",) * 5)
-        + foot
-        + "\n"
-    )
+    """The CLI's ``compare``: the paired bootstrap as Markdown, CSV or JSON (rendered by the report room)."""
+    return render_comparison(compare_frame(ra, rb, resamples, seed, confidence, ann=ann), fmt)
 
 
 def load(
@@ -511,6 +517,23 @@ def load(
     for e in sel.excluded:
         warnings.warn(f"evalsuite.load: left out {e.line()}", stacklevel=2)
     return Results(sel.records, sel.excluded)
+
+
+def _in_notebook() -> bool:
+    """Running in a Jupyter kernel (not a terminal IPython)."""
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    return shell is not None and type(shell).__name__ == "ZMQInteractiveShell"
+
+
+def _notebook_bar() -> Callable[..., Any] | None:
+    """tqdm's notebook widget where ipywidgets is installed (else the text bar, which Jupyter shows too)."""
+    try:
+        import ipywidgets  # type: ignore[import-untyped]  # noqa: F401
+        from tqdm.notebook import tqdm as notebook_tqdm
+    except ImportError:
+        return None
+    return notebook_tqdm
 
 
 def _as_runner(
@@ -561,8 +584,8 @@ def evaluate(
     ``"sample"``. With ``out`` the run folders and records are written exactly as the CLI writes
     them (and resumed); without, nothing is written and the records stay in memory.
     ``options`` overrides protocol options and the model's own options (``--set``);
-    ``weights="random[:SEED]"`` needs no download. Progress bars show when stdout is a terminal,
-    unless ``progress`` says otherwise.
+    ``weights="random[:SEED]"`` needs no download. A progress bar shows in Jupyter (tqdm's notebook
+    widget) and when stdout is a terminal, unless ``progress`` says otherwise.
 
     A model passed from Python needs a name of its own (never a registered model's) and is
     identified by ``version`` — or, without one, by a hash of its answers on a small probe input —
@@ -604,7 +627,8 @@ def evaluate(
         workers=workers,
         image_batch=image_batch,
         overwrite=overwrite,
-        progress=sys.stdout.isatty() if progress is None else progress,
+        progress=(_in_notebook() or sys.stdout.isatty()) if progress is None else progress,
+        progress_bar=_notebook_bar() if _in_notebook() else None,
         model_version=version,
     )
     return Results([o.record for o in run(cfg)])

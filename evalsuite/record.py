@@ -253,6 +253,10 @@ class TimingPart:
     run_images_per_s: float | None  # session images / session wall time
     peak_device_memory_bytes: int | None = None
     device_synchronized: bool = False
+    #: spread of the per-image model time (encoder + this protocol's decoder) over the timed images:
+    #: 10th and 90th percentiles in seconds (None: recorded before evalsuite kept them)
+    model_s_p10: float | None = None
+    model_s_p90: float | None = None
 
 
 @dataclass(frozen=True)

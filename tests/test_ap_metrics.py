@@ -388,7 +388,8 @@ def test_backends_agree_on_lvis_gt_oddities(sample: dict) -> None:
 def test_gt_as_results_scores_100(sample: dict, family: str, backend: str) -> None:
     gt = sample[family]["gt"]
     result = evaluate_segm(family, gt, _gt_as_results(gt), backend=backend)
-    values = [v for v in result["metrics"].values() if v is not None]
+    # AR@1 / AR@10 recall at most 1 / 10 objects per image: below 100 on images with more
+    values = [v for m, v in result["metrics"].items() if v is not None and m not in ("AR@1", "AR@10")]
     assert result["metrics"]["AP"] is not None
     assert values == pytest.approx([100.0] * len(values), abs=1e-9)
 

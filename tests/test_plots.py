@@ -193,9 +193,9 @@ def test_cli_renders_each_kind_and_refuses_options_of_other_kinds(sample_runs, t
     rc, _, err = _run_cli(capsys, "plot", "sizes", str(sample_runs), "--table", "4", "--out", str(png))
     assert rc == 2 and "--table does not apply to plot sizes" in err
     rc, _, err = _run_cli(
-        capsys, "plot", "speed", str(sample_runs), "--protocol", "coco-box", "--out", str(png)
+        capsys, "plot", "clicks", str(sample_runs), "--protocol", "coco-box", "--out", str(png)
     )
-    assert rc == 2 and "--protocol does not apply to plot speed" in err
+    assert rc == 2 and "--protocol does not apply to plot clicks" in err
     vitdet = str(sample_runs / "box-fill" / "coco-vitdet")
     rc, _, err = _run_cli(capsys, "plot", "qualitative", vitdet, "--instance", "1:2", "--out", str(png))
     assert rc == 2 and "--image" in err
@@ -205,14 +205,27 @@ def test_cli_renders_each_kind_and_refuses_options_of_other_kinds(sample_runs, t
 
 
 # -- speed ---------------------------------------------------------------------------------------------------
-def test_speed_is_one_row_per_paper_table_selected_with_table(sample_runs):
+def test_speed_is_a_panel_per_column_one_point_per_run_and_no_line(sample_runs):
     records = find_records([sample_runs])
     fig = plot_speed(records).figure
-    assert [ax.get_title() for ax in fig.axes] == ["Table 4 · COCO", "Table 4 · LVIS", "Table 5 · COCO"]
-    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["box", "1 click", "3 click", "AP"]
+    # each dataset's headline column of each table: never two protocols in one panel
+    assert [ax.get_title() for ax in fig.axes] == [
+        "COCO box · Table 4",
+        "LVIS box · Table 4",
+        "COCO mask AP · Table 5",
+    ]
+    assert all(len(ln.get_xdata()) <= 1 for ax in fig.axes for ln in ax.get_lines())  # no line joins points
+    coco_box = fig.axes[0]
+    points = [c for c in coco_box.collections if isinstance(c, PathCollection)]
+    assert len(points) == 2  # oracle and box-fill: one point each
+    assert fig.get_figwidth() > fig.get_figheight()  # a slide is landscape
+    title = fig.legends[0].get_title().get_text().replace("\n", " ")
+    assert "sample-coco, all 26 images" in title  # the data the runs measured heads the figure
     only5 = plot_speed(records, tables=["5"]).figure
-    assert [ax.get_title() for ax in only5.axes] == ["Table 5 · COCO"]
+    assert [ax.get_title() for ax in only5.axes] == ["COCO mask AP · Table 5"]
     assert only5.axes[0].get_ylabel() == "mask AP (%)"
+    picked = plot_speed(records, protocols=["coco-1click", "coco-3click"]).figure
+    assert [ax.get_title() for ax in picked.axes] == ["COCO 1 click · Table 4", "COCO 3 click · Table 4"]
 
 
 def test_speed_x_is_the_model_throughput_and_untimed_records_are_left_out(tmp_path, monkeypatch):
@@ -242,16 +255,27 @@ def test_speed_log_ticks_are_plain_numbers_as_dense_as_fits(tmp_path):
     assert _shown_xticks(tmp_path / "b", (0.8, 400.0)) == ["1", "3", "10", "30", "100", "300", "1,000"]
 
 
-def test_speed_marker_area_is_proportional_to_parameters(tmp_path):
-    timed_record(tmp_path, "small", "coco-box", 70.0, ips=50.0, params=100_000_000, model="sam-vit-b")
-    timed_record(tmp_path, "big", "coco-box", 78.0, ips=5.0, params=400_000_000, model="sam-vit-h")
-    (ax,) = plot_speed(find_records([tmp_path])).figure.axes
-    areas = {
-        float(c.get_offsets()[0][0]): float(c.get_sizes()[0])
-        for c in ax.collections
-        if isinstance(c, PathCollection)
-    }
-    assert areas[5.0] == pytest.approx(4 * areas[50.0])
+def test_speed_marks_random_weights_and_draws_the_spread_of_timed_images(tmp_path, monkeypatch):
+    timed_record(tmp_path, "sam-vit-b", "coco-box", 70.0, ips=50.0, params=94_000_000, label="SAM (ViT-B)")
+    timed_record(
+        tmp_path, "sam-vit-h+random0", "coco-box", 0.5, ips=5.0, model="sam-vit-h", weights="random:0"
+    )
+    rec = json.loads((tmp_path / "sam-vit-b" / "coco-box" / "record.json").read_text())
+    rec["timing"].update(model_s_p10=0.01, model_s_p90=0.04)  # a fast and a slow image: 100 and 25 images/s
+    (tmp_path / "sam-vit-b" / "coco-box" / "record.json").write_text(json.dumps(rec))
+    fig = plot_speed(find_records([tmp_path])).figure
+    (ax,) = fig.axes
+    points = {float(c.get_offsets()[0][0]): c for c in ax.collections if isinstance(c, PathCollection)}
+    assert set(points) == {50.0, 5.0}
+    assert points[5.0].get_facecolors()[0][:3].tolist() == [1.0, 1.0, 1.0]  # random weights: hollow
+    assert points[50.0].get_sizes()[0] == points[5.0].get_sizes()[0]  # one size: params are in the label
+    bars = [c for c in ax.collections if not isinstance(c, PathCollection)]
+    (segment,) = bars[0].get_segments()
+    assert sorted(segment[:, 0].tolist()) == pytest.approx([25.0, 100.0])  # the 10th-90th percentile
+    keys = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert any("random weights" in k for k in keys) and any("percentile" in k for k in keys)
+    assert "SAM (ViT-B) (94M)" in [t.get_text() for t in point_labels(fig)]
+    assert texts_outside(fig, monkeypatch) == []
 
 
 def test_speed_rows_are_run_names_and_labels_fit_apart(tmp_path, monkeypatch):
@@ -314,7 +338,7 @@ def test_sizes_one_legend_value_on_every_bar_no_empty_slots(tmp_path):
     )
     fig = plot_sizes(find_records([tmp_path])).figure
     assert len(fig.axes) == 5  # five columns, no unused axes
-    ax = next(a for a in fig.axes if a.get_title() == "coco-box")
+    ax = next(a for a in fig.axes if a.get_title() == "COCO box")  # the paper's column labels
     assert [t.get_text() for t in ax.get_xticklabels()] == [
         "efficientsam-s",
         "efficientsam-ti",
@@ -329,7 +353,8 @@ def test_sizes_one_legend_value_on_every_bar_no_empty_slots(tmp_path):
     )
     left, right = last[0].get_position().x0, 1 - last[-1].get_position().x1
     assert abs(left - right) < 0.08  # the short last row is centred, not left-aligned with a gap
-    assert next(a for a in fig.axes if a.get_title() == "coco-vitdet").get_ylabel() == "mask AP (%)"
+    assert next(a for a in fig.axes if a.get_title() == "COCO mask AP").get_ylabel() == "mask AP (%)"
+    assert fig.get_figwidth() > fig.get_figheight() and fig.get_figwidth() <= 13.4  # a slide
 
 
 def test_clicks_variants_are_lines_and_paper_values_only_for_official_weights(tmp_path):
@@ -355,7 +380,30 @@ def test_clicks_variants_are_lines_and_paper_values_only_for_official_weights(tm
     assert dashed[0].get_color() == official.get_color()
     assert list(dashed[0].get_ydata()) == [45.5, 67.2]  # the paper's Table 4 values
     keys = [t.get_text() for t in fig.legends[0].get_texts()]
-    assert keys == ["EfficientSAM-Ti", "efficientsam-ti+random0", "measured", "paper"]
+    assert keys == [
+        "EfficientSAM-Ti",
+        "efficientsam-ti+random0",
+        "k clicks at once (click protocols)",
+        "paper (official weights only)",
+    ]
+    lo, hi = ax.get_ylim()
+    assert lo >= 0 and hi <= 100  # fits the data within 0-100
+
+
+def test_clicks_draws_the_miou_after_each_click_of_noc_records(tmp_path):
+    curve = {f"mIoU@{k}": min(100.0, 40.0 + 3 * k) for k in range(1, 21)}
+    noc = {"NoC@85": 15.0, "NoC@90": 17.0, "NoF@85": 3.0, "NoF@90": 5.0, **curve}
+    synthetic_record(tmp_path, "efficientsam-ti", "coco-noc20", noc)
+    synthetic_record(tmp_path, "efficientsam-ti", "coco-1click", {"mIoU": 45.0})
+    fig = plot_clicks(find_records([tmp_path])).figure
+    (ax,) = fig.axes
+    (noc_line,) = [ln for ln in ax.get_lines() if ln.get_linestyle() == "-."]
+    assert list(noc_line.get_xdata()) == list(range(1, 21))
+    assert list(noc_line.get_ydata()) == [curve[f"mIoU@{k}"] for k in range(1, 21)]
+    keys = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert "after click k of SAM's iterative clicker (NoC)" in keys
+    lo, hi = ax.get_ylim()
+    assert lo >= 0 and hi == 100
 
 
 def test_many_long_run_names_still_fit(tmp_path, monkeypatch):

@@ -42,8 +42,11 @@ def test_reproduce_all_on_the_sample_then_again_without_work(tmp_path, capsys):
     ]:
         assert (out / "runs" / model / protocol / "record.json").is_file()
     before = _tree(out)
+    capsys.readouterr()
     assert main(args) == 0
     assert _tree(out) == before
+    steps = [line for line in capsys.readouterr().out.splitlines() if re.match(r"\|\s*\d+\s+\|", line)]
+    assert len(steps) == 4 and all(line.split("|")[5].strip() == "0" for line in steps)  # no work, 0 images
 
 
 def test_plan_shares_one_run_per_model_and_dataset_and_skips_what_a_model_cannot_do():
@@ -133,3 +136,45 @@ def test_one_annotation_file_cannot_serve_both_datasets(capsys, tmp_path):
     args = ["reproduce", "table4", "--models", "oracle", "--ann", str(ann), "--dry-run", "--device", "cpu"]
     assert main(args) == 2
     assert "--ann names one annotation file, but the plan runs on COCO and LVIS" in capsys.readouterr().err
+
+
+def test_dry_run_plans_a_gpu_job_on_any_machine_with_every_detection_file(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("EVALSUITE_HOME", str(tmp_path / "home"))
+    args = ["reproduce", "table5", "--models", "efficientsam-ti", "--data-root", str(tmp_path / "coco")]
+    args += ["--out", str(tmp_path / "res"), "--dry-run"]
+    assert main([*args, "--device", "cuda:1"]) == 0  # planned here, run on a GPU machine
+    out = capsys.readouterr().out
+    commands = [shlex.split(line.split("] ", 1)[1]) for line in out.splitlines() if line.startswith("[")]
+    assert len(commands) == 2
+    for argv in commands:
+        assert argv[argv.index("--device") + 1] == "cuda:1"
+        family = "coco" if "coco-vitdet" in argv else "lvis"
+        boxes = argv[argv.index("--boxes") + 1]  # where `evalsuite download boxes` puts the file
+        assert boxes == str(tmp_path / "home" / "boxes" / f"{family}_instances_results_vitdet.json")
+    assert (
+        "missing: coco-vitdet detections for efficientsam-ti: `evalsuite download boxes coco-vitdet`" in out
+    )
+    assert "if cuda:1 runs like one H100" in out
+    assert main([*args, "--device", "gpu"]) == 2
+    assert "not a device name" in capsys.readouterr().err
+
+
+def test_a_step_that_found_its_runs_finished_counts_no_images(tmp_path):
+    import os
+    import time
+
+    from records_fixtures import synthetic_record
+
+    from evalsuite.engine.loop import RunOutcome
+    from evalsuite.engine.reproduce import PlannedRun, StepResult
+    from evalsuite.protocols import get_protocol
+    from evalsuite.record import read_record
+
+    path = synthetic_record(tmp_path, "oracle", "coco-box", {"mIoU": 100.0})
+    outcome = RunOutcome(get_protocol("coco-box"), path.parent, read_record(path))
+    assert outcome.record.execution.images_this_session == 100  # what the session that made it did
+    step = StepResult(1, PlannedRun("oracle", "coco", ["coco-box"]), [outcome], 0.1, started=time.time())
+    os.utime(path, (time.time() - 3600, time.time() - 3600))  # written an hour before this step began
+    assert step.summary()["images this session"] == 0
+    os.utime(path, None)  # written by this step
+    assert step.summary()["images this session"] == 100

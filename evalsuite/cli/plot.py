@@ -60,7 +60,13 @@ def _only_for(kind: str, **given: object) -> None:
     type=click.Choice(sorted(paper_tables())),
     help="speed: only this paper table's row of panels (repeat; default: every table the records cover).",
 )
-@click.option("--protocol", "protocols", multiple=True, help="sizes: only these protocols (repeat).")
+@click.option(
+    "--protocol",
+    "protocols",
+    multiple=True,
+    help="sizes: only these protocols; speed: a panel for each of these (default: each dataset's first "
+    "column of every table) (repeat).",
+)
 @click.option(
     "--params", "params", multiple=True, metavar="NAME=MILLIONS", help="speed: parameter count override."
 )
@@ -125,8 +131,9 @@ def plot_cmd(
     device,
     no_progress,
 ) -> None:
-    """Figures from run records: speed (accuracy vs model throughput, one row of panels per paper
-    table), clicks (mIoU vs clicks), sizes (S/M/L bars), qualitative (masks over images).
+    """Figures from run records, sized for a slide: speed (accuracy vs model throughput, a panel per
+    table column, one point per run), clicks (mIoU vs clicks, with NoC records' mIoU after each click),
+    sizes (S/M/L bars), qualitative (masks over images).
 
     qualitative takes ONE run folder or record. For an mIoU record, per-instance logs hold prompts
     and IoUs but no masks, so the record's model is built again (same checkpoint SHA-256) and run on
@@ -142,7 +149,7 @@ def plot_cmd(
         )
     if kind != "speed":
         _only_for(kind, table=tables, params=params)
-    if kind != "sizes":
+    if kind not in ("sizes", "speed"):
         _only_for(kind, protocol=protocols)
     if kind == "qualitative":
         notes = _qualitative(
@@ -164,7 +171,7 @@ def plot_cmd(
     else:
         records = _load(paths, names, excludes).records
         if kind == "speed":
-            notes = plots.plot_speed(records, outs, tables, _parse_params(params), dpi).notes
+            notes = plots.plot_speed(records, outs, tables, _parse_params(params), dpi, protocols).notes
         elif kind == "clicks":
             notes = plots.plot_clicks(records, outs, dpi).notes
         else:

@@ -42,15 +42,27 @@ def _emit(text: str, out: Path | None) -> None:
 @paths_argument
 @select_options
 @click.option(
-    "--table", type=click.Choice(["4", "5", "all"]), default="all", show_default=True, help="Which table."
+    "--table",
+    type=click.Choice(["4", "5", "noc", "all"], case_sensitive=False),
+    default="all",
+    show_default=True,
+    help="Which table: the paper's Table 4 / 5, evalsuite's NoC table, or every table the records have.",
 )
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["md", "latex", "csv"]),
+    type=click.Choice(["md", "latex", "csv", "json", "html"]),
     default="md",
     show_default=True,
-    help="Output format.",
+    help="Output format (json: schema evalsuite-report, docs/json.md).",
+)
+@click.option(
+    "--columns",
+    type=click.Choice(["all", "paper"]),
+    default="all",
+    show_default=True,
+    help="all: after the paper's columns, the rest of each AP record's summary (AP50, AP75, AR@k, ARS/M/L); "
+    "paper: the paper's columns only.",
 )
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Write to FILE instead of stdout.")
 @click.option(
@@ -66,10 +78,11 @@ def _emit(text: str, out: Path | None) -> None:
     show_default=True,
     help="Row labels: the paper's display names, or run names / model ids.",
 )
-def report_cmd(paths, names, excludes, table, fmt, out, fragment, paper_rows, labels) -> None:
-    """Table 4 / Table 5 from run records (PATHS: record.json files or folders, searched recursively;
-    default ./runs), each measured value beside the paper's with Δ = measured − paper where the
-    comparison is fair (the paper's data, weights, options and precision; a note says why elsewhere).
+def report_cmd(paths, names, excludes, table, fmt, columns, out, fragment, paper_rows, labels) -> None:
+    """Table 4 / Table 5 (and the NoC table) from run records (PATHS: record.json files or folders,
+    searched recursively; default ./runs), each measured value beside the paper's with Δ = measured −
+    paper where the comparison is fair (the paper's data, weights, options and precision; a note says
+    why elsewhere).
 
     Rows are runs by name (variants of one model are rows of their own). Runs that measured different
     things (another image set, seed, annotation file, detections) make tables of their own; records
@@ -77,9 +90,8 @@ def report_cmd(paths, names, excludes, table, fmt, out, fragment, paper_rows, la
     are left out and named. --name / --exclude choose runs by name.
     """
     results = _load(paths, names, excludes)
-    _emit(
-        results.table(table, format=fmt, standalone=not fragment, paper_rows=paper_rows, labels=labels), out
-    )
+    view = results.table(table, paper_rows=paper_rows, labels=labels, columns=columns)
+    _emit(view.render(fmt, standalone=not fragment), out)
 
 
 @click.command("export")
@@ -129,7 +141,15 @@ def export_cmd(kind, paths, names, excludes, out) -> None:
     multiple=True,
     help="--write: gate only this metric (repeatable; default: every metric of each record).",
 )
-def gate_cmd(args, failures_only, write, tolerances, metrics) -> None:
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["md", "json"]),
+    default="md",
+    show_default=True,
+    help="Checking: a Markdown table, or JSON (schema evalsuite-gate, docs/json.md); exit status unchanged.",
+)
+def gate_cmd(args, failures_only, write, tolerances, metrics, fmt) -> None:
     """Check the expected values of GATES_FILE (TOML [[gate]] rows) against run records in PATHS
     (default ./runs); prints expected / actual / Δ per row, exits 1 on any miss.
 
@@ -139,10 +159,14 @@ def gate_cmd(args, failures_only, write, tolerances, metrics) -> None:
     checked against those records before it is written.
     """
     from ..report.gates import GateFailure, check_gates, load_gates, render_results
+    from ..report.render_gates import gate_document
+    from ..report.render_json import dumps
 
     if write is not None:
         if failures_only:
             raise click.UsageError("--failures-only is for checking, not with --write")
+        if fmt != "md":
+            raise click.UsageError("--format is for checking; --write writes TOML")
         _write_gates(write, args, tolerances, metrics)
         return
     if tolerances or metrics:
@@ -152,7 +176,13 @@ def gate_cmd(args, failures_only, write, tolerances, metrics) -> None:
     gates_file, *paths = args
     gates = load_gates(gates_file)
     results = check_gates(gates, _load(tuple(paths)).records)
-    click.echo(render_results(results, failures_only=failures_only), nl=False)
+    if fmt == "json":
+        doc = gate_document(results)
+        if failures_only:
+            doc["gates"] = [g for g in doc["gates"] if not g["passed"]]
+        click.echo(dumps(doc), nl=False)
+    else:
+        click.echo(render_results(results, failures_only=failures_only), nl=False)
     failed = [r for r in results if not r.passed]
     if failed:
         first = failed[0]
@@ -202,7 +232,14 @@ def _write_gates(out: Path, paths: tuple[Path, ...], tolerances, metrics) -> Non
 )
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--confidence", type=click.FloatRange(0.5, 0.999), default=0.95, show_default=True)
-@click.option("--format", "fmt", type=click.Choice(["md", "csv"]), default="md", show_default=True)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["md", "csv", "json"]),
+    default="md",
+    show_default=True,
+    help="json: schema evalsuite-compare (docs/json.md).",
+)
 @click.option(
     "--ann",
     type=click.Path(path_type=Path),
@@ -211,14 +248,15 @@ def _write_gates(out: Path, paths: tuple[Path, ...], tolerances, metrics) -> Non
 )
 @select_options
 def compare_cmd(a, b, resamples, seed, confidence, fmt, ann, names, excludes) -> None:
-    """Paired bootstrap CI of the difference A − B, overall and by size.
+    """Paired bootstrap CI of the difference A − B, overall and by size (mIoU, AP and NoC records).
 
     A and B are run folders or records of one protocol on the same data: two models, two
     checkpoints of one model, or one model with an option changed. Refused, naming each field that
     differs, when they did not measure the same thing (protocol version, options that change what
     is measured, annotation file, images / --limit, detections file, random-click seed).
 
-    mIoU protocols: over instances, joined on (image_id, ann_id) (they must be the same set). AP
+    mIoU protocols: over instances, joined on (image_id, ann_id) (they must be the same set). NoC
+    protocols: over instances, of the clicks each needed to reach IoU 85 / 90 % (the cap where never). AP
     protocols: over images — each resample draws the image ids with replacement (the same draw for A
     and B) and recomputes both APs (AP, APS, APM, APL; LVIS also APr, APc, APf) from the official
     evaluator's per-image matches of the masks in each run's segm_results.json, exactly as its

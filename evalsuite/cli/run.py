@@ -84,7 +84,32 @@ def _config(
     )
 
 
-def _run_options(fn):
+def _ap_options() -> tuple:
+    """Options that only AP protocols read (not offered by `noc`)."""
+    return (
+        click.option(
+            "--boxes",
+            type=click.Path(path_type=Path),
+            default=None,
+            help="Detections (COCO results JSON) for coco-vitdet / lvis-vitdet.",
+        ),
+        click.option(
+            "--ap-backend",
+            type=click.Choice(["official", "faster"]),
+            default=None,
+            help="AP protocols: pycocotools / lvis (default), or faster-coco-eval (same numbers).",
+        ),
+        click.option("--evaluator", type=click.Choice(["official", "faster"]), default=None, hidden=True),
+        click.option(
+            "--refine",
+            type=click.IntRange(0, 1),
+            default=None,
+            help="AP protocols: 1 = SAM's mask-refinement iteration (same as --set refine=1).",
+        ),
+    )
+
+
+def _run_options(fn, ap: bool = True):
     for decorator in reversed(
         (
             click.option("--model", "-m", required=True, help="Registered model name (see `evalsuite ls`)."),
@@ -103,37 +128,42 @@ def _run_options(fn):
                 help="Change a protocol option, e.g. click_rule=sam, include_crowd=true, mask_choice=single.",
             ),
             click.option(
-                "--boxes",
-                type=click.Path(path_type=Path),
-                default=None,
-                help="Detections (COCO results JSON) for coco-vitdet / lvis-vitdet.",
-            ),
-            click.option(
                 "--skip-bad",
                 is_flag=True,
                 help="Skip bad images, annotations and detections (counted in the record); default: stop.",
             ),
-            click.option(
-                "--ap-backend",
-                type=click.Choice(["official", "faster"]),
-                default=None,
-                help="AP protocols: pycocotools / lvis (default), or faster-coco-eval (same numbers).",
-            ),
-            click.option("--evaluator", type=click.Choice(["official", "faster"]), default=None, hidden=True),
-            click.option(
-                "--refine",
-                type=click.IntRange(0, 1),
-                default=None,
-                help="AP protocols: 1 = SAM's mask-refinement iteration (same as --set refine=1).",
-            ),
+            *(_ap_options() if ap else ()),
             execution_options,
             click.option(
                 "--overwrite", is_flag=True, help="Discard an existing run with different settings in OUT."
+            ),
+            click.option(
+                "--format",
+                "fmt",
+                type=click.Choice(["md", "json"]),
+                default="md",
+                show_default=True,
+                help="The closing summary: Markdown tables, or JSON (schema evalsuite-run-summary; "
+                "docs/json.md).",
             ),
         )
     ):
         fn = decorator(fn)
     return fn
+
+
+def _echo_summary(outcomes, fmt: str) -> None:
+    """The closing summary: one table per metric set and the record paths, or one JSON document."""
+    from ..report.render_json import dumps, summary_document
+    from ..report.summary import summary_table
+
+    records = [o.record for o in outcomes]
+    if fmt == "json":
+        click.echo(dumps(summary_document(records)), nl=False)
+        return
+    click.echo(summary_table(records))
+    for o in outcomes:
+        click.echo(f"record: {o.record_path}")
 
 
 @click.command("run")
@@ -164,10 +194,10 @@ def run_cmd(
     image_batch,
     no_progress,
     overwrite,
+    fmt,
 ) -> None:
     """Evaluate MODEL on one or more PROTOCOLS (e.g. coco-box coco-1click)."""
     from ..engine import run
-    from ..report.summary import summary_table
 
     cfg = _config(
         protocols,
@@ -197,14 +227,16 @@ def run_cmd(
     outcomes = run(cfg)
     if not outcomes:  # a torchrun process other than 0: process 0 reports
         return
-    click.echo(summary_table([o.record for o in outcomes]))
-    for o in outcomes:
-        click.echo(f"record: {o.record_path}")
+    _echo_summary(outcomes, fmt)
+
+
+def _noc_options(fn):
+    return _run_options(fn, ap=False)
 
 
 @click.command("noc")
 @click.option("--dataset", type=click.Choice(["coco", "lvis"]), default="coco", show_default=True)
-@_run_options
+@_noc_options
 def noc_cmd(
     dataset,
     model,
@@ -218,11 +250,7 @@ def noc_cmd(
     out,
     seed,
     sets,
-    boxes,
     skip_bad,
-    ap_backend,
-    evaluator,
-    refine,
     device,
     precision,
     limit,
@@ -230,10 +258,10 @@ def noc_cmd(
     image_batch,
     no_progress,
     overwrite,
+    fmt,
 ) -> None:
     """NoC@85/90 with SAM's clicker: the same as `evalsuite run DATASET-noc20` (records saved under OUT)."""
     from ..engine import run
-    from ..report.summary import summary_table
 
     cfg = _config(
         [f"{dataset}-noc20"],
@@ -250,10 +278,10 @@ def noc_cmd(
         seed,
         device,
         sets,
-        boxes,
+        None,
         skip_bad,
-        _ap_backend(ap_backend, evaluator),
-        refine,
+        "official",
+        None,
         precision,
         workers,
         image_batch,
@@ -262,9 +290,7 @@ def noc_cmd(
     )
     outcomes = run(cfg)
     if outcomes:
-        click.echo(summary_table([o.record for o in outcomes]))
-        for o in outcomes:
-            click.echo(f"record: {o.record_path}")
+        _echo_summary(outcomes, fmt)
 
 
 @click.command("reproduce")
@@ -320,13 +346,23 @@ def reproduce_cmd(
     from ..engine import RunConfig
     from ..engine.devices import available_devices, check_device, default_device
     from ..engine.distributed import init_from_env, shutdown
-    from ..engine.reproduce import default_boxes, estimate, execute, make_plan, preflight, render_outputs
+    from ..engine.reproduce import (
+        default_boxes,
+        estimate,
+        execute,
+        make_plan,
+        plan_device,
+        preflight,
+        render_outputs,
+    )
     from ..errors import InputError
     from ..report.summary import steps_table
 
-    device = check_device(device or default_device())
+    # a plan may name a device this machine lacks (a GPU job planned on a laptop); a run may not
+    device = plan_device(device or default_device()) if dry_run else check_device(device or default_device())
     chosen = [m.strip() for m in models.split(",") if m.strip()] if models else None
     boxes = default_boxes(which, data, {"coco": boxes_coco, "lvis": boxes_lvis}, out, write=not dry_run)
+    made = frozenset(b for b in boxes.values() if b is not None and data == "sample")
     variant = name is not None or checkpoint is not None or weights not in (None, "official")
     plan = make_plan(which, chosen, boxes, variant=variant)
     base = RunConfig(
@@ -347,7 +383,7 @@ def reproduce_cmd(
         image_batch=image_batch,
         progress=progress_enabled(no_progress),
     )
-    missing = preflight(plan, base)
+    missing = preflight(plan, base, made)
     if dry_run:
         for i, r in enumerate(plan.runs, 1):
             click.echo(f"[{i}/{len(plan.runs)}] {r.command(base)}")

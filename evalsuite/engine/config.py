@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,9 @@ class RunConfig:
     overrides: dict[str, Any] = field(default_factory=dict)
     overwrite: bool = False
     progress: bool = True
+    #: the progress bar's class (tqdm's signature; None: tqdm's terminal bar); the Python API passes
+    #: tqdm's notebook widget in Jupyter
+    progress_bar: Callable[..., Any] | None = None
     prompt_batch: int = 64
     boxes: Path | None = None  # detection file for the AP protocols
     skip_bad: bool = False

@@ -269,7 +269,7 @@ def _run_dataset(
         desc += f" (process 0 of {dist_ctx.world_size})"
     show = cfg.progress and dist_ctx.is_main
     images = iter_images(reader, todo, workers, transform=runner.image_transform(), pin_memory=on_cuda)
-    progress = tqdm(total=len(todo), desc=desc, unit="img", disable=not show)
+    progress = (cfg.progress_bar or tqdm)(total=len(todo), desc=desc, unit="img", disable=not show)
     embedder = _Embedder(runner, image_batch, model.base_name, timer)
     try:
         _loop(cfg, runs, images, progress, embedder, timer, image_batch)

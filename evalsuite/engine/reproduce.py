@@ -10,6 +10,7 @@ the command again does no work and rewrites no file.
 
 from __future__ import annotations
 
+import re
 import shlex
 import time
 from collections.abc import Callable
@@ -138,8 +139,18 @@ def make_plan(
     return plan
 
 
-def preflight(plan: Plan, base: RunConfig) -> list[str]:
-    """What is missing for the plan (data, checkpoints, detection files), before any run starts."""
+def plan_device(text: str) -> str:
+    """A device for a plan (``--dry-run``): checked for its form only (cpu, cuda, cuda:N, mps), not for
+    being on this machine, so a GPU job can be planned on a laptop."""
+    m = re.fullmatch(r"(cpu|cuda|mps)(?::\d+)?", text.strip().lower())
+    if m is None:
+        raise InputError(f"--device {text!r} is not a device name (cpu, cuda, cuda:N or mps)")
+    return m.group(0)
+
+
+def preflight(plan: Plan, base: RunConfig, made: frozenset[Path] = frozenset()) -> list[str]:
+    """What is missing for the plan (data, checkpoints, detection files), before any run starts;
+    ``made``: files the plan writes itself before its runs (the sample's pseudo-detections)."""
     missing: list[str] = []
     for family in sorted({r.family for r in plan.runs}):
         try:
@@ -164,12 +175,14 @@ def preflight(plan: Plan, base: RunConfig) -> list[str]:
                 missing.append(f"{model} weights: {e.message}")
     for r in plan.runs:
         ap = [p for p in r.protocols if get_protocol(p).task == "ap"]
-        if ap and r.boxes is None:
+        if not ap or (r.boxes is not None and (Path(r.boxes).is_file() or Path(r.boxes) in made)):
+            continue
+        if r.boxes is None or Path(r.boxes) == default_boxes_path(ap[0]):
             missing.append(
                 f"{ap[0]} detections for {r.model}: `evalsuite download boxes {ap[0]}`, "
                 f"or --boxes-{r.family} FILE"
             )
-        elif r.boxes is not None and not Path(r.boxes).is_file():
+        else:
             missing.append(f"{ap[0]} detections: {r.boxes} not found")
     return list(dict.fromkeys(missing))
 
@@ -200,10 +213,17 @@ class StepResult:
     run: PlannedRun
     outcomes: list[RunOutcome]
     seconds: float
+    started: float = 0.0  # time.time() when the step began
+
+    def did_work(self, outcome: RunOutcome) -> bool:
+        """Whether this step wrote the outcome's record (a finished run is left untouched: its record
+        still tells the session that made it)."""
+        path = outcome.record_path
+        return path is None or not path.is_file() or path.stat().st_mtime >= self.started - 1.0
 
     def summary(self) -> dict[str, Any]:
-        """One row of the closing table."""
-        done = sum(o.record.execution.images_this_session for o in self.outcomes[:1])
+        """One row of the closing table (a step that found its runs finished did no work: 0 images)."""
+        done = sum(o.record.execution.images_this_session for o in self.outcomes[:1] if self.did_work(o))
         return {
             "step": self.step,
             "model": self.run.model,
@@ -236,7 +256,9 @@ def default_boxes(
     for family in ("coco", "lvis"):
         if boxes.get(family) is None and data == "sample":
             boxes[family] = sample_boxes(family, out / "boxes", write=write)
-        elif boxes.get(family) is None and default_boxes_path(f"{family}-vitdet").is_file():
+        elif boxes.get(family) is None:
+            # where `evalsuite download boxes` puts the published file: a plan names it even before it is
+            # there (preflight says how to fetch it), so every planned AP command carries its --boxes
             boxes[family] = default_boxes_path(f"{family}-vitdet")
     return boxes
 
@@ -249,9 +271,9 @@ def execute(
     for i, planned in enumerate(plan.runs, 1):
         if on_step is not None:
             on_step(i, len(plan.runs), planned)
-        start = time.perf_counter()
+        start, wall = time.perf_counter(), time.time()
         outcomes = run(planned.config(base))
-        results.append(StepResult(i, planned, outcomes, time.perf_counter() - start))
+        results.append(StepResult(i, planned, outcomes, time.perf_counter() - start, wall))
     return results
 
 

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+import numpy as np
 import torch
 
 from ..record import PhaseTime, TimingPart
@@ -155,4 +156,11 @@ class SessionTimer:
             run_images_per_s=round(len(self.images) / session_s, 4) if session_s > 0 else None,
             peak_device_memory_bytes=torch.cuda.max_memory_allocated() if self.clock.synchronizes else None,
             device_synchronized=self.clock.synchronizes,
+            **_spread([t.encoder + t.decoder.get(protocol, 0.0) for t in timed]),
         )
+
+
+def _spread(model_s: list[float]) -> dict[str, float]:
+    """10th / 90th percentile of the per-image model seconds (the speed plot's error bars)."""
+    p10, p90 = np.quantile(np.asarray(model_s, dtype=np.float64), [0.1, 0.9])
+    return {"model_s_p10": round(float(p10), 6), "model_s_p90": round(float(p90), 6)}

@@ -30,7 +30,9 @@ The result is what every evaluator gives for images that have GT but no detectio
 metric whose category/area range has GT, None where it has none.
 
 Metrics are in percent; the evaluators' ``-1`` ("no GT in this range") becomes None. ``stats`` keeps
-the raw values (fractions, ``-1`` kept).
+the raw values (fractions, ``-1`` kept). The metrics are the evaluators' whole summaries, what detection
+people read first: COCO's 12 numbers (``COCOeval.stats``: AP, AP50, AP75, APS/M/L, AR@1/10/100, ARS/M/L)
+and LVIS's 13 (AP, AP50, AP75, APS/M/L, APr/c/f, AR@300, ARS/M/L).
 
 Per-category AP (``per_category``) comes from the evaluator's own ``eval["precision"]`` array, the way its
 ``summarize`` averages it, restricted to one category: the mean over IoU and recall thresholds of
@@ -65,11 +67,13 @@ from ..errors import InputError, did_you_mean
 BACKENDS = ("official", "faster")
 FAMILIES = ("coco", "lvis")
 IOU_TYPES = ("segm", "bbox")
-COCO_METRICS = ("AP", "AP50", "AP75", "APS", "APM", "APL")
-LVIS_METRICS = (*COCO_METRICS, "APr", "APc", "APf")
+AP_METRICS = ("AP", "AP50", "AP75", "APS", "APM", "APL")
+#: COCOeval's 12-number summary, in ``COCOeval.stats`` order (AR@k: maxDets k; ARS/M/L at 100)
+COCO_METRICS = (*AP_METRICS, "AR@1", "AR@10", "AR@100", "ARS", "ARM", "ARL")
 LVIS_MAX_DETS = 300
+#: LVISEval's whole summary (``get_results()``): AP by area and frequency group, AR at 300 by area
+LVIS_METRICS = (*AP_METRICS, "APr", "APc", "APf", f"AR@{LVIS_MAX_DETS}", "ARS", "ARM", "ARL")
 
-# COCOeval.stats order (AP rows; AR rows follow and are kept in "stats").
 _COCO_STAT_INDEX = {name: i for i, name in enumerate(COCO_METRICS)}
 # Our metric name -> key of LVISEval.get_results().
 _LVIS_RESULT_KEY = {
@@ -82,6 +86,10 @@ _LVIS_RESULT_KEY = {
     "APr": "APr",
     "APc": "APc",
     "APf": "APf",
+    f"AR@{LVIS_MAX_DETS}": f"AR@{LVIS_MAX_DETS}",
+    "ARS": f"ARs@{LVIS_MAX_DETS}",
+    "ARM": f"ARm@{LVIS_MAX_DETS}",
+    "ARL": f"ARl@{LVIS_MAX_DETS}",
 }
 # faster-coco-eval stats_as_dict (lvis_style, maxDets [300]) -> LVISEval.get_results() key.
 _FASTER_LVIS_KEYS = {

@@ -19,11 +19,12 @@ class APMetric(Metric[DetectionLike]):
     """COCO / LVIS mask AP of the predicted masks, through ``backend`` (official or faster).
 
     ``evaluate`` sorts by (image id, detection id) first and hands the backend the same results
-    whatever the processing order was. Per-category AP / APS / APM / APL come from the backend's own
+    whatever the processing order was. The metrics are the evaluator's whole summary (COCO's 12 numbers,
+    LVIS's 13; see :mod:`.ap`). Per-category AP / APS / APM / APL come from the backend's own
     precision array (see :mod:`.ap`), with ``n`` the category's scored ground-truth objects.
     """
 
-    higher_is_better: ClassVar[dict[str, bool]] = dict.fromkeys(LVIS_METRICS, True)
+    higher_is_better: ClassVar[dict[str, bool]] = dict.fromkeys((*COCO_METRICS, *LVIS_METRICS), True)
 
     def __init__(self, family: str, gt: dict, image_ids: list[int], backend: str = "official") -> None:
         self.family = family

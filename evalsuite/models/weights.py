@@ -22,7 +22,7 @@ import re
 import warnings
 import zipfile
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -97,6 +97,8 @@ class LoadedCheckpoint:
     spec: ModelSpec
     #: the file is the cached official one (its SHA-256 was checked, or is recorded once it loads)
     at_default_path: bool = False
+    #: what loading changed in the file's keys (recorded in the run's execution notes)
+    notes: dict[str, str] = field(default_factory=dict)
 
     def confirm(self) -> None:
         """The file loaded: trust it on first use if it is the cached official file (no published hash)."""
@@ -265,7 +267,7 @@ def read_checkpoint(spec: ModelSpec | str, path: str | Path, trust: bool = False
 def load_strict(model: nn.Module, ck: LoadedCheckpoint, adapt: Adapter | None = None) -> None:
     """``model.load_state_dict(strict=True)`` with any mismatch reported as a user error naming the file."""
     name = ck.spec.name
-    state = dict(ck.state_dict)
+    state = _strip_ddp_prefix(ck, dict(ck.state_dict), set(model.state_dict()))
     if adapt is not None:
         try:
             state = adapt(state)
@@ -287,6 +289,18 @@ def load_strict(model: nn.Module, ck: LoadedCheckpoint, adapt: Adapter | None = 
         raise InputError(f"{ck.path}: does not fit {name}: {str(exc).splitlines()[-1].strip()}") from None
 
 
+DDP_PREFIX = "module."
+
+
+def _strip_ddp_prefix(ck: LoadedCheckpoint, state: dict[str, Any], expected: set[str]) -> dict[str, Any]:
+    """A state dict saved from a DistributedDataParallel wrapper has every key under ``module.``: strip
+    it (only when every key has it and the network has no such keys), and note it for the record."""
+    if not state or not all(k.startswith(DDP_PREFIX) for k in state) or expected & set(state):
+        return state
+    ck.notes["checkpoint_keys"] = f"stripped '{DDP_PREFIX}' from every key (a DDP-wrapped state dict)"
+    return {k[len(DDP_PREFIX) :]: v for k, v in state.items()}
+
+
 def load_weights(
     model: nn.Module,
     spec: ModelSpec | str,
@@ -295,10 +309,21 @@ def load_weights(
     adapt: Adapter | None = None,
 ) -> str:
     """Read, strictly load and confirm a checkpoint into ``model``; returns its SHA-256."""
+    return load_checkpoint(model, spec, path, trust, adapt).sha256
+
+
+def load_checkpoint(
+    model: nn.Module,
+    spec: ModelSpec | str,
+    path: str | Path,
+    trust: bool = False,
+    adapt: Adapter | None = None,
+) -> LoadedCheckpoint:
+    """:func:`load_weights`, returning what was read (its SHA-256, and ``notes`` on what loading changed)."""
     ck = read_checkpoint(spec, path, trust)
     load_strict(model, ck, adapt)
     ck.confirm()
-    return ck.sha256
+    return ck
 
 
 def network_factory(
@@ -323,14 +348,17 @@ def network_factory(
         )  # the spec of this very entry (lazy: registry imports the model modules)
 
         network = make_network()
-        sha = None
+        ck = None
         if checkpoint is not None:
-            sha = load_weights(network, get_spec(spec_name), checkpoint, trust_checkpoint, adapt)
+            ck = load_checkpoint(network, get_spec(spec_name), checkpoint, trust_checkpoint, adapt)
         network.eval()
         dev = torch.device(device)
         # the model's declared options (ModelSpec.options), resolved by the registry; none for most models
         runner = make_runner(network.to(dev), dev, **options)
-        runner.checkpoint_sha256 = sha
+        runner.checkpoint_sha256 = None if ck is None else ck.sha256
+        if ck is not None and ck.notes:  # recorded with the run (its execution notes)
+            own = runner.execution_notes
+            runner.execution_notes = lambda: {**own(), **ck.notes}
         return runner
 
     build.__doc__ = f"Build the {spec_name} runner (untrained weights without a checkpoint)."

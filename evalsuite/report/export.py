@@ -11,7 +11,7 @@ from ..errors import InputError
 from ..identity import select_cells
 from ..record import RunRecord
 from .render import csv_num, to_csv
-from .table_build import options_text
+from .render_text import options_text
 
 
 def export_frame(records: Sequence[RunRecord], kind: str) -> pd.DataFrame:
@@ -29,54 +29,59 @@ def export_frame(records: Sequence[RunRecord], kind: str) -> pd.DataFrame:
     out: list[dict[str, Any]] = []
     notes: list[str] = [f"left out: {e.line()}" for e in sel.excluded]
     for r in sorted(sel.records, key=lambda r: (r.name, r.protocol.name)):
-        base = {
-            "name": r.name,
-            "model": r.model.name,
-            "protocol_id": r.protocol.id,
-            "overrides": options_text(r.protocol.overrides),
-            "options_hash": r.protocol.options_hash,
-            "dataset": r.dataset.name,
-            "run_id": r.run_id,
-        }
         if kind == "per-category":
             if not r.per_category:
                 notes.append(f"{r.name} {r.protocol.id} ({r.path}): {_no_per_category(r)}")
-            for cat_id in sorted(r.per_category, key=int):
-                entry = r.per_category[cat_id]
-                for metric, value in entry.items():
-                    if metric in ("name", "n"):
-                        continue
-                    number = (
-                        value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
-                    )
-                    out.append(
-                        {
-                            **base,
-                            "category_id": int(cat_id),
-                            "category": entry.get("name") or "",
-                            "metric": metric,
-                            "value": csv_num(number),
-                            "n": entry.get("n"),
-                        }
-                    )
+            out += _per_category_rows(r)
         else:
-            by_size = r.counts.instances_by_size or {}
-            for size in ("S", "M", "L"):
-                metric = f"AP{size}" if r.protocol.task == "ap" else f"mIoU_{size}"
-                if metric not in r.metrics:
-                    continue
-                out.append(
-                    {
-                        **base,
-                        "size": size,
-                        "metric": metric,
-                        "value": csv_num(r.metric(metric)),
-                        "n": by_size.get(size),
-                    }
-                )
+            out += _per_size_rows(r)
     frame = pd.DataFrame(out)
     frame.attrs["notes"] = notes
     return frame
+
+
+def _base(r: RunRecord) -> dict[str, Any]:
+    return {
+        "name": r.name,
+        "model": r.model.name,
+        "protocol_id": r.protocol.id,
+        "overrides": options_text(r.protocol.overrides),
+        "options_hash": r.protocol.options_hash,
+        "dataset": r.dataset.name,
+        "run_id": r.run_id,
+    }
+
+
+def _per_category_rows(r: RunRecord) -> list[dict[str, Any]]:
+    out = []
+    for cat_id in sorted(r.per_category, key=int):
+        entry = r.per_category[cat_id]
+        for metric, value in entry.items():
+            if metric in ("name", "n"):
+                continue
+            number = value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+            out.append(
+                {
+                    **_base(r),
+                    "category_id": int(cat_id),
+                    "category": entry.get("name") or "",
+                    "metric": metric,
+                    "value": csv_num(number),
+                    "n": entry.get("n"),
+                }
+            )
+    return out
+
+
+def _per_size_rows(r: RunRecord) -> list[dict[str, Any]]:
+    by_size = r.counts.instances_by_size or {}
+    out = []
+    for size in ("S", "M", "L"):
+        metric = f"AP{size}" if r.protocol.task == "ap" else f"mIoU_{size}"
+        if metric in r.metrics:
+            row = {"size": size, "metric": metric, "value": csv_num(r.metric(metric)), "n": by_size.get(size)}
+            out.append({**_base(r), **row})
+    return out
 
 
 def _no_per_category(r: RunRecord) -> str:

@@ -113,53 +113,53 @@ def load_gates(path: Path) -> list[Gate]:
     rows = data.get("gate")
     if not isinstance(rows, list) or not rows:
         raise InputError(f"{path}: no [[gate]] rows")
-    gates = []
-    for i, row in enumerate(rows, 1):
-        where = f"{path}: gate {i}"
-        if extra := set(row) - set(_KEYS) - set(_OPTIONAL):
-            raise InputError(f"{where}: unknown key(s) {', '.join(sorted(extra))}")
-        values = {}
-        for key, kind in _KEYS.items():
-            if key not in row:
-                raise InputError(f"{where}: missing {key!r}")
-            v = row[key]
-            if kind is float:
-                if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-                    raise InputError(f"{where}: {key} must be a finite number, got {v!r}")
-                v = float(v)
-            elif not isinstance(v, str) or not v:
-                raise InputError(f"{where}: {key} must be a non-empty string")
-            values[key] = v
-        if "@" not in values["protocol"]:
-            raise InputError(f"{where}: protocol must be name@version, e.g. coco-box@1")
-        if values["tolerance"] < 0:
-            raise InputError(f"{where}: tolerance must be >= 0")
-        opt = row.get("options_hash")
-        if opt is not None and not isinstance(opt, str):
-            raise InputError(f"{where}: options_hash must be a string")
-        weights = row.get("weights", "official")
-        if not isinstance(weights, str) or not (
-            weights in ("official", "file") or weights.startswith("random:")
-        ):
-            raise InputError(f"{where}: weights must be 'official', 'file' or 'random:SEED', got {weights!r}")
-        sha, fingerprint = row.get("checkpoint_sha256"), row.get("model_fingerprint")
-        if (weights == "file") != isinstance(sha, str) or (sha is not None and not isinstance(sha, str)):
-            raise InputError(f"{where}: weights = 'file' goes with checkpoint_sha256 (and only it)")
-        if fingerprint is not None and not isinstance(fingerprint, str):
-            raise InputError(f"{where}: model_fingerprint must be a string")
-        gates.append(
-            Gate(
-                options_hash=opt,
-                weights=weights,
-                checkpoint_sha256=sha,
-                model_fingerprint=fingerprint,
-                **values,
-            )
-        )
+    gates = [_gate(row, f"{path}: gate {i}") for i, row in enumerate(rows, 1)]
     keys = [(g.model, g.protocol, g.options_hash, g.metric) for g in gates]
     if len(set(keys)) != len(keys):
         raise InputError(f"{path}: a (model, protocol, metric) row appears twice")
     return gates
+
+
+def _required(row: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """The required keys of a gate row, type-checked."""
+    values: dict[str, Any] = {}
+    for key, kind in _KEYS.items():
+        if key not in row:
+            raise InputError(f"{where}: missing {key!r}")
+        v = row[key]
+        if kind is float:
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+                raise InputError(f"{where}: {key} must be a finite number, got {v!r}")
+            v = float(v)
+        elif not isinstance(v, str) or not v:
+            raise InputError(f"{where}: {key} must be a non-empty string")
+        values[key] = v
+    if "@" not in values["protocol"]:
+        raise InputError(f"{where}: protocol must be name@version, e.g. coco-box@1")
+    if values["tolerance"] < 0:
+        raise InputError(f"{where}: tolerance must be >= 0")
+    return values
+
+
+def _gate(row: Mapping[str, Any], where: str) -> Gate:
+    """One checked gate row."""
+    if extra := set(row) - set(_KEYS) - set(_OPTIONAL):
+        raise InputError(f"{where}: unknown key(s) {', '.join(sorted(extra))}")
+    values = _required(row, where)
+    opt = row.get("options_hash")
+    if opt is not None and not isinstance(opt, str):
+        raise InputError(f"{where}: options_hash must be a string")
+    weights = row.get("weights", "official")
+    if not isinstance(weights, str) or not (weights in ("official", "file") or weights.startswith("random:")):
+        raise InputError(f"{where}: weights must be 'official', 'file' or 'random:SEED', got {weights!r}")
+    sha, fingerprint = row.get("checkpoint_sha256"), row.get("model_fingerprint")
+    if (weights == "file") != isinstance(sha, str) or (sha is not None and not isinstance(sha, str)):
+        raise InputError(f"{where}: weights = 'file' goes with checkpoint_sha256 (and only it)")
+    if fingerprint is not None and not isinstance(fingerprint, str):
+        raise InputError(f"{where}: model_fingerprint must be a string")
+    return Gate(
+        options_hash=opt, weights=weights, checkpoint_sha256=sha, model_fingerprint=fingerprint, **values
+    )
 
 
 def check_gates(gates: Sequence[Gate], records: Sequence[RunRecord]) -> list[GateResult]:
@@ -431,27 +431,11 @@ def write_gates(
         if not names:
             notes.append(f"{r.name} {r.protocol.id}: none of the chosen metrics; no gate")
         for metric in names:
-            value = r.metric(metric)
-            if value is None:
-                notes.append(
-                    f"{r.name} {r.protocol.id} {metric}: no value ({r.metrics.get(metric)}); no gate"
-                )
-                continue
-            tol = tolerances.text(metric)
-            if tol is None:
+            row = _gate_row(r, metric, tolerances, notes)
+            if row is None and r.metric(metric) is not None:
                 missing_tolerance.add(metric)
-                continue
-            row: dict[str, Any] = {
-                "model": r.name,
-                "protocol": r.protocol.id,
-                "options_hash": r.protocol.options_hash,
-                "metric": metric,
-                "expected": value,
-                "tolerance": tol,
-            }
-            row.update(_model_identity(r))
-            row["run_id"] = r.run_id
-            rows.append(row)
+            elif row is not None:
+                rows.append(row)
     if missing_tolerance:
         raise InputError(
             f"no tolerance for {', '.join(sorted(missing_tolerance))}",
@@ -459,15 +443,45 @@ def write_gates(
         )
     if not rows:
         raise InputError("no gate to write: the records have no metric values")
+    return _gates_text(rows, chosen, tolerances, written_by), notes
 
+
+def _gate_row(r: RunRecord, metric: str, tolerances: Tolerances, notes: list[str]) -> dict[str, Any] | None:
+    """The gate row of one metric of a record (None: no value, noted; or no tolerance)."""
+    value = r.metric(metric)
+    if value is None:
+        notes.append(f"{r.name} {r.protocol.id} {metric}: no value ({r.metrics.get(metric)}); no gate")
+        return None
+    tol = tolerances.text(metric)
+    if tol is None:
+        return None
+    row: dict[str, Any] = {
+        "model": r.name,
+        "protocol": r.protocol.id,
+        "options_hash": r.protocol.options_hash,
+        "metric": metric,
+        "expected": value,
+        "tolerance": tol,
+    }
+    row.update(_model_identity(r))
+    row["run_id"] = r.run_id
+    return row
+
+
+def _gates_text(
+    rows: Sequence[dict[str, Any]],
+    records: Sequence[RunRecord],
+    tolerances: Tolerances,
+    written_by: str | None,
+) -> str:
     def cell(key: str, v: Any) -> str:
         return f"{key} = {v if key == 'tolerance' else _toml_value(v)}"
 
-    lines = _header(chosen, tolerances, written_by)
+    lines = _header(records, tolerances, written_by)
     lines.append("gate = [")
     lines += ["  { " + ", ".join(cell(k, v) for k, v in row.items()) + " }," for row in rows]
     lines.append("]")
-    return "\n".join(lines) + "\n", notes
+    return "\n".join(lines) + "\n"
 
 
 def _model_identity(r: RunRecord) -> dict[str, str]:

@@ -8,6 +8,7 @@ Files carry no timestamps, so a figure depends only on its records; PDFs embed T
 
 from __future__ import annotations
 
+import io
 import re
 import textwrap
 import warnings
@@ -21,6 +22,7 @@ from matplotlib.artist import Artist
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.gridspec import GridSpec
 from matplotlib.layout_engine import ConstrainedLayoutEngine
 from matplotlib.ticker import MaxNLocator
 
@@ -55,14 +57,48 @@ class Plot:
     notes: list[str] = field(default_factory=list)
 
 
+class SlideFigure(Figure):
+    """A matplotlib ``Figure`` that Jupyter shows inline without pyplot (``_repr_png_``)."""
+
+    def _repr_png_(self) -> bytes:
+        buffer = io.BytesIO()
+        self.savefig(buffer, format="png", dpi=100, metadata={"Software": None})
+        return buffer.getvalue()
+
+
 def new_figure(width: float, height: float) -> Figure:
     """A figure on its own Agg canvas, laid out by constrained layout until :func:`freeze_layout`."""
-    fig = Figure(
+    fig = SlideFigure(
         figsize=(width, height),
         layout=ConstrainedLayoutEngine(h_pad=0.06, w_pad=0.06, hspace=0.04, wspace=0.04),
     )
     FigureCanvasAgg(fig)
     return fig
+
+
+#: a 16:9 slide's width in inches, at font sizes that stay readable there
+SLIDE_WIDTH = 13.33
+
+
+#: a 16:9 slide's height in inches
+SLIDE_HEIGHT = 7.5
+
+
+def slide_grid(n: int, panel_height: float, extra_height: float = 1.6) -> tuple[Figure, list[Axes], float]:
+    """A landscape figure of ``n`` panels, at most a 16:9 slide: one row up to 4, two rows up to 8
+    (then three); a short last row is centred. Returns the figure, its axes and a panel's width."""
+    rows = 1 if n <= 4 else 2 if n <= 8 else 3
+    cols = -(-n // rows)
+    height = min(SLIDE_HEIGHT, panel_height * rows + extra_height)
+    width = max(min(SLIDE_WIDTH, 3.6 * cols + 0.4), min(height * 16 / 9, 4.6 * cols + 0.4))
+    fig = new_figure(round(min(width, SLIDE_WIDTH), 1), round(height, 1))  # whole pixels at any dpi
+    gs = GridSpec(rows, 2 * cols, figure=fig)
+    axes = []
+    for i in range(n):
+        row, pos = divmod(i, cols)
+        start = (cols - min(cols, n - row * cols)) + 2 * pos
+        axes.append(fig.add_subplot(gs[row, start : start + 2]))
+    return fig, axes, (fig.get_figwidth() - 0.4) / cols
 
 
 def freeze_layout(fig: Figure) -> None:
@@ -174,18 +210,19 @@ def break_label(text: str, width: int = 24) -> str:
 
 
 def percent_axis(ax: Axes, values: Sequence[float], pad: float = 3.0) -> None:
-    """A % y axis around ``values``, at least 10 points tall, with ticks only within 0–100.
+    """A % y axis that fits ``values`` within 0–100, at least 10 points tall.
 
-    The limits may pass 0 or 100 by the padding, so a marker at 100 % is not cut by the frame, but
-    no tick beyond them is labelled: a percentage axis never shows 105 %.
+    The axis never passes 0 or 100 (a percentage has no room beyond them): markers at the ends are
+    drawn unclipped (``clip_on=False``) and sit on the frame. The padding keeps the data off the frame
+    elsewhere; a short range grows to 10 points, towards the side that has room.
     """
     lo, hi = min(values), max(values)
     pad = max(pad, 0.08 * (hi - lo))
-    bottom, top = max(-pad, lo - pad), min(100.0 + pad, hi + pad)
-    while top - bottom < 10.0:
-        bottom, top = max(-pad, bottom - 1.0), min(100.0 + pad, top + 1.0)
+    bottom, top = max(0.0, lo - pad), min(100.0, hi + pad)
+    if top - bottom < 10.0:
+        bottom, top = (max(0.0, top - 10.0), top) if top >= 100.0 else (bottom, min(100.0, bottom + 10.0))
     ticks = MaxNLocator(nbins=6, steps=[1, 2, 2.5, 5, 10]).tick_values(bottom, top)
-    ax.set_yticks([t for t in ticks if max(bottom, 0.0) <= t <= min(top, 100.0)])
+    ax.set_yticks([t for t in ticks if bottom - 1e-9 <= t <= top + 1e-9])
     ax.set_ylim(bottom, top)
 
 

@@ -1,19 +1,26 @@
 """mIoU vs number of clicks: one panel per dataset, one line per run (variants are their own lines).
 
-Measured lines are solid with filled markers; the paper's quoted values for the same model are
-dashed with hollow markers in the run's colour, only for runs with the official weights (a random
-or fine-tuned network has no paper value). One key for the figure, above the panels, because the
-runs and their colours are the same in every panel.
+Two kinds of measurement, drawn apart: the click protocols (``coco-1click``, ``-3click``, ``-5click``:
+k clicks placed at once by the protocol's rule) are solid lines with filled markers; NoC records
+(SAM's iterative clicker, each click placed on the previous error) give the mIoU after each of their
+k clicks, a dash-dot curve in the run's colour. The paper's quoted values for the same model are
+dashed with hollow markers, only for runs with the official weights (a random or fine-tuned network
+has no paper value). The y axis fits the data within 0–100 %. One key for the figure, above the
+panels, because the runs and their colours are the same in every panel.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+from matplotlib.axes import Axes
 from matplotlib.lines import Line2D
 
 from ..errors import InputError
+from ..identity import group_title
 from ..protocols import load_protocols
 from ..record import RunRecord
 from .plot_base import (
@@ -23,13 +30,34 @@ from .plot_base import (
     checked_cells,
     freeze_layout,
     header,
-    new_figure,
     percent_axis,
     run_colors,
     run_label,
     save,
+    slide_grid,
 )
 from .rules import paper_value
+
+CURVE_STYLES: dict[str, dict[str, Any]] = {
+    "clicks": {"marker": "o", "lw": 1.8, "ls": "-"},
+    "noc": {"marker": ".", "lw": 1.6, "ls": "-."},
+    "paper": {"marker": "o", "markerfacecolor": "none", "lw": 1.4, "ls": "--"},
+}
+KEY_TEXT = {
+    "clicks": "k clicks at once (click protocols)",
+    "noc": "after click k of SAM's iterative clicker (NoC)",
+    "paper": "paper (official weights only)",
+}
+
+
+@dataclass
+class Curve:
+    """One line: a run's mIoU at each click count, of one kind of measurement."""
+
+    record: RunRecord
+    kind: str  # "clicks" | "noc" | "paper"
+    label: str
+    points: list[tuple[int, float]] = field(default_factory=list)
 
 
 def _line_options(r: RunRecord) -> str:
@@ -40,76 +68,90 @@ def _line_options(r: RunRecord) -> str:
     return ", ".join(f"{k}={v}" for k, v in sorted(diff.items()))
 
 
-def plot_clicks(records: Sequence[RunRecord], outs: Sequence[Path] = (), dpi: int = 100) -> Plot:
-    """mIoU vs number of clicks of the click-protocol records; written to each of ``outs``."""
-    cells = checked_cells(records)
-    clicky = [
-        r
-        for r in cells.values()
-        if r.protocol.task == "miou" and r.protocol.options.get("prompt") == "clicks"
+def _is_clicks(r: RunRecord) -> bool:
+    return r.protocol.task == "miou" and r.protocol.options.get("prompt") == "clicks"
+
+
+def _curves(records: Sequence[RunRecord], family: str) -> list[Curve]:
+    """The family's curves: click protocols by (run, options), NoC records, and the paper's values."""
+    curves: dict[tuple[str, str, str], Curve] = {}
+    for r in sorted(records, key=lambda r: (r.name, r.protocol.name)):
+        if r.dataset.family != family:
+            continue
+        opts = _line_options(r)
+        label = run_label(r) + (f" ({opts})" if opts else "")
+        if _is_clicks(r) and (y := r.metric("mIoU")) is not None:
+            curve = curves.setdefault((r.name, "clicks", opts), Curve(r, "clicks", label))
+            curve.points.append((int(r.protocol.options["clicks"]), y))
+        elif r.protocol.task == "noc":
+            pts = [(k, v) for k in range(1, 101) if (v := r.metric(f"mIoU@{k}")) is not None]
+            curves[(r.name, "noc", opts)] = Curve(r, "noc", label, pts)
+    out = [c for c in curves.values() if c.points]
+    for c in [c for c in out if c.kind == "clicks" and not _line_options(c.record)]:
+        paper = _paper_points(c.record, family)
+        if paper and c.record.model.official_weights:
+            out.append(Curve(c.record, "paper", c.label, paper))
+    for c in out:
+        c.points.sort()
+    return out
+
+
+def _paper_points(r: RunRecord, family: str) -> list[tuple[int, float]]:
+    return [
+        (k, pv.value)
+        for k in range(1, 21)
+        if (pv := paper_value(r.model.name, f"{family}-{k}click", "mIoU")) is not None
     ]
-    if not clicky:
-        raise InputError("no click-protocol records (coco-1click, lvis-3click, ...) to plot")
-    families = sorted({r.dataset.family for r in clicky})
-    colors = run_colors(name for name, _ in cells)
-    fig = new_figure(4.6 * len(families) + 0.6, 4.6)
+
+
+def _draw(ax: Axes, curves: Sequence[Curve], colors: dict[str, str]) -> dict[str, Line2D]:
     handles: dict[str, Line2D] = {}
-    any_paper = False
-    for i, fam in enumerate(families):
-        ax = fig.add_subplot(1, len(families), i + 1)
-        lines: dict[tuple[str, str], list[tuple[int, float]]] = {}
-        first: dict[str, RunRecord] = {}
-        for r in clicky:
-            y = r.metric("mIoU")
-            if r.dataset.family == fam and y is not None:
-                lines.setdefault((r.name, _line_options(r)), []).append(
-                    (int(r.protocol.options["clicks"]), y)
-                )
-                first.setdefault(r.name, r)
-        ticks: set[int] = set()
-        ys: list[float] = []
-        for (name, opts), pts in sorted(lines.items()):
-            ref = first[name]
-            pts.sort()
-            ticks |= {x for x, _ in pts}
-            ys += [y for _, y in pts]
-            label = run_label(ref) + (f" ({opts})" if opts else "")
-            (line,) = ax.plot(*zip(*pts, strict=True), marker="o", color=colors[name], lw=1.8, label=label)
-            handles.setdefault(label, line)
-            paper = [
-                (k, pv.value)
-                for k in range(1, 21)
-                if (pv := paper_value(ref.model.name, f"{fam}-{k}click", "mIoU")) is not None
-            ]
-            if paper and not opts and ref.model.official_weights:
-                any_paper = True
-                ticks |= {x for x, _ in paper}
-                ys += [y for _, y in paper]
-                ax.plot(
-                    *zip(*paper, strict=True),
-                    linestyle="--",
-                    marker="o",
-                    markerfacecolor="none",
-                    color=colors[name],
-                    lw=1.4,
-                )
-        ax.set_xticks(sorted(ticks))
-        if ys:
-            percent_axis(ax, ys, pad=5.0)
+    for c in curves:
+        xs, ys = zip(*c.points, strict=True)
+        style = CURVE_STYLES[c.kind]
+        ms = 3.5 if c.kind == "noc" else 6.0
+        label = c.label if c.kind == "clicks" else f"_{c.kind}: {c.label}"
+        ax.plot(xs, ys, color=colors[c.record.name], ms=ms, clip_on=False, label=label, **style)
+        if c.kind != "paper":
+            handles.setdefault(c.label, Line2D([], [], color=colors[c.record.name], lw=2.5, label=c.label))
+    ticks = sorted({x for c in curves for x, _ in c.points})
+    if len(ticks) > 8:
+        ticks = [t for t in ticks if t in (1, 2, 3, 5) or t % 5 == 0]
+    ax.set_xticks(ticks)
+    percent_axis(ax, [y for c in curves for _, y in c.points], pad=4.0)
+    return handles
+
+
+def plot_clicks(records: Sequence[RunRecord], outs: Sequence[Path] = (), dpi: int = 100) -> Plot:
+    """mIoU vs number of clicks of the click-protocol and NoC records; written to each of ``outs``."""
+    cells = checked_cells(records)
+    mine = [r for r in cells.values() if _is_clicks(r) or r.protocol.task == "noc"]
+    if not mine:
+        raise InputError(
+            "no click-protocol or NoC records (coco-1click, lvis-3click, coco-noc20, ...) to plot"
+        )
+    families = sorted({r.dataset.family for r in mine})
+    colors = run_colors(name for name, _ in cells)
+    fig, axes, _ = slide_grid(len(families), 4.0)
+    handles: dict[str, Line2D] = {}
+    kinds: set[str] = set()
+    for ax, fam in zip(axes, families, strict=True):
+        curves = _curves(mine, fam)
+        kinds |= {c.kind for c in curves}
+        handles.update({k: v for k, v in _draw(ax, curves, colors).items() if k not in handles})
         ax.set_title(fam.upper(), fontsize=LABEL + 0.5)
         ax.set_xlabel("clicks", fontsize=LABEL)
         ax.set_ylabel("mIoU (%)", fontsize=LABEL)
         ax.tick_params(labelsize=TICK)
         ax.grid(True, alpha=0.35)
     keys = list(handles.values())
-    if any_paper:
-        keys += [
-            Line2D([], [], color="#555555", marker="o", lw=1.8, label="measured"),
-            Line2D(
-                [], [], color="#555555", marker="o", markerfacecolor="none", ls="--", lw=1.4, label="paper"
-            ),
-        ]
-    header(fig, "mIoU vs number of clicks", keys, min(len(keys), 3 * len(families)))
+    keys += [
+        Line2D([], [], color="#555555", ms=5, **CURVE_STYLES[k], label=KEY_TEXT[k])
+        for k in CURVE_STYLES
+        if k in kinds
+    ]
+    title = f"mIoU vs number of clicks\nData: {group_title(sorted(mine, key=lambda r: r.protocol.name))}"
+    header(fig, title, keys, min(len(keys), 3))
     freeze_layout(fig)
     save(fig, outs, dpi)
     return Plot(fig, [])

@@ -147,6 +147,22 @@ def place_labels(
     covered, is kept. A required label that fails is drawn at its least bad spot; an optional one
     (``required=False``) is left out.
     """
+    chosen = _placement(ax, labels, obstacles, fontsize)
+    left: list[str] = []
+    for i, lab in enumerate(labels):
+        (failure, _), spot = chosen[i]
+        if failure > 0:
+            left.append(lab.text)
+            if not required:
+                continue
+        _annotate(ax, lab, spot, fontsize)
+    return left
+
+
+def _placement(
+    ax: Axes, labels: Sequence[Label], obstacles: Sequence[Anchor], fontsize: float
+) -> dict[int, tuple[tuple[float, float], _Spot]]:
+    """The best of up to three greedy attempts (given order; unclean first; longest first)."""
     fig = ax.figure
     renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
     px = fig.dpi / 72.0
@@ -180,36 +196,22 @@ def place_labels(
         cs = [c for c, _ in attempt.values()]
         return (sum(f > 0 for f, _ in cs), sum(f for f, _ in cs), sum(m for _, m in cs))
 
-    chosen = min(attempts, key=badness)
-    left: list[str] = []
-    for i, lab in enumerate(labels):
-        (failure, _), spot = chosen[i]
-        if failure > 0:
-            left.append(lab.text)
-            if not required:
-                continue
-        ax.annotate(
-            lab.text,
-            (spot.anchor.x, spot.anchor.y),
-            xytext=(spot.dx, spot.dy),
-            textcoords="offset points",
-            ha=spot.ha,
-            va=spot.va,
-            fontsize=fontsize,
-            color=lab.color,
-            gid=LABEL_GID,
-            annotation_clip=False,
-            arrowprops=(
-                {
-                    "arrowstyle": "-",
-                    "color": lab.color,
-                    "lw": 0.7,
-                    "shrinkA": 1,
-                    "shrinkB": spot.anchor.radius,
-                }
-                if spot.leader
-                else None
-            ),
-            bbox={"boxstyle": "square,pad=0.1", "fc": "white", "ec": "none", "alpha": 0.75},
-        )
-    return left
+    return min(attempts, key=badness)
+
+
+def _annotate(ax: Axes, lab: Label, spot: _Spot, fontsize: float) -> None:
+    leader = {"arrowstyle": "-", "color": lab.color, "lw": 0.7, "shrinkA": 1, "shrinkB": spot.anchor.radius}
+    ax.annotate(
+        lab.text,
+        (spot.anchor.x, spot.anchor.y),
+        xytext=(spot.dx, spot.dy),
+        textcoords="offset points",
+        ha=spot.ha,
+        va=spot.va,
+        fontsize=fontsize,
+        color=lab.color,
+        gid=LABEL_GID,
+        annotation_clip=False,
+        arrowprops=leader if spot.leader else None,
+        bbox={"boxstyle": "square,pad=0.1", "fc": "white", "ec": "none", "alpha": 0.75},
+    )

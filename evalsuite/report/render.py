@@ -1,8 +1,7 @@
-"""Tables rendered as Markdown, LaTeX and CSV (and HTML for notebooks), from :class:`.table.Table`.
+"""Tables rendered as Markdown and CSV (pandas), and the one entry for every format.
 
-Markdown and CSV come from pandas (``DataFrame.to_markdown`` / ``to_csv``); LaTeX is written by hand
-because the paper's layout — grouped column heads with ``\\cmidrule``, paper values in small type,
-footnote marks — is not something ``DataFrame.to_latex`` can express.
+LaTeX is :mod:`.render_latex`, HTML (notebooks) :mod:`.render_html`, JSON :mod:`.render_json`; they all
+render the same :class:`.table.Table`, so every format says the same thing.
 """
 
 from __future__ import annotations
@@ -12,182 +11,40 @@ from collections.abc import Sequence
 import pandas as pd
 
 from ..errors import InputError
-from .table import Cell, Table
-from .table_build import options_text
+from .render_text import cell_text, info_lines, legend
+from .table import Table
 
-
-# -- shared formatting ------------------------------------------------------------------------------
-def _num(v: float | None) -> str:
-    return "–" if v is None else f"{v:.1f}"
-
-
-def _signed(v: float) -> str:
-    s = f"{v:+.1f}"
-    return "+0.0" if s == "-0.0" else s
-
-
-def _legend(t: Table) -> str:
-    text = "Each cell: measured (paper [source], Δ = measured − paper); – = no value."
-    extra = [c for c in t.columns if c.extra]
-    if extra:
-        text += " Columns beyond the paper: " + ", ".join(dict.fromkeys(c.title for c in extra)) + "."
-    return text
-
-
-def _info_lines(t: Table) -> list[str]:
-    lines = []
-    for i in t.infos:
-        data = f"data {i.dataset}"
-        if i.annotation_sha256:
-            data += f" (annotation sha256 {i.annotation_sha256[:12]})"
-        if i.boxes_sha256:
-            data += f", detections {i.boxes or 'file'} sha256 {i.boxes_sha256[:12]}"
-        lines.append(f"{i.label} (options_hash {i.options_hash}): {options_text(i.options)}; {data}")
-    return lines
+FORMATS = ("md", "latex", "csv", "json", "html")
 
 
 # -- Markdown (pandas) ------------------------------------------------------------------------------
-def _md_cell(c: Cell) -> str:
-    if c.run_id is None and c.paper is not None:  # a quoted reference value
-        return f"*{_num(c.paper)}* [{c.source}]"
-    if c.measured is None:
-        return "–"
-    if c.paper is None or c.delta is None:
-        return _num(c.measured)
-    return f"{_num(c.measured)} ({_num(c.paper)} [{c.source}], {_signed(c.delta)})"
-
-
 def _md_escape(text: str) -> str:
     return text.replace("|", "\\|")
 
 
+def _md_list(title: str, items: Sequence[str]) -> list[str]:
+    return ["", title, "", *(f"- {_md_escape(s)}" for s in items)] if items else []
+
+
 def render_markdown(t: Table) -> str:
     frame = pd.DataFrame(
-        [[_md_escape(r.label), *(_md_cell(c) for c in r.cells)] for r in t.rows],
+        [
+            [
+                _md_escape(r.label),
+                *(cell_text(c, col.digits) for c, col in zip(r.cells, t.columns, strict=True)),
+            ]
+            for r in t.rows
+        ],
         columns=["model", *(c.title for c in t.columns)],
     )
     body = frame.to_markdown(
         index=False, disable_numparse=True, colalign=("left",) + ("right",) * len(t.columns)
     )
-    lines = [f"**{t.caption}** {_legend(t)}", "", body, "", "Protocols:", ""]
-    lines += [f"- {_md_escape(s)}" for s in _info_lines(t)]
-    if t.sources:
-        lines += ["", "Paper values:", ""]
-        lines += [f"- [{i}] {_md_escape(s)}" for i, s in enumerate(t.sources, 1)]
-    if t.notes:
-        lines += ["", "Notes:", ""]
-        lines += [f"- {_md_escape(n)}" for n in t.notes]
-    if t.excluded:
-        lines += ["", "Left out (not comparable, or not one result):", ""]
-        lines += [f"- {_md_escape(n)}" for n in t.excluded]
+    lines = [f"**{t.caption}** {legend(t)}", "", body, *_md_list("Protocols:", info_lines(t))]
+    lines += _md_list("Paper values:", [f"[{i}] {s}" for i, s in enumerate(t.sources, 1)])
+    lines += _md_list("Notes:", t.notes)
+    lines += _md_list("Left out (not comparable, or not one result):", t.excluded)
     return "\n".join(lines) + "\n"
-
-
-# -- LaTeX (by hand: see the module docstring) -------------------------------------------------------
-_LATEX_SPECIAL = {
-    "\\": r"\textbackslash{}",
-    "&": r"\&",
-    "%": r"\%",
-    "$": r"\$",
-    "#": r"\#",
-    "_": r"\_",
-    "{": r"\{",
-    "}": r"\}",
-    "~": r"\textasciitilde{}",
-    "^": r"\textasciicircum{}",
-    "Δ": r"$\Delta$",
-    "−": "$-$",
-    "–": "--",
-    "—": "---",
-    "≥": r"$\geq$",
-    "×": r"$\times$",
-    "²": r"$^2$",
-}
-
-
-def latex_escape(text: str) -> str:
-    """Plain text to LaTeX (specials escaped; the few non-ASCII signs evalsuite writes mapped)."""
-    return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in text)
-
-
-def _tex_num(v: float) -> str:
-    return f"{v:.1f}" if v >= 0 else f"$-${abs(v):.1f}"
-
-
-def _tex_signed(v: float) -> str:
-    s = _signed(v)
-    return f"${s[0]}${s[1:]}"
-
-
-def _tex_cell(c: Cell) -> str:
-    if c.run_id is None and c.paper is not None:
-        return rf"\textit{{{_tex_num(c.paper)}}}\textsuperscript{{{c.source}}}"
-    if c.measured is None:
-        return "--"
-    if c.paper is None or c.delta is None:
-        return _tex_num(c.measured)
-    paper = f"{_tex_num(c.paper)}\\textsuperscript{{{c.source}}}"
-    return f"{_tex_num(c.measured)} {{\\scriptsize ({paper}, {_tex_signed(c.delta)})}}"
-
-
-_LATEX_PREAMBLE = (
-    "% Generated by `evalsuite report` from run records; paper values quoted from protocols/paper/.",
-    r"\documentclass{article}",
-    r"\usepackage[T1]{fontenc}",
-    r"\usepackage[landscape,margin=1.5cm]{geometry}",
-    r"\usepackage{booktabs}",
-    r"\begin{document}",
-)
-
-
-def render_latex(t: Table, standalone: bool = True) -> str:
-    """A booktabs table whose caption holds the title only; protocol ids, hashes and options go to ``%``
-    comments (machine-readable provenance that does not clutter the page), sources and notes below."""
-    groups: list[tuple[str, int]] = []
-    for c in t.columns:
-        if groups and groups[-1][0] == c.group:
-            groups[-1] = (c.group, groups[-1][1] + 1)
-        else:
-            groups.append((c.group, 1))
-    out = list(_LATEX_PREAMBLE) if standalone else []
-    out += [r"\begin{table}[ht]", r"\centering", r"\small"]
-    out += [f"% {line}" for line in _info_lines(t)]
-    out.append(rf"\caption{{{latex_escape(t.caption)}}}")
-    out.append(r"\begin{tabular}{l" + "r" * len(t.columns) + "}")
-    out.append(r"\toprule")
-    out.append(
-        " & ".join(["", *(rf"\multicolumn{{{n}}}{{c}}{{{latex_escape(g)}}}" for g, n in groups)]) + r" \\"
-    )
-    rules, start = [], 2
-    for _, n in groups:
-        rules.append(rf"\cmidrule(lr){{{start}-{start + n - 1}}}")
-        start += n
-    out.append("".join(rules))
-    out.append(" & ".join(["Model", *(latex_escape(c.label) for c in t.columns)]) + r" \\")
-    out.append(r"\midrule")
-    for r in t.rows:
-        label = latex_escape(r.label)
-        out.append(
-            " & ".join([rf"\textit{{{label}}}" if r.quoted else label, *(_tex_cell(c) for c in r.cells)])
-            + r" \\"
-        )
-    out.append(r"\bottomrule")
-    out.append(r"\end{tabular}")
-    out.append(r"\par\medskip")
-    out.append(r"\begin{minipage}{\linewidth}\footnotesize")
-    out.append(latex_escape(_legend(t)))
-    if t.sources:
-        out.append(
-            r"\par\textbf{Paper values:} "
-            + " ".join(rf"\textsuperscript{{{i}}}{latex_escape(s)}." for i, s in enumerate(t.sources, 1))
-        )
-    out += [r"\par " + latex_escape(n) for n in t.notes]
-    out += [r"\par Left out: " + latex_escape(n) for n in t.excluded]
-    out.append(r"\end{minipage}")
-    out.append(r"\end{table}")
-    if standalone:
-        out.append(r"\end{document}")
-    return "\n".join(out) + "\n"
 
 
 # -- CSV (pandas): one row per cell --------------------------------------------------------------------
@@ -267,14 +124,22 @@ def to_csv(frame: pd.DataFrame) -> str:
 
 
 def render(tables: Sequence[Table], fmt: str, standalone: bool = True) -> str:
-    """Tables in one of ``md``, ``latex``, ``csv`` (LaTeX: one document holding all of them)."""
+    """Tables in one of ``md``, ``latex``, ``csv``, ``json``, ``html`` (LaTeX: one document holding all
+    of them; JSON: one document, see ``docs/json.md``)."""
     if fmt == "md":
         return "\n".join(render_markdown(t) for t in tables)
     if fmt == "csv":
         return to_csv(pd.concat([table_frame(t) for t in tables], ignore_index=True))
     if fmt == "latex":
-        body = "\n".join(render_latex(t, standalone=False) for t in tables)
-        if not standalone:
-            return body
-        return "\n".join(_LATEX_PREAMBLE) + "\n" + body + "\\end{document}\n"
-    raise InputError(f"unknown format {fmt!r} (md, latex, csv)")
+        from .render_latex import render_latex_all
+
+        return render_latex_all(tables, standalone)
+    if fmt == "json":
+        from .render_json import dumps, report_document
+
+        return dumps(report_document(tables))
+    if fmt == "html":
+        from .render_html import tables_html
+
+        return tables_html(tables)
+    raise InputError(f"unknown format {fmt!r} ({', '.join(FORMATS)})")

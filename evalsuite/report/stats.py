@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..metrics.noc import noc
+
 #: COCO size buckets as written in instances.jsonl
 SIZES = ("S", "M", "L")
 
@@ -42,13 +44,15 @@ def paired_bootstrap(
     seed: int = 0,
     confidence: float = 0.95,
     chunk_elements: int = 8_000_000,
+    scale: float = 100.0,
 ) -> BootstrapResult:
     """Percentile bootstrap CI of mean(a − b) over paired instances (a[i], b[i] are one instance).
 
     Resampling the *instances* (with replacement, ``n`` per resample) keeps each pair together,
     so the interval reflects only the spread of per-instance differences — the right question
     when two models saw the very same prompts. Values are IoUs in [0, 1]; results are in
-    percent points (× 100), like mIoU. The generator is ``np.random.default_rng(seed)`` and
+    percent points (× ``scale`` = 100), like mIoU (clicks to a target: ``scale=1``).
+    The generator is ``np.random.default_rng(seed)`` and
     resamples are drawn in chunks of at most ``chunk_elements`` indices (memory stays bounded
     on LVIS); the draw sequence does not depend on the chunk size.
     """
@@ -77,11 +81,11 @@ def paired_bootstrap(
     lo, hi = np.quantile(means, [alpha, 1.0 - alpha])
     return BootstrapResult(
         n=n,
-        mean_a=100.0 * math.fsum(da) / n,
-        mean_b=100.0 * math.fsum(db) / n,
-        delta=100.0 * math.fsum(diff) / n,
-        ci_low=100.0 * float(lo),
-        ci_high=100.0 * float(hi),
+        mean_a=scale * math.fsum(da) / n,
+        mean_b=scale * math.fsum(db) / n,
+        delta=scale * math.fsum(diff) / n,
+        ci_low=scale * float(lo),
+        ci_high=scale * float(hi),
         confidence=confidence,
         resamples=resamples,
         seed=seed,
@@ -97,6 +101,17 @@ def pair_instances(
     and random-click protocols at one seed; the ``sam`` clicker's later clicks depend on the
     model). Returns the sorted keys and the two IoU arrays in that order.
     """
+    keys, ra, rb = pair_rows(a, b)
+    if same_prompts and (
+        bad := [k for k, x, y in zip(keys, ra, rb, strict=True) if x.get("prompt") != y.get("prompt")]
+    ):
+        raise ValueError(f"{len(bad)} instance(s) were prompted differently (first {bad[0]})")
+    return keys, np.array([r["iou"] for r in ra]), np.array([r["iou"] for r in rb])
+
+
+def pair_rows(a: Sequence[Mapping], b: Sequence[Mapping]) -> tuple[list[Key], list[Mapping], list[Mapping]]:
+    """The rows of two per-instance logs joined on (image_id, ann_id), in key order; refused (ValueError)
+    when an instance is logged twice or the two sets differ."""
     ka = _by_key(a, "A")
     kb = _by_key(b, "B")
     if set(ka) != set(kb):
@@ -107,9 +122,13 @@ def pair_instances(
             f"{len(only_b)} only in B (first {only_b[:3]})"
         )
     keys = sorted(ka)
-    if same_prompts and (bad := [k for k in keys if ka[k].get("prompt") != kb[k].get("prompt")]):
-        raise ValueError(f"{len(bad)} instance(s) were prompted differently (first {bad[0]})")
-    return keys, np.array([ka[k]["iou"] for k in keys]), np.array([kb[k]["iou"] for k in keys])
+    return keys, [ka[k] for k in keys], [kb[k] for k in keys]
+
+
+def clicks_to_reach(rows: Sequence[Mapping], threshold: float, max_clicks: int) -> np.ndarray:
+    """Per NoC instance row (its ``ious`` after each click): the clicks it needed to reach IoU ≥
+    ``threshold`` (a fraction), the cap where it never did (:func:`evalsuite.metrics.noc.noc`)."""
+    return np.array([noc(r["ious"], threshold, max_clicks) for r in rows], dtype=np.float64)
 
 
 def _by_key(rows: Sequence[Mapping], name: str) -> dict[Key, Mapping]:

@@ -9,6 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 
+def digits_of(metric: str) -> int:
+    """Decimals a metric is shown with: clicks to two places, failure counts whole, percentages to one."""
+    return 2 if metric.startswith("NoC@") else 0 if metric.startswith("NoF@") else 1
+
+
 @dataclass(frozen=True)
 class Column:
     """One table column: a protocol's metric, under the column options its records share."""
@@ -19,6 +24,7 @@ class Column:
     metric: str
     key: tuple  # see identity.column_key
     extra: bool = False  # beyond the paper's columns
+    digits: int = 1  # decimals shown (NoC: 2; NoF, a count: 0)
 
     @property
     def title(self) -> str:
@@ -84,6 +90,11 @@ class Table:
     excluded: list[str] = field(default_factory=list)  # records left out, one line each with the reason
 
     @property
+    def heading(self) -> str:
+        """ "Table 4" for a paper's table, "NoC table" for evalsuite's own."""
+        return f"Table {self.number}" if self.number[:1].isdigit() else f"{self.number} table"
+
+    @property
     def caption(self) -> str:
-        text = f"Table {self.number} (evalsuite, measured). {self.title}."
+        text = f"{self.heading} (evalsuite, measured). {self.title}."
         return text + (f" Data: {self.subtitle}." if self.subtitle else "")

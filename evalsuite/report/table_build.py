@@ -15,7 +15,7 @@ records that cannot be shown at all are named with the reason — never a refusa
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from ..errors import InputError
@@ -29,32 +29,37 @@ from ..identity import (
     row_options,
     select_cells,
 )
-from ..paper import PaperRow, PaperTable, paper_table, paper_tables, quoted_tables
+from ..paper import PaperColumn, PaperRow, PaperTable, paper_table, paper_tables, quoted_tables
 from ..protocols import load_protocols
 from ..record import RunRecord
+from .render_text import options_text
 from .rules import paper_column_options, paper_value
-from .table import Cell, Column, ColumnInfo, Row, Table
+from .table import Cell, Column, ColumnInfo, Row, Table, digits_of
+from .table_noc import NOC_TABLE, noc_spec
 
 LABEL_MODES = ("paper", "id")
+COLUMN_MODES = ("all", "paper")
 Cells = Mapping[tuple[str, str], RunRecord]
 
 
-def _fmt(v: object) -> str:
-    return str(v).lower() if isinstance(v, bool) else str(v)
-
-
-def options_text(options: Mapping) -> str:
-    return ", ".join(f"{k}={_fmt(v)}" for k, v in sorted(options.items()))
-
-
 def build_tables(
-    records: Sequence[RunRecord], number: str, paper_rows: bool = False, labels: str = "paper"
+    records: Sequence[RunRecord],
+    number: str,
+    paper_rows: bool = False,
+    labels: str = "paper",
+    columns: str = "all",
 ) -> list[Table]:
-    """Table ``number`` ("4" or "5") from the records of its protocols (others are ignored): one table
-    per group of runs that measured the same things; left-out records are named in the first."""
+    """Table ``number`` ("4", "5" or "noc") from the records of its protocols (others are ignored): one
+    table per group of runs that measured the same things; left-out records are named in the first.
+
+    ``columns``: ``"all"`` adds, after each dataset's paper columns, the rest of an AP record's summary
+    (AP50, AP75, AR@k, ARS/M/L: the COCO / LVIS evaluators' whole summary); ``"paper"`` keeps the
+    paper's columns only."""
     if labels not in LABEL_MODES:
         raise InputError(f"--labels must be one of {', '.join(LABEL_MODES)}")
-    spec = paper_table(number)
+    if columns not in COLUMN_MODES:
+        raise InputError(f"--columns must be one of {', '.join(COLUMN_MODES)}")
+    spec = table_spec(number, records)
     mine = [r for r in records if r.protocol.name in set(spec.protocols)]
     if not mine:
         raise InputError(
@@ -69,7 +74,8 @@ def build_tables(
     tables = []
     for i, g in enumerate(groups):
         cells = {k: r for k, r in sel.cells.items() if k[0] in g.names}
-        tables.append(_GroupTable(spec, cells, labels, paper_rows and i == 0).build(_subtitle(g, cells)))
+        builder = _GroupTable(spec, cells, labels, paper_rows and i == 0, columns == "all")
+        tables.append(builder.build(_subtitle(g, cells)))
     tables[0].excluded = excluded
     return tables
 
@@ -79,6 +85,25 @@ def build_table(
 ) -> Table:
     """The first table of :func:`build_tables` (the runs on the most official data)."""
     return build_tables(records, number, paper_rows, labels)[0]
+
+
+def table_spec(number: str, records: Sequence[RunRecord] = ()) -> PaperTable:
+    """The layout of table ``number``: a paper's (``protocols/paper/*.toml``), or evalsuite's NoC table."""
+    if str(number).lower() == NOC_TABLE.lower():
+        return noc_spec(records)
+    try:
+        return paper_table(str(number))
+    except KeyError:
+        raise InputError(
+            f"no table {number!r} (known: {', '.join([*paper_tables(), NOC_TABLE.lower()])})"
+        ) from None
+
+
+def tables_present(records: Sequence[RunRecord]) -> list[str]:
+    """The tables (paper tables by number, then ``noc``) that at least one record belongs to."""
+    present = {r.protocol.name for r in records}
+    out = [n for n, t in paper_tables().items() if present & set(t.protocols)]
+    return out + (["noc"] if any(r.protocol.task == "noc" for r in records) else [])
 
 
 def _subtitle(g: Group, cells: Cells) -> str:
@@ -93,6 +118,7 @@ class _GroupTable:
     cells: Cells
     labels: str
     paper_rows: bool
+    all_columns: bool = True
     sources: list[str] = field(default_factory=list)
     no_delta: dict[str, list[str]] = field(default_factory=dict)  # reason -> row labels
 
@@ -100,14 +126,14 @@ class _GroupTable:
         self.by_name: dict[str, dict[tuple, RunRecord]] = {}
         for r in self.cells.values():
             self.by_name.setdefault(r.name, {})[column_key(r)] = r
-        self.columns = columns_of(self.spec, self.cells)
+        self.columns = columns_of(self.spec, self.cells, self.all_columns)
         if self.paper_rows:
             self.columns = with_quoted_columns(self.columns, self.spec, self._other_papers())
         rows = self._rows()
         infos = column_infos(self.columns, self.cells)
         table = Table(self.spec.number, measured_title(self.spec, infos), self.columns, rows, infos)
         table.sources, table.subtitle = self.sources, subtitle
-        table.notes = self._notes(rows)
+        table.notes = self._notes(rows) + ([self.spec.notes] if self.spec.number == NOC_TABLE else [])
         return table
 
     def _source(self, text: str) -> int:
@@ -222,19 +248,41 @@ def _model(recs: Mapping[tuple, RunRecord]) -> str:
     return next(iter(recs.values())).model.name
 
 
-def columns_of(spec: PaperTable, cells: Cells) -> list[Column]:
-    """The paper's columns that have records, each split by the column options its records use."""
+def columns_of(spec: PaperTable, cells: Cells, all_columns: bool = False) -> list[Column]:
+    """The paper's columns that have records, each split by the column options its records use; with
+    ``all_columns``, each dataset's columns are followed by the rest of its AP records' summary."""
     keys_by_protocol: dict[str, list[tuple]] = {}
     for r in cells.values():
         keys = keys_by_protocol.setdefault(r.protocol.name, [])
         if column_key(r) not in keys:
             keys.append(column_key(r))
+    layout = list(spec.columns) + (summary_columns(spec, cells.values()) if all_columns else [])
+    layout.sort(key=lambda c: [col.group for col in spec.columns].index(c.group))  # stable: paper's first
     out = []
-    for c in spec.columns:
+    for c in layout:
         for key in sorted(keys_by_protocol.get(c.protocol, []), key=lambda k: (bool(k[1]), repr(k[1]))):
             opts = dict(key[1])
             label = c.label + (f" ({options_text(opts)})" if opts else "")
-            out.append(Column(c.group, label, c.protocol, c.metric, key, c.extra))
+            out.append(Column(c.group, label, c.protocol, c.metric, key, c.extra, digits_of(c.metric)))
+    return out
+
+
+def summary_columns(spec: PaperTable, records: Iterable[RunRecord]) -> list[PaperColumn]:
+    """The metrics an AP protocol's records carry beyond the paper's columns (the evaluator's whole
+    summary: AP50, AP75, AR@k, ARS/M/L), in the protocol's metric order, as extra columns."""
+    shipped = load_protocols()
+    recs = list(records)
+    out = []
+    for protocol in spec.protocols:
+        mine = [r for r in recs if r.protocol.name == protocol and r.protocol.task == "ap"]
+        if not mine:
+            continue
+        group = next(c.group for c in spec.columns if c.protocol == protocol)
+        shown = {c.metric for c in spec.columns if c.protocol == protocol}
+        order = list(shipped[protocol].metrics) if protocol in shipped else []
+        carried = dict.fromkeys(m for r in mine for m in r.metrics if m not in shown)
+        for metric in sorted(carried, key=lambda m: (m not in order, order.index(m) if m in order else 0)):
+            out.append(PaperColumn(group, metric, protocol, metric, extra=True))
     return out
 
 
