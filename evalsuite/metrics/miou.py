@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from typing import Any, ClassVar
 
 from ..data.values import is_finite_number, is_int, short
@@ -45,7 +45,18 @@ class InstanceRecord:
     score: float | None  # the model's predicted IoU of the chosen output; None when it was NaN / infinite
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        """The logged row (the fields in order; what ``dataclasses.asdict`` gives, without its deep copy)."""
+        return {
+            "image_id": self.image_id,
+            "ann_id": self.ann_id,
+            "category_id": self.category_id,
+            "area": self.area,
+            "size": self.size,
+            "iou": self.iou,
+            "prompt": self.prompt,
+            "mask_index": self.mask_index,
+            "score": self.score,
+        }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> InstanceRecord:
