@@ -1,4 +1,4 @@
-"""The benchmarks run end to end in their tiny CPU configurations (speed is not asserted; equal scores are)."""
+"""The benchmarks run end to end in their tiny CPU configurations (speed is not asserted, equal scores are)."""
 
 from __future__ import annotations
 
@@ -107,7 +107,7 @@ def test_peer_plain_loop_and_the_suite_agree_on_a_network_with_random_weights(tm
 
 
 @pytest.mark.slow
-@pytest.mark.heavy  # a smoke run of a measuring script (the clicks' equality is tests/test_clicks_opencv.py's)
+@pytest.mark.heavy  # a smoke run of a measuring script (clicks' equality: tests/test_clicks_opencv.py)
 def test_click_benchmark_finds_identical_clicks(tmp_path: Path) -> None:
     out = tmp_path / "clicks.json"
     cmd = [sys.executable, str(CLICKS), "--instances", "3", "--clicks", "3", "--repeats", "1"]
