@@ -1,4 +1,4 @@
-"""The benchmarks run end to end in their tiny CPU configurations (speed is not asserted, equal scores are)."""
+"""The benchmarks run end to end in their tiny CPU configurations (speed is not asserted; scores are)."""
 
 from __future__ import annotations
 
