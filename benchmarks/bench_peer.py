@@ -428,8 +428,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--rows", nargs="+", default=list(ROWS), choices=list(ROWS))
     p.add_argument("--images", type=int, default=200, help="images per row for the cheap model (box, 1click)")
-    p.add_argument("--click-images", type=int, default=50, help="images for the SAM-rule rows (cheap model)")
-    p.add_argument("--model-images", type=int, default=8, help="images per row for a network (CPU)")
+    p.add_argument("--click-images", type=int, default=50, help="images for SAM-rule 3click (cheap model)")
+    p.add_argument("--noc-images", type=int, default=20, help="images for noc20 (cheap model)")
+    p.add_argument("--model-images", type=int, default=4, help="images per row for a network")
+    p.add_argument("--model-noc-images", type=int, default=None, help="noc20 for a network (default: half)")
     p.add_argument("--instances", type=int, default=7)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--precisions", nargs="+", default=None, help="default: fp32 (CPU), fp32 bf16 (CUDA)")
@@ -482,7 +484,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench_peer_") as tmp:
         work = args.workdir or Path(tmp)
         root = work / "coco"
-        n_data = max(args.images, args.click_images, args.model_images)
+        n_data = max(args.images, args.click_images, args.noc_images, args.model_images)
         make_dataset(root, n_data, args.instances, args.seed)
         ids = list(range(1, n_data + 1))
         for name, build in _models(args):
@@ -493,7 +495,9 @@ def main(argv: list[str] | None = None) -> int:
                         skipped.append(f"{name} {precision} {row}")
                         continue
                     if name == CHEAP:
-                        n = args.images if ROWS[row][4] != "sam" else args.click_images
+                        n = {"3click-sam": args.click_images, "noc20": args.noc_images}.get(row, args.images)
+                    elif row == "noc20":
+                        n = args.model_noc_images or max(1, args.model_images // 2)
                     else:
                         n = args.model_images
                     r = bench_row(name, runner, precision, row, root, ids[:n], work, args)
