@@ -62,7 +62,7 @@ class InstanceRecord:
     def from_json(cls, data: dict[str, Any]) -> InstanceRecord:
         """A logged row, checked: a hand-damaged log is named, not scored or crashed on."""
         problem = None
-        if not isinstance(data, dict) or set(data) != {f.name for f in fields(cls)}:
+        if not isinstance(data, dict) or data.keys() != _INSTANCE_FIELDS:
             problem = f"fields {sorted(data) if isinstance(data, dict) else type(data).__name__}"
         elif not all(is_int(data[k]) for k in ("image_id", "ann_id", "category_id", "mask_index")):
             problem = "ids are not integers"
@@ -90,6 +90,9 @@ class InstanceRecord:
     @property
     def key(self) -> tuple[int, int]:
         return (self.image_id, self.ann_id)
+
+
+_INSTANCE_FIELDS = frozenset(f.name for f in fields(InstanceRecord))
 
 
 def _mean_pct(values: list[float]) -> float | None:
