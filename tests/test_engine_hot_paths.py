@@ -179,3 +179,35 @@ def test_logs_are_written_in_growing_batches_and_a_kill_loses_at_most_the_batch(
     again.flush()
     assert json.loads((tmp_path / "images.rank0.jsonl").read_text().splitlines()[-1])["image_id"] == 9
     again.release()
+
+
+def test_a_run_that_fails_stops_its_decode_thread(monkeypatch):
+    import threading
+
+    from evalsuite.engine import loader
+
+    monkeypatch.setattr(loader.os, "cpu_count", lambda: 2)  # the plan of a 2-core machine: a decode thread
+    assert loader.decode_plan() == loader.DecodePlan(0, thread=True)
+    assert loader.decode_plan(cores=16) == loader.DecodePlan(8) and loader.decode_plan(
+        0
+    ) == loader.DecodePlan(0)
+
+    from evalsuite.engine import RunConfig, run
+    from evalsuite.models.wrap import CallableRunner
+
+    calls = {"n": 0}
+
+    def segment(image, boxes=None, points=None, point_labels=None):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise RuntimeError("the model failed")
+        return np.zeros((len(boxes), *image.shape[:2]), dtype=bool)
+
+    runner = CallableRunner(segment, name="fails")
+    cfg = RunConfig(["coco-box"], runner, data="sample", out=None, progress=False, workers=None)
+    with pytest.raises(RuntimeError, match="the model failed"):
+        run(cfg)
+    for thread in threading.enumerate():
+        if thread.name == "evalsuite-decode":
+            thread.join(timeout=5)
+    assert not [t for t in threading.enumerate() if t.name == "evalsuite-decode" and t.is_alive()]

@@ -25,7 +25,7 @@ import contextlib
 import os
 import queue
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -208,7 +208,7 @@ def iter_images(
     transform: Callable[[np.ndarray], Any] | None = None,
     pin_memory: bool = False,
     thread: bool = False,
-) -> Iterator[tuple[Sample, Any, MaskCache]]:
+) -> Generator[tuple[Sample, Any, MaskCache], None, None]:
     """(sample, image, mask cache) for each id, in order, decoded by ``workers`` processes, or by a thread
     (``thread``, with no workers), or in the loop.
 
@@ -234,10 +234,15 @@ def iter_images(
         items = iter(_DecodeThread(data))
     else:
         items = (data[i] for i in range(len(data)))
-    for sample, image, masks in items:
-        if isinstance(image, _Handover):
-            image, masks = image.unpack()
-        yield sample, image, MaskCache(sample, masks)
+    try:
+        for sample, image, masks in items:
+            if isinstance(image, _Handover):
+                image, masks = image.unpack()
+            yield sample, image, MaskCache(sample, masks)
+    finally:  # a loop that stops early (an error, an interrupt) stops the decoding too
+        close = getattr(items, "close", None)
+        if close is not None:
+            close()
 
 
 def batched(items: Iterable[T], size: int) -> Iterator[list[T]]:

@@ -270,6 +270,7 @@ def _run_dataset(
             raise _interrupted(runs, len(ids)) from e
         raise
     finally:
+        images.close()
         progress.close()
     timer.finish()
     execution = {
