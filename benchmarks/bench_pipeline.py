@@ -18,7 +18,7 @@ Per model and precision, in one process, on the same synthetic COCO-like images 
 (d) the suite without a network (``box-fill``), decoding in ``--overhead-workers`` decode workers:
     the milliseconds per image the main process adds on top of any model, read from the run
     records' ``timing`` part (data wait + box-fill's "decoder" + host); ``--overhead-profile`` adds a
-    cProfile of the main process and timings of cheaper alternatives on the same data.
+    cProfile of the main process.
 
 Weights: the deterministic ``random:0`` fill (:mod:`evalsuite.models.random_init`, the fill of the
 fidelity goldens). (a) asks for it with ``RunConfig(weights="random:0")``; (b) and (c) build the
@@ -44,7 +44,6 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +53,6 @@ from PIL import Image, ImageDraw
 from pycocotools import mask as mask_utils
 
 from evalsuite.engine import PRECISIONS, RunConfig, precision_mode, run
-from evalsuite.engine.loader import default_workers
 from evalsuite.models import build_model, get_spec
 from evalsuite.models.base import Runner
 from evalsuite.models.nn.sam2_net import Sam2Model
@@ -81,7 +79,11 @@ TARGET_A_OVER_C = 0.85
 TARGET_VIT_H_BF16 = 40.0
 #: (d): what the main process may add per COCO-like image (7 instances) beside an 800 img/s encoder
 TARGET_OVERHEAD_MS = 2.0
+#: (d) on the 2-core CPU (issue 18): the main process's work per image, data wait apart
+TARGET_CPU_WORK_MS = 5.0
 TARGET_DEVICE = "H100"
+#: run_suite's ``workers`` meaning "as ``--workers`` says"; on the command line, the suite's own plan
+AUTO = "auto"
 #: the timing parts of a run record, per image
 PARTS = ("data", "encoder", "decoder", "host")
 
@@ -249,13 +251,14 @@ def run_suite(
     precision: str,
     out: Path,
     limit: int,
-    workers: int | None = None,
+    workers: int | str | None = AUTO,
     warmup: int = 0,
 ) -> dict[str, Any]:
     """One ``evalsuite.engine.run`` on ``coco-box``: loop and total wall, mIoU, the record's timing.
 
     ``warmup``: images the engine leaves out of the record's ``timing`` part (0: every image timed,
-    like (b) and (c); the benchmark warms up with a run of its own). ``workers`` None: ``--workers``.
+    like (b) and (c); the benchmark warms up with a run of its own). ``workers``: ``AUTO`` for
+    ``--workers``, None for the suite's own plan, or a number of decode worker processes.
     """
     cfg = RunConfig(
         [PROTOCOL],
@@ -270,7 +273,7 @@ def run_suite(
         overwrite=True,
         limit=limit,
         seed=args.seed,
-        workers=args.workers if workers is None else workers,
+        workers=workers if workers != AUTO else args.workers,
         image_batch=args.image_batch,
         warmup=warmup,
     )
@@ -287,6 +290,9 @@ def run_suite(
         "loop_s": float(execution["wall_s"]),
         "total_s": total,
         "decode_workers": execution.get("decode_workers"),
+        "decode_plan": "thread"
+        if execution.get("decode_thread")
+        else f"{execution.get('decode_workers')} process(es)",
         "torch_threads": execution.get("torch_threads"),
         "image_batch": execution.get("image_batch"),
         "mIoU": outcome.record.metric("mIoU"),
@@ -362,178 +368,85 @@ def encoder_batch(runner: Runner, items: list[SynthImage], batch: int) -> torch.
 
 
 # -- (d) the suite without a network -------------------------------------------------------------------
-OverheadConfig = tuple[int, int | None, bool]  # decode workers, torch threads, engine proposals patched in
+#: (d) configuration: decode workers (None: the suite's own plan, a decode thread on 2 cores) and the
+#: torch threads of the main process (None: as they are)
+OverheadConfig = tuple[int | None, int | None]
+
+
+def _workers_label(workers: int | None) -> str:
+    return "suite's choice" if workers is None else str(workers)
 
 
 def _overhead_configs(args: argparse.Namespace) -> list[OverheadConfig]:
-    what_if = [False, True] if args.overhead_what_if else [False]
-    return [(w, t, p) for w in args.overhead_workers for t in args.overhead_threads for p in what_if]
-
-
-# -- (d) what-if: the engine proposals of benchmarks/README.md, patched into this process only ------
-def _mask_iou_count_nonzero(pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
-    """P1: ``metrics.iou.mask_iou`` counting with numpy's ``count_nonzero`` on the CPU (K×H×W)."""
-    if pred.device.type != "cpu" or pred.shape != gt.shape or pred.ndim != 3:
-        return _ENGINE["mask_iou"](pred, gt)
-    return torch.from_numpy(_iou_count_nonzero(pred.bool().numpy(), gt.bool().numpy()))
-
-
-def _box_masks_slices(
-    boxes: Any, height: int, width: int, device: str | torch.device = "cpu"
-) -> torch.Tensor:
-    """P6 (box-fill only): the masks by integer slices instead of float64 comparisons."""
-    b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-    return torch.from_numpy(_slice_fill(b, height, width)).to(device)
-
-
-def _select_view(self: Any, index: torch.Tensor) -> torch.Tensor:
-    """P3: ``Prediction.select`` of a single-output prediction is a view, not a gather."""
-    if self._masks is not None and self._masks.shape[1] == 1:
-        return self._masks[:, 0]
-    return _ENGINE["select"](self, index)
-
-
-class _SharedMasks:
-    """P4 (with P2): a decode worker's masks as one C-order K×H×W tensor, handed over in shared memory.
-
-    torch's multiprocessing pickler sends a tensor as a shared-memory handle, so the main process
-    receives a few hundred bytes instead of K·H·W pickled bytes; the masks come out as C-order views.
-    The image, when it is a numpy array (no runner transform), travels the same way.
-    """
-
-    def __init__(self, image: Any, masks: dict[int, Any]) -> None:
-        arrays = {k: v for k, v in masks.items() if isinstance(v, np.ndarray)}
-        self.errors = {k: v for k, v in masks.items() if not isinstance(v, np.ndarray)}  # travel as they are
-        self.ids = list(arrays)
-        self.stacked = (
-            torch.from_numpy(np.ascontiguousarray(np.stack(list(arrays.values())))) if arrays else None
-        )
-        self.image_was_numpy = isinstance(image, np.ndarray)
-        self.image = torch.from_numpy(image) if self.image_was_numpy else image
-
-    def unpack(self) -> tuple[Any, dict[int, Any]]:
-        image = self.image.numpy() if self.image_was_numpy else self.image
-        masks: dict[int, Any] = {}
-        if self.stacked is not None:
-            masks.update(zip(self.ids, self.stacked.numpy(), strict=True))
-        masks.update(self.errors)
-        return image, masks
-
-
-def _iter_images_shared(
-    reader: Any, image_ids: list[int], workers: int = 0, transform: Any = None, pin_memory: bool = False
-) -> Iterator[tuple]:
-    """``engine.loader.iter_images`` with P4: the same items, handed over in shared memory."""
-    from torch.utils.data import DataLoader
-
-    from evalsuite.data.gt import MaskCache
-    from evalsuite.engine.loader import _first, _Images
-
-    class Shared(_Images):
-        def __getitem__(self, i: int) -> tuple:
-            sample, image, masks = super().__getitem__(i)
-            return sample, _SharedMasks(image, masks)
-
-    data = Shared(reader, image_ids, transform)
-    if workers <= 0:
-        items: Iterator[tuple] = (data[i] for i in range(len(data)))
-    else:
-        kw = {"batch_size": 1, "collate_fn": _first, "prefetch_factor": 2, "pin_memory": pin_memory}
-        items = iter(DataLoader(data, num_workers=workers, **kw))
-    for sample, shared in items:
-        image, masks = shared.unpack()
-        yield sample, image, MaskCache(sample, masks)
-
-
-_ENGINE: dict[str, Any] = {}
-
-
-@contextmanager
-def engine_proposals(on: bool) -> Iterator[None]:
-    """With ``on``, P1-P4 and P6 replace the engine's functions in this process (restored after)."""
-    if not on:
-        yield
-        return
-    from evalsuite.engine import loop
-    from evalsuite.metrics import iou
-    from evalsuite.models import baselines
-    from evalsuite.models.base import Prediction
-
-    saved = {
-        "mask_iou": iou.mask_iou,
-        "box_masks": baselines.box_masks,
-        "select": Prediction.select,
-        "iter_images": loop.iter_images,
-    }
-    _ENGINE.update(saved)
-    iou.mask_iou = _mask_iou_count_nonzero
-    baselines.box_masks = _box_masks_slices
-    Prediction.select = _select_view  # type: ignore[method-assign]
-    loop.iter_images = _iter_images_shared
-    try:
-        yield
-    finally:
-        iou.mask_iou = saved["mask_iou"]
-        baselines.box_masks = saved["box_masks"]
-        Prediction.select = saved["select"]  # type: ignore[method-assign]
-        loop.iter_images = saved["iter_images"]
+    return [(w, t) for w in args.overhead_workers for t in args.overhead_threads]
 
 
 def time_overhead(root: Path, work: Path, args: argparse.Namespace) -> dict[str, Any]:
     """(d) the suite with ``box-fill`` on the device: what each image costs the main process.
 
-    Decoding (JPEG, polygons) runs in ``--overhead-workers`` decode workers, so what the main process
-    does per image is: wait for and receive the decoded image and masks (``data``), make box-fill's
-    masks (``decoder``), prompts, choice, IoU, records and logs (``host``); all from the run record's
-    ``timing`` part, whose first ``--overhead-warmup`` images (worker start-up) are excluded. Each
-    configuration (workers × threads, and with ``--overhead-what-if`` the engine as is and with the
-    proposals patched in) is run ``--repeats`` times, interleaved; medians are reported. The first
-    configuration (the engine as is) gives the headline figure.
+    Decoding (JPEG, polygons) runs ahead of the loop (``--overhead-workers``: the suite's own plan by
+    default, a decode thread on a 2-core machine; or N worker processes), so what the main process does
+    per image is: wait for and receive the decoded image and masks (``data``), make box-fill's masks
+    (``decoder``), prompts, choice, IoU, records and logs (``host``); all from the run record's ``timing``
+    part, whose first ``--overhead-warmup`` images (start-up) are excluded. The **work** is everything
+    but the data wait. Each configuration (workers × threads) is run ``--repeats`` times, interleaved;
+    medians are reported. The first configuration gives the headline figure.
     """
     runs = work / "runs" / "box-fill"
     n = args.overhead_images
     configs = _overhead_configs(args)
-    for w, t, proposals in configs:  # untimed: imports, first allocations, file cache
-        with torch_threads(t), engine_proposals(proposals):
+    for w, t in configs:  # untimed: imports, first allocations, file cache
+        with torch_threads(t):
             run_suite("box-fill", root, args, "fp32", runs / "warmup", min(n, 4), workers=w)
     results: dict[OverheadConfig, list[dict]] = {c: [] for c in configs}
     for rep in range(args.repeats):
-        for w, t, proposals in configs:
-            with torch_threads(t), engine_proposals(proposals):
+        for w, t in configs:
+            with torch_threads(t):
                 out = runs / f"timed{rep}"
                 r = run_suite("box-fill", root, args, "fp32", out, n, workers=w, warmup=args.overhead_warmup)
             ms = per_image_ms(r["timing"])
             assert ms is not None, "(d): no image was timed; use more --overhead-images"
-            results[(w, t, proposals)].append({**ms, "torch_threads": r["torch_threads"], "mIoU": r["mIoU"]})
+            ms["work"] = ms["encoder"] + ms["decoder"] + ms["host"]
+            results[(w, t)].append(
+                {**ms, "torch_threads": r["torch_threads"], "mIoU": r["mIoU"], "plan": r["decode_plan"]}
+            )
     rows = []
-    for (w, _, proposals), reps in results.items():
-        med = {k: _median([r[k] for r in reps]) for k in (*PARTS, "sum", "loop")}
+    for (w, _), reps in results.items():
+        med = {k: _median([r[k] for r in reps]) for k in (*PARTS, "sum", "loop", "work")}
         rows.append(
             {
-                "workers": w,
+                "workers": _workers_label(w),
+                "decode": reps[0]["plan"],
                 "torch_threads": reps[0]["torch_threads"],
-                "engine": "what-if: P1-P4, P6" if proposals else "as is",
                 "images": n,
                 "timed_images": n - min(args.overhead_warmup, n - 1),
                 "ms_per_image": med["loop"],
+                "work_ms": med["work"],
                 "parts_sum_ms": med["sum"],
                 "img_s": 1000.0 / med["loop"],
                 "parts_ms": {k: med[k] for k in PARTS},
                 "runs_ms": [r["loop"] for r in reps],
+                "runs_work_ms": [r["work"] for r in reps],
                 "mIoU": reps[0]["mIoU"],
                 "target_ms": TARGET_OVERHEAD_MS,
                 "met": med["loop"] <= TARGET_OVERHEAD_MS,
+                "cpu_target_work_ms": TARGET_CPU_WORK_MS,
+                "cpu_met": med["work"] <= TARGET_CPU_WORK_MS,
             }
         )
     head = rows[0]
     return {
         "img_s": head["img_s"],
         "ms_per_image": head["ms_per_image"],
+        "work_ms": head["work_ms"],
         "parts_ms": head["parts_ms"],
         "workers": head["workers"],
+        "decode": head["decode"],
         "torch_threads": head["torch_threads"],
         "target_ms": TARGET_OVERHEAD_MS,
         "met": head["met"],
+        "cpu_target_work_ms": TARGET_CPU_WORK_MS,
+        "cpu_met": head["cpu_met"],
         "configs": rows,
         "load_average_after": load_average(),
     }
@@ -547,10 +460,10 @@ def overhead_profile(
     The whole ``run()`` call is profiled (set-up and scoring included, so use enough images that they
     weigh little); cProfile's own cost inflates functions with many small calls.
     """
-    w, t, proposals = config
+    w, t = config
     n = args.overhead_images
     prof = cProfile.Profile()
-    with torch_threads(t), engine_proposals(proposals):
+    with torch_threads(t):
         prof.enable()
         run_suite("box-fill", root, args, "fp32", work / "runs" / "box-fill" / "profile", n, workers=w)
         prof.disable()
@@ -573,171 +486,12 @@ def overhead_profile(
     entries.sort(key=lambda e: -e["cum_ms_per_image"])
     by_self = sorted(entries, key=lambda e: -e["self_ms_per_image"])
     return {
-        "workers": w,
+        "workers": _workers_label(w),
         "torch_threads": torch.get_num_threads() if t is None else t,
-        "engine": "what-if: P1-P4, P6" if proposals else "as is",
         "images": n,
         "top_cumulative": entries[: args.profile_top],
         "top_self": by_self[: args.profile_top],
     }
-
-
-def _time_ms(fn: Callable[[], Any], repeats: int) -> float:
-    """Median wall milliseconds of ``fn()`` over ``repeats`` calls after one untimed call."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return 1000.0 * _median(times)
-
-
-def _slice_fill(boxes: np.ndarray, h: int, w: int) -> np.ndarray:
-    """box-fill's masks by integer slices: pixel centres inside the box, as ``box_masks`` rasterises."""
-    out = np.zeros((len(boxes), h, w), dtype=bool)
-    for k, (x0, y0, x1, y1) in enumerate(np.ceil(np.asarray(boxes) - 0.5).astype(int)):
-        out[k, max(y0, 0) : max(y1, 0), max(x0, 0) : max(x1, 0)] = True
-    return out
-
-
-def _iou_count_nonzero(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
-    """``mask_iou`` of K×H×W bool arrays, numpy ``count_nonzero`` per mask (0 where the union is empty)."""
-    inter = np.array([np.count_nonzero(p & g) for p, g in zip(pred, gt, strict=True)], dtype=np.int64)
-    union = np.array([np.count_nonzero(p | g) for p, g in zip(pred, gt, strict=True)], dtype=np.int64)
-    return np.where(union > 0, inter / np.maximum(union, 1), 0.0)
-
-
-def _unpack(shared: _SharedMasks) -> tuple[Any, dict[int, Any]]:
-    return shared.unpack()
-
-
-class _Payloads(torch.utils.data.Dataset):
-    def __init__(self, payloads: list[Any]) -> None:
-        self.payloads = payloads
-
-    def __len__(self) -> int:
-        return len(self.payloads)
-
-    def __getitem__(self, i: int) -> Any:
-        return self.payloads[i]
-
-
-def _handover_ms(payloads: list[Any], receive: Callable[[Any], Any] | None = None) -> float:
-    """Main-thread CPU milliseconds per payload to take it over from a decode worker.
-
-    One ``DataLoader`` worker, as the engine's loader has them, returns each payload; timed is this
-    thread's CPU time (``time.thread_time``) for ``next()`` (read from the pipe, unpickle, fetch
-    shared-memory tensors) and ``receive`` on it, so waiting for the worker and other jobs' load do
-    not count. The first item (worker start-up) is not timed.
-    """
-    from torch.utils.data import DataLoader
-
-    from evalsuite.engine.loader import _first
-
-    items = iter(DataLoader(_Payloads(payloads), batch_size=1, num_workers=1, collate_fn=_first))
-    next(items)
-    spent = []
-    for _ in range(len(payloads) - 1):
-        t0 = time.thread_time()
-        obj = next(items)
-        if receive is not None:
-            receive(obj)
-        spent.append(time.thread_time() - t0)
-    return 1000.0 * _median(spent)
-
-
-def _alternatives_one(item: tuple[Any, Any, dict]) -> dict[str, tuple[float, float, bool]]:
-    """One image's steps: name → (engine ms, alternative ms, same result)."""
-    from evalsuite.data.gt import MaskCache
-    from evalsuite.data.masks import box_masks
-    from evalsuite.metrics.iou import mask_iou
-
-    sample, image, masks = item
-    cache = MaskCache(sample, masks)
-    gt_f = np.stack([cache.get(inst) for inst in sample.instances])  # as the engine has it
-    gt_c = np.ascontiguousarray(gt_f)
-    boxes = np.stack([tight_box(m) for m in gt_f])
-    h, w = gt_f.shape[1:]
-    out: dict[str, tuple[float, float, bool]] = {}
-
-    # worker → main: the engine sends the H×W×3 image and K H×W bool masks (pickled, through a pipe)
-    shared = _SharedMasks(image, masks)
-    back_image, back = shared.unpack()
-    same = np.array_equal(back_image, image) and all(np.array_equal(v, masks[k]) for k, v in back.items())
-    out["P4 hand-over worker→main (main-thread CPU): pickled arrays, vs shared-memory tensors"] = (
-        _handover_ms([(image, masks)] * 6),
-        _handover_ms([shared] * 6, receive=_unpack),
-        same,
-    )
-    # box-fill's masks: float64 comparisons against pixel centres, vs integer slices
-    ref = box_masks(boxes, h, w)
-    out["P6 box-fill masks: box_masks (float64 compare), vs numpy slice fill"] = (
-        _time_ms(partial(box_masks, boxes, h, w), 5),
-        _time_ms(partial(_slice_fill, boxes, h, w), 5),
-        bool(np.array_equal(ref.numpy(), _slice_fill(boxes, h, w))),
-    )
-    # IoU of the chosen masks with the ground truth
-    pred = ref.numpy()
-    engine_iou = mask_iou(ref, torch.from_numpy(gt_f)).numpy()
-    out[
-        "P1+P2 mask IoU of K masks: torch sum(dtype=int64) on Fortran-order GT, vs count_nonzero, C order"
-    ] = (
-        _time_ms(partial(mask_iou, ref, torch.from_numpy(gt_f)), 5),
-        _time_ms(partial(_iou_count_nonzero, pred, gt_c), 5),
-        bool(np.array_equal(engine_iou, _iou_count_nonzero(pred, gt_c))),
-    )
-    out["P2 numpy count_nonzero IoU: GT in pycocotools' Fortran order, vs C order"] = (
-        _time_ms(partial(_iou_count_nonzero, pred, gt_f), 5),
-        _time_ms(partial(_iou_count_nonzero, pred, gt_c), 5),
-        bool(np.array_equal(_iou_count_nonzero(pred, gt_f), _iou_count_nonzero(pred, gt_c))),
-    )
-    out["P2's price, paid in a worker: np.ascontiguousarray of the K masks"] = (
-        0.0,
-        _time_ms(partial(np.ascontiguousarray, gt_f), 5),
-        True,
-    )
-    return out
-
-
-def overhead_alternatives(root: Path, args: argparse.Namespace) -> list[dict[str, Any]]:
-    """(d)'s main-process steps as the engine does them, and a cheaper way, timed side by side.
-
-    On the benchmark's own images (``--overhead-images``, at most 8), in this process, at the thread
-    count of (d)'s first configuration: per step the median over images of the median of 5 calls
-    (ms per image), and whether both ways give the same result. The first row is what one decode
-    worker spends per image (JPEG + polygons), for sizing the workers. Evidence for the engine
-    proposals P1-P6 in benchmarks/README.md; nothing here changes the suite.
-    """
-    from evalsuite.data.locate import locate
-    from evalsuite.engine.loader import _Images
-
-    reader = locate("coco", "real", root, None).open()
-    data = _Images(reader, reader.image_ids()[: min(args.overhead_images, 8)], None)
-    steps: dict[str, list[tuple[float, float, bool]]] = {}
-    _, threads, _ = _overhead_configs(args)[0]
-    with torch_threads(threads):
-        for i in range(len(data)):
-            decode = _time_ms(partial(data.__getitem__, i), 3)
-            steps.setdefault("decode in a worker (JPEG + polygons; not main-process time)", []).append(
-                (decode, decode, True)
-            )
-            for name, value in _alternatives_one(data[i]).items():
-                steps.setdefault(name, []).append(value)
-    rows = []
-    for name, values in steps.items():
-        engine = _median([v[0] for v in values])
-        alternative = _median([v[1] for v in values])
-        rows.append(
-            {
-                "step": name,
-                "engine_ms": engine,
-                "alternative_ms": alternative,
-                "speedup": engine / alternative if alternative > 0 and engine > 0 else None,
-                "same_result": all(v[2] for v in values),
-            }
-        )
-    return rows
 
 
 # -- one (model, precision) ----------------------------------------------------------------------------
@@ -980,16 +734,17 @@ def table(rows: list[Row]) -> str:
 def overhead_table(overhead: dict[str, Any]) -> str:
     """(d) per configuration as a Markdown table (ms per image)."""
     lines = [
-        "| engine | decode workers | torch threads | data wait | box-fill masks | host | loop (wall) | target"
-        " |",
-        "|---|---|---|---|---|---|---|---|",
+        "| decode | torch threads | data wait | box-fill masks | host | **work** (all but the data wait) "
+        "| loop (wall) | 2-core CPU: work ≤ 5 ms | H100: loop ≤ 2 ms |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for c in overhead["configs"]:
         parts = c["parts_ms"]
         lines.append(
-            f"| {c['engine']} | {c['workers']} | {c['torch_threads']} | {parts['data']:.2f} | "
-            f"{parts['decoder']:.2f} | {parts['host']:.2f} | **{c['ms_per_image']:.2f}** | "
-            f"≤{c['target_ms']:g} {'met' if c['met'] else 'NOT met'} |"
+            f"| {c['decode']} | {c['torch_threads']} | {parts['data']:.2f} | "
+            f"{parts['decoder']:.2f} | {parts['host']:.2f} | **{c['work_ms']:.2f}** | "
+            f"{c['ms_per_image']:.2f} | "
+            f"{'met' if c['cpu_met'] else 'NOT met'} | {'met' if c['met'] else 'NOT met'} |"
         )
     return "\n".join(lines)
 
@@ -1000,18 +755,6 @@ def profile_table(entries: list[dict[str, Any]]) -> str:
         lines.append(
             f"| {e['cum_ms_per_image']:.2f} | {e['self_ms_per_image']:.2f} | {e['calls_per_image']:.1f} | "
             f"`{e['function']}` |"
-        )
-    return "\n".join(lines)
-
-
-def alternatives_table(rows: list[dict[str, Any]]) -> str:
-    lines = ["| step (per image) | engine ms | alternative ms | speed-up | same result |"]
-    lines.append("|---|---|---|---|---|")
-    for r in rows:
-        speedup = "" if r["speedup"] is None else f"{r['speedup']:.1f}×"
-        lines.append(
-            f"| {r['step']} | {r['engine_ms']:.2f} | {r['alternative_ms']:.2f} | {speedup} | "
-            f"{'yes' if r['same_result'] else 'NO'} |"
         )
     return "\n".join(lines)
 
@@ -1114,10 +857,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument(
         "--overhead-workers",
-        type=int,
         nargs="+",
         default=None,
-        help="(d) decode workers, one configuration each (default: the suite's choice, at least 1)",
+        help="(d) decode worker processes, one configuration each; 'auto': the suite's own plan "
+        "(a decode thread on 2 cores) (default: auto)",
     )
     p.add_argument(
         "--overhead-threads",
@@ -1135,12 +878,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--overhead-profile",
         action="store_true",
-        help="(d): cProfile of the main process, and the engine's per-image steps against cheaper ones",
-    )
-    p.add_argument(
-        "--overhead-what-if",
-        action="store_true",
-        help="(d): also run each configuration with the engine proposals P1-P4, P6 patched in (here only)",
+        help="(d): cProfile of the main process (the first configuration)",
     )
     p.add_argument("--overhead-only", action="store_true", help="run (d) only, no model")
     p.add_argument(
@@ -1169,7 +907,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.warmup = (2 if on_cuda else 1) if args.warmup is None else args.warmup
     args.encoder_batch = args.encoder_batch or (16 if on_cuda else 1)
     args.overhead_images = max(args.images, args.overhead_images or (64 if on_cuda else 24))
-    args.overhead_workers = args.overhead_workers or [max(1, default_workers())]
+    try:
+        args.overhead_workers = [None if w == AUTO else int(w) for w in (args.overhead_workers or [AUTO])]
+    except ValueError:
+        p.error("--overhead-workers takes numbers or 'auto'")
     args.overhead_threads = args.overhead_threads or [args.threads]
     for name in args.models:
         if name.startswith("fastsam"):
@@ -1183,7 +924,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error("--images, --instances, --encoder-batch and --repeats must be ≥ 1, --warmup ≥ 0")
     if args.image_batch is not None and args.image_batch < 1:
         p.error("--image-batch must be ≥ 1")
-    if min(args.overhead_workers) < 0 or args.overhead_warmup < 0:
+    if any(w is not None and w < 0 for w in args.overhead_workers) or args.overhead_warmup < 0:
         p.error("--overhead-workers and --overhead-warmup must be ≥ 0")
     if args.overhead_warmup >= args.overhead_images:
         p.error("--overhead-warmup must be below --overhead-images")
@@ -1225,31 +966,27 @@ def main(argv: list[str] | None = None) -> int:
         overhead = time_overhead(root, work, args)
         parts = overhead["parts_ms"]
         print(
-            f"(d) the suite without a network (box-fill on {args.device}, {overhead['workers']} decode "
-            f"worker(s), {overhead['torch_threads']} torch threads, {args.overhead_images} images): "
-            f"{overhead['ms_per_image']:.2f} ms per image in the main process "
-            f"(data wait {parts['data']:.2f}, box-fill masks {parts['decoder']:.2f}, "
-            f"host {parts['host']:.2f}); "
-            f"target ≤ {TARGET_OVERHEAD_MS:g} ms {'met' if overhead['met'] else 'NOT met'}",
+            f"(d) the suite without a network (box-fill on {args.device}, decoding: {overhead['decode']}, "
+            f"{overhead['torch_threads']} torch threads, {args.overhead_images} images): main-process work "
+            f"{overhead['work_ms']:.2f} ms per image (box-fill masks {parts['decoder']:.2f}, host "
+            f"{parts['host']:.2f}), data wait {parts['data']:.2f} apart, "
+            f"loop {overhead['ms_per_image']:.2f} ms "
+            f"per image; 2-core CPU target work ≤ {TARGET_CPU_WORK_MS:g} ms "
+            f"{'met' if overhead['cpu_met'] else 'NOT met'}; H100 target loop ≤ {TARGET_OVERHEAD_MS:g} ms "
+            f"{'met' if overhead['met'] else 'NOT met'}",
             flush=True,
         )
         print(overhead_table(overhead), flush=True)
         if args.overhead_profile:
-            overhead["profiles"] = []
-            for config in _overhead_configs(args)[: 2 if args.overhead_what_if else 1]:
-                prof = overhead_profile(root, work, args, config)
-                overhead["profiles"].append(prof)
-                what = (
-                    f"engine {prof['engine']}, {prof['workers']} worker(s), {prof['torch_threads']} threads"
-                )
-                top = args.profile_top
-                print(f"\n## (d) cProfile of the main process ({what}), top {top} by cumulative time")
-                print(profile_table(prof["top_cumulative"]))
-                print(f"\n## (d) the same, top {top} by own time")
-                print(profile_table(prof["top_self"]), flush=True)
-            overhead["alternatives"] = overhead_alternatives(root, args)
-            print("\n## (d) the engine's per-image steps against cheaper ones (same data)", flush=True)
-            print(alternatives_table(overhead["alternatives"]), flush=True)
+            config = _overhead_configs(args)[0]
+            prof = overhead_profile(root, work, args, config)
+            overhead["profiles"] = [prof]
+            what = f"decode workers: {prof['workers']}, {prof['torch_threads']} threads"
+            top = args.profile_top
+            print(f"\n## (d) cProfile of the main process ({what}), top {top} by cumulative time")
+            print(profile_table(prof["top_cumulative"]))
+            print(f"\n## (d) the same, top {top} by own time")
+            print(profile_table(prof["top_self"]), flush=True)
         if args.json:
             write_json(args.json, args, rows, env, overhead)
         for model in args.models:

@@ -19,7 +19,7 @@ Two guards and one conversion go beyond ``PIL.Image.convert("RGB")``:
 from __future__ import annotations
 
 import os
-import warnings
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +32,8 @@ MAX_PIXELS_ENV = "EVALSUITE_MAX_IMAGE_PIXELS"
 #: Pillow's own default limit, kept when the variable is not set
 DEFAULT_MAX_PIXELS = 89_478_485
 _SIXTEEN_BIT = ("I;16", "I;16L", "I;16B", "I;16N")
+#: held while Pillow's process-wide pixel limit is changed for one image
+_PILLOW_SETTINGS = threading.Lock()
 
 
 def max_image_pixels() -> int | None:
@@ -76,26 +78,37 @@ def load_rgb(
     who = f"image {image_id} ({path})" if image_id is not None else str(path)
     if not path.is_file():
         raise DataNotFoundError(f"{who}: file not found", hint="check --data-root / the images folder")
-    limit, saved = max_image_pixels(), Image.MAX_IMAGE_PIXELS
-    try:
-        Image.MAX_IMAGE_PIXELS = limit  # for this image only (Pillow's setting is restored below)
-        with warnings.catch_warnings():
-            # Pillow warns between its limit and twice it, and decodes: here that is refused too
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+    limit = max_image_pixels()
+    bomb_hint = (
+        f"if the image is real, raise the limit with the environment variable {MAX_PIXELS_ENV} "
+        "(pixels per image); or pass --skip-bad to skip such images (counted)"
+    )
+    # Pillow's limit is a process-wide setting (and its warning filters too): images are decoded in a
+    # thread beside the model, so its own check is switched off under a lock and made here instead,
+    # refusing everything above the limit (Pillow itself only warns up to twice it)
+    with _PILLOW_SETTINGS:
+        saved = Image.MAX_IMAGE_PIXELS
+        Image.MAX_IMAGE_PIXELS = None
+        try:
             with Image.open(path) as im:
+                pixels = im.width * im.height
+                if limit is not None and pixels > limit:
+                    raise InputError(
+                        f"{who}: refused as a possible decompression bomb ({pixels} pixels, more than the "
+                        f"limit of {limit})",
+                        hint=bomb_hint,
+                    )
                 rgb = _to_rgb(im, who)
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-        raise InputError(
-            f"{who}: refused as a possible decompression bomb ({e})",
-            hint=f"if the image is real, raise the limit with the environment variable {MAX_PIXELS_ENV} "
-            "(pixels per image); or pass --skip-bad to skip such images (counted)",
-        ) from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-        raise InputError(
-            f"{who}: cannot decode image ({e})", hint="the file is corrupt or truncated"
-        ) from None
-    finally:
-        Image.MAX_IMAGE_PIXELS = saved
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+            raise InputError(
+                f"{who}: refused as a possible decompression bomb ({e})", hint=bomb_hint
+            ) from None
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+            raise InputError(
+                f"{who}: cannot decode image ({e})", hint="the file is corrupt or truncated"
+            ) from None
+        finally:
+            Image.MAX_IMAGE_PIXELS = saved
     if expected_hw is not None and rgb.shape[:2] != tuple(expected_hw):
         raise InputError(
             f"{who}: size {rgb.shape[0]}x{rgb.shape[1]} (HxW) differs from the annotation file's "

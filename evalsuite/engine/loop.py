@@ -31,7 +31,7 @@ from .config import RunConfig
 from .datasets import identify
 from .devices import check_device
 from .distributed import DistContext, init_from_env, shutdown
-from .loader import batched, default_image_batch, default_workers, iter_images
+from .loader import batched, decode_plan, default_image_batch, iter_images
 from .naming import RunModel, check_name_free, prepare_model, split_overrides
 from .runfolder import FOLDER_VERSION, MemoryRunFolder, RunFolder
 from .scoring import RecordContext, build_record, ids_sha256, score
@@ -258,7 +258,7 @@ def _run_dataset(
     on_cuda = torch.device(cfg.device).type == "cuda"
     if on_cuda:
         torch.cuda.reset_peak_memory_stats()
-    workers = default_workers() if cfg.workers is None else cfg.workers
+    plan = decode_plan(cfg.workers)
     image_batch = cfg.image_batch or default_image_batch(cfg.device)
     clock = Clock(cfg.device)
     runs = [_open_run(cfg, model, source, reader, ids, p, dist_ctx, clock) for p in protocols]
@@ -268,7 +268,9 @@ def _run_dataset(
     if dist_ctx.active:
         desc += f" (process 0 of {dist_ctx.world_size})"
     show = cfg.progress and dist_ctx.is_main
-    images = iter_images(reader, todo, workers, transform=runner.image_transform(), pin_memory=on_cuda)
+    images = iter_images(
+        reader, todo, plan.workers, transform=runner.image_transform(), pin_memory=on_cuda, thread=plan.thread
+    )
     progress = (cfg.progress_bar or tqdm)(total=len(todo), desc=desc, unit="img", disable=not show)
     embedder = _Embedder(runner, image_batch, model.base_name, timer)
     try:
@@ -280,6 +282,7 @@ def _run_dataset(
             raise _interrupted(runs, len(ids)) from e
         raise
     finally:
+        images.close()
         progress.close()
     timer.finish()
     execution = {
@@ -287,7 +290,8 @@ def _run_dataset(
         "images_this_session": len(todo),
         "world_size": dist_ctx.world_size,
         "torch_threads": torch.get_num_threads(),
-        "decode_workers": workers,
+        "decode_workers": plan.workers,
+        **({"decode_thread": True} if plan.thread else {}),
         "image_batch": embedder.size,
         "peak_gpu_memory_bytes": torch.cuda.max_memory_allocated() if on_cuda else None,
         **({"image_batch_requested": image_batch} if embedder.size != image_batch else {}),
@@ -311,7 +315,27 @@ def _loop(
     timer: SessionTimer,
     image_batch: int,
 ) -> None:
-    """Every image still to do: embed in batches, serve each protocol that needs it, log, time."""
+    """Every image still to do: embed in batches, serve each protocol that needs it, log, time.
+
+    Finished images are logged in batches (:class:`~.runfolder.RunFolder`); whatever ends the loop —
+    the last image, an error, an interrupt — the queued ones are written before it returns.
+    """
+    try:
+        _serve(cfg, runs, images, progress, embedder, timer, image_batch)
+    finally:
+        for r in runs:
+            r.folder.flush()
+
+
+def _serve(
+    cfg: RunConfig,
+    runs: list[_ProtocolRun],
+    images: Iterator[tuple[Any, Any, Any]],
+    progress: Any,
+    embedder: _Embedder,
+    timer: SessionTimer,
+    image_batch: int,
+) -> None:
     for batch in batched(timer.timed_pull(iter(images)), image_batch):
         readable = []
         for (sample, image, cache), wait in batch:

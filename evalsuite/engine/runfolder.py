@@ -5,8 +5,9 @@ a per-item log (``instances.jsonl`` for mIoU protocols, ``detections.jsonl``
 for AP protocols: one line per scored instance or predicted mask),
 ``images.jsonl`` (one line per finished image, written after its items) and,
 once complete, ``record.json``. An image counts as finished only when its line
-is in ``images.jsonl`` and all its items are present, so a crash at any point
-loses at most the image in flight.
+is in ``images.jsonl`` and all its items are present; finished images are written
+in small batches (at most a second of work), so a crash at any point loses at most
+the batch not yet written, and the next run evaluates it again.
 
 While a run writes a folder, process 0 holds ``run.lock`` (see :class:`FolderLock`): a second run
 into the same folder is refused with one line naming the process that holds it.
@@ -206,8 +207,46 @@ def write_json_atomic(path: Path, obj: Any) -> None:
         raise
 
 
+_ENCODE = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
+#: finished images are written in batches that grow 1, 2, 4, ... up to this many images
+MAX_BATCH_IMAGES = 128
+#: ... and never hold more than this many seconds of work (what a SIGKILL can lose, at most)
+MAX_BATCH_SECONDS = 1.0
+
+
 def _dump_lines(rows: list[dict]) -> str:
-    return "".join(json.dumps(r, separators=(",", ":"), allow_nan=False) + "\n" for r in rows)
+    """One compact JSON line per row (as ``json.dumps(r, separators=(",", ":"), allow_nan=False)``)."""
+    return "".join(_ENCODE(r) + "\n" for r in rows)
+
+
+class _LogBatch:
+    """Finished images not yet on disk: their item lines and their image lines, in order.
+
+    Writing every image as it finishes costs two file opens and writes per image and protocol; a
+    batch is written with one write per file. Batches grow 1, 2, 4, ... images (a run shows its first
+    finished images at once) up to :data:`MAX_BATCH_IMAGES`, and are written at the latest
+    :data:`MAX_BATCH_SECONDS` after the previous write: a killed run loses at most that batch, which the
+    next run evaluates again (an image counts as finished only when its line is on disk).
+    """
+
+    def __init__(self) -> None:
+        self.items: list[str] = []
+        self.images: list[str] = []
+        self.size = 1
+        self.since = time.monotonic()
+
+    def add(self, image_row: dict, rows: list[dict]) -> bool:
+        """Queue one finished image; True when the batch is due to be written."""
+        self.items.append(_dump_lines(rows))
+        self.images.append(_ENCODE(image_row) + "\n")
+        return len(self.images) >= self.size or time.monotonic() - self.since >= MAX_BATCH_SECONDS
+
+    def take(self) -> tuple[str, str]:
+        items, images = "".join(self.items), "".join(self.images)
+        self.items, self.images = [], []
+        self.size = min(2 * self.size, MAX_BATCH_IMAGES)
+        self.since = time.monotonic()
+        return items, images
 
 
 class RunFolder:
@@ -236,6 +275,7 @@ class RunFolder:
         self.log_name = log_name
         self.rank = rank
         self.lock: FolderLock | None = None
+        self._batch = _LogBatch()
         config_path = self.path / CONFIG_FILE
         if not check_only:  # process 0 holds the folder while the run goes (the others never write it)
             self.path.mkdir(parents=True, exist_ok=True)
@@ -399,13 +439,22 @@ class RunFolder:
         os.replace(tmp, path)
 
     def append_image(self, image_row: dict, rows: list[dict]) -> None:
-        """Log one finished image into this process's part files: its items first, then its line."""
+        """Log one finished image into this process's part files (in batches, see :class:`_LogBatch`)."""
+        if self._batch.add(image_row, rows):
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the queued images: all their items first, then their lines (the run's loop calls this
+        when it ends, however it ends)."""
+        if not self._batch.images:
+            return
+        items, images = self._batch.take()
         stem = Path(self.log_name).stem
         with open(self.path / f"{stem}.rank{self.rank}.jsonl", "a", encoding="utf-8") as f:
-            f.write(_dump_lines(rows))
+            f.write(items)
             f.flush()
         with open(self.path / f"images.rank{self.rank}.jsonl", "a", encoding="utf-8") as f:
-            f.write(_dump_lines([image_row]))
+            f.write(images)
             f.flush()
 
     def write_artifact(self, name: str, content: Any) -> None:
@@ -436,6 +485,9 @@ class MemoryRunFolder:
 
     def load_finished(self) -> tuple[dict[int, dict], list[dict]]:
         return dict(sorted(self._images.items())), list(self._rows)
+
+    def flush(self) -> None:
+        """Nothing to write (the same interface as :class:`RunFolder`)."""
 
     def append_image(self, image_row: dict, rows: list[dict]) -> None:
         self._rows.extend(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from typing import Any, ClassVar
 
 from ..data.values import is_finite_number, is_int, short
@@ -45,13 +45,24 @@ class InstanceRecord:
     score: float | None  # the model's predicted IoU of the chosen output; None when it was NaN / infinite
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        """The logged row (the fields in order; what ``dataclasses.asdict`` gives, without its deep copy)."""
+        return {
+            "image_id": self.image_id,
+            "ann_id": self.ann_id,
+            "category_id": self.category_id,
+            "area": self.area,
+            "size": self.size,
+            "iou": self.iou,
+            "prompt": self.prompt,
+            "mask_index": self.mask_index,
+            "score": self.score,
+        }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> InstanceRecord:
         """A logged row, checked: a hand-damaged log is named, not scored or crashed on."""
         problem = None
-        if not isinstance(data, dict) or set(data) != {f.name for f in fields(cls)}:
+        if not isinstance(data, dict) or data.keys() != _INSTANCE_FIELDS:
             problem = f"fields {sorted(data) if isinstance(data, dict) else type(data).__name__}"
         elif not all(is_int(data[k]) for k in ("image_id", "ann_id", "category_id", "mask_index")):
             problem = "ids are not integers"
@@ -79,6 +90,9 @@ class InstanceRecord:
     @property
     def key(self) -> tuple[int, int]:
         return (self.image_id, self.ann_id)
+
+
+_INSTANCE_FIELDS = frozenset(f.name for f in fields(InstanceRecord))
 
 
 def _mean_pct(values: list[float]) -> float | None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
@@ -102,7 +102,18 @@ class ClickRecord:
     score: float  # of the last round
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        """The logged row (the fields in order; what ``dataclasses.asdict`` gives, without its deep copy)."""
+        return {
+            "image_id": self.image_id,
+            "ann_id": self.ann_id,
+            "category_id": self.category_id,
+            "area": self.area,
+            "size": self.size,
+            "prompt": self.prompt,
+            "ious": self.ious,
+            "mask_index": self.mask_index,
+            "score": self.score,
+        }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ClickRecord:

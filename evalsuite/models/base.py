@@ -79,10 +79,21 @@ class Prediction:
         return self._masks.device if self._masks is not None else self._lazy()[1].device
 
     def select(self, index: torch.Tensor) -> torch.Tensor:
-        """The full-size mask of output ``index[i]`` for each prompt i: N×H×W bool."""
-        rows = torch.arange(len(index), device=index.device)
+        """The full-size mask of output ``index[i]`` for each prompt i: N×H×W bool.
+
+        A single-output prediction gives a view (nothing is copied); on the CPU the gather of the
+        chosen outputs is a numpy copy (torch's indexing kernel splits a few megabytes across
+        intra-op threads, which wait for each other on a loaded machine).
+        """
         if self._masks is not None:
-            return self._masks[rows, index]
+            masks = self._masks
+            if masks.shape[1] == 1:
+                return masks[:, 0]
+            if masks.device.type == "cpu" and index.device.type == "cpu" and masks.dtype == torch.bool:
+                picked = masks.numpy()[np.arange(len(index)), index.numpy()]
+                return torch.from_numpy(picked)
+            return masks[torch.arange(len(index), device=index.device), index]
+        rows = torch.arange(len(index), device=index.device)
         to_masks, logits = self._lazy()
         return to_masks(logits[rows, index][:, None])[:, 0]
 

@@ -5,12 +5,15 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..metrics.iou import box_iou_of_masks, mask_iou
+from ..metrics.iou import box_iou_of_masks, iou_per_output
 from ..models.base import Prediction
 
 
 def choose_masks(
-    pred: Prediction, mask_choice: str, gt: torch.Tensor | None = None, boxes: np.ndarray | None = None
+    pred: Prediction,
+    mask_choice: str,
+    gt: torch.Tensor | np.ndarray | None = None,
+    boxes: np.ndarray | None = None,
 ) -> torch.Tensor:
     """Index of the chosen output per prompt (N).
 
@@ -28,9 +31,9 @@ def choose_masks(
     if mask_choice == "oracle":
         if gt is None:
             raise ValueError("mask_choice 'oracle' needs the ground truth")
-        return mask_iou(pred.masks, gt[:, None].expand_as(pred.masks)).argmax(dim=1)
+        return iou_per_output(pred.masks, gt).to(pred.device).argmax(dim=1)
     if mask_choice == "box_iou":
         if boxes is None:
             raise ValueError("mask_choice 'box_iou' needs box prompts")
-        return box_iou_of_masks(pred.masks, boxes).argmax(dim=1)
+        return box_iou_of_masks(pred.masks, boxes).to(pred.device).argmax(dim=1)
     raise ValueError(f"unknown mask_choice {mask_choice!r}")

@@ -12,7 +12,6 @@ import math
 from abc import abstractmethod
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -34,13 +33,21 @@ from .choice import choose_masks
 NON_FINITE_MODEL_SCORE = "non_finite_model_score"
 
 
-@dataclass
 class Round:
     """One round of prompting a batch of instances: the prompts, the prediction and the chosen outputs."""
 
-    prompts: PromptSet
-    pred: Prediction
-    index: torch.Tensor  # chosen output per instance (N)
+    def __init__(self, prompts: PromptSet, pred: Prediction, index: torch.Tensor) -> None:
+        self.prompts = prompts
+        self.pred = pred
+        self.index = index  # chosen output per instance (N)
+        self._chosen: torch.Tensor | None = None
+
+    @property
+    def chosen(self) -> torch.Tensor:
+        """The chosen full-size masks (N×H×W bool), made once (a lazy prediction upscales only these)."""
+        if self._chosen is None:
+            self._chosen = self.pred.select(self.index)
+        return self._chosen
 
 
 class PromptedTask(Task):
@@ -106,21 +113,18 @@ class PromptedTask(Task):
 
     def rounds(self, runner: Runner, inp: PromptInput, stats: Counter) -> Iterator[Round]:
         """Prompt the instances of ``inp`` for every round of the strategy (a generator)."""
-        gt = torch.from_numpy(inp.masks)
         prompts = self.strategy.first(inp, stats)
         last: Round | None = None
         for r in range(self.strategy.rounds):
             if r:
                 assert last is not None
-                current = last.pred.select(last.index).cpu().numpy()  # the next clicks are found on the host
+                current = last.chosen.cpu().numpy()  # the next clicks are found on the host
                 prompts = self.strategy.next(inp, prompts, current)
             if runner.uses_ground_truth:
                 runner.set_targets(inp.masks)
             kwargs: dict[str, Any] = prompts.kwargs()
             pred = runner.predict(**kwargs, multimask=self.options["mask_choice"] != "single")
-            index = choose_masks(
-                pred, self.options["mask_choice"], gt=gt.to(pred.device), boxes=prompts.boxes
-            )
+            index = choose_masks(pred, self.options["mask_choice"], gt=inp.masks, boxes=prompts.boxes)
             last = Round(prompts, pred, index)
             yield last
 
@@ -145,13 +149,19 @@ def instance_fields(sample: Sample, inst: Instance) -> dict[str, Any]:
 def chosen_iou(rnd: Round, masks: np.ndarray) -> tuple[list[int], list[float], list[float | None]]:
     """Chosen output, its IoU with the ground truth and its predicted score, per instance (host lists).
 
-    A NaN or infinite predicted score becomes None (JSON has no NaN; the task counts them).
+    The IoU is computed where the masks are (:func:`evalsuite.metrics.iou.iou_with_truth`). A NaN or
+    infinite predicted score becomes None (JSON has no NaN; the task counts them).
     """
-    from ..metrics.iou import mask_iou
+    from ..metrics.iou import iou_with_truth
 
-    gt = torch.from_numpy(masks).to(rnd.pred.device)
-    rows = torch.arange(len(rnd.index), device=rnd.index.device)
-    iou = mask_iou(rnd.pred.select(rnd.index), gt)
-    score = rnd.pred.iou_predictions[rows, rnd.index]
-    scores = [v if math.isfinite(v) else None for v in score.tolist()]
-    return rnd.index.tolist(), iou.tolist(), scores  # one device sync each
+    iou = iou_with_truth(rnd.chosen, masks)
+    index = rnd.index.tolist()
+    scores_all = rnd.pred.iou_predictions
+    if scores_all.device.type == "cpu":
+        table = scores_all.tolist()
+        score = [table[i][j] for i, j in enumerate(index)]
+    else:
+        rows = torch.arange(len(rnd.index), device=rnd.index.device)
+        score = scores_all[rows, rnd.index].tolist()
+    scores = [v if math.isfinite(v) else None for v in score]
+    return index, iou, scores  # one device sync each
