@@ -22,6 +22,8 @@ from evalsuite.data.catalog import COCO_VAL2017
 from evalsuite.engine import RunConfig, run
 from evalsuite.errors import InputError
 from evalsuite.identity import paper_comparability, select_cells
+from evalsuite.models.base import Prediction
+from evalsuite.models.baselines import BoxFillRunner
 from evalsuite.models.wrap import CallableRunner
 from evalsuite.paper import quoted_values
 from evalsuite.record import find_records, read_record
@@ -174,6 +176,20 @@ def test_masks_that_are_not_boolean_are_refused_or_thresholded():
     )
     plain = evalsuite.evaluate(_fill, "coco-box", data="sample", limit=1, name="plain", progress=False)
     assert thresholded.records[0].metrics["mIoU"] == plain.records[0].metrics["mIoU"]
+
+    class Probabilities(BoxFillRunner):
+        """A Runner of the user's that hands back probabilities as its masks."""
+
+        def predict(self, *args, **kwargs):
+            pred = super().predict(*args, **kwargs)
+            return Prediction(masks=pred.masks.float() * 0.9, iou_predictions=pred.iou_predictions)
+
+    runner = Probabilities()
+    runner.name = "probs"
+    with pytest.raises(
+        InputError, match=r"a runner's predict\(\) returned masks of dtype float32 with values in \[0, 0\.9\]"
+    ):
+        evalsuite.evaluate(runner, "coco-box", data="sample", limit=1, version="1", progress=False)
     ints = CallableRunner(lambda im, boxes=None, **_: _fill(im, boxes).astype(np.uint8), name="ints")
     ints.set_image(np.zeros((8, 8, 3), np.uint8))
     assert ints.predict(boxes=np.array([[1, 1, 4, 4]])).masks.dtype.is_floating_point is False

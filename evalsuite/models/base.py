@@ -87,6 +87,8 @@ class Prediction:
         """
         if self._masks is not None:
             masks = self._masks
+            if masks.dtype != torch.bool:  # a Runner's own masks: logits or scores are not masks
+                masks = self._masks = binary_masks(masks, "a runner's predict()")
             if masks.shape[1] == 1:
                 return masks[:, 0]
             if masks.device.type == "cpu" and index.device.type == "cpu" and masks.dtype == torch.bool:
@@ -96,6 +98,35 @@ class Prediction:
         rows = torch.arange(len(index), device=index.device)
         to_masks, logits = self._lazy()
         return to_masks(logits[rows, index][:, None])[:, 0]
+
+
+def binary_masks(masks: torch.Tensor, who: str, threshold: float | None = None) -> torch.Tensor:
+    """``masks`` as bool: boolean, or integers that are all 0/1; with ``threshold``, ``masks > threshold``.
+
+    Anything else (logits, probabilities) is refused with one line naming ``who`` returned them ("model
+    'x'"), the dtype and the value range: never "every non-zero pixel is foreground".
+    """
+    if threshold is not None:
+        if masks.dtype == torch.bool:
+            raise InputError(f"{who} returned boolean masks; drop threshold=")
+        return masks > threshold
+    if masks.dtype == torch.bool:
+        return masks
+    if not masks.dtype.is_floating_point and not masks.dtype.is_complex and masks.numel():
+        lo, hi = int(masks.min()), int(masks.max())
+        if lo >= 0 and hi <= 1:
+            return masks.bool()
+    elif not masks.numel():
+        return masks.bool()
+    lo_v, hi_v = (
+        (float(masks.min()), float(masks.max())) if masks.numel() and not masks.dtype.is_complex else (0, 0)
+    )
+    raise InputError(
+        f"{who} returned masks of dtype {str(masks.dtype).removeprefix('torch.')} with values in "
+        f"[{lo_v:g}, {hi_v:g}]; masks must be boolean or 0/1 integers",
+        hint="return masks > your threshold, or pass threshold=T to evaluate()/CallableRunner for logits "
+        "or probabilities",
+    )
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from ..errors import InputError
-from .base import BOTH_PROMPTS, ModelSpec, Prediction, Runner
+from .base import BOTH_PROMPTS, ModelSpec, Prediction, Runner, binary_masks
 
 SegmentFn = Callable[..., object]
 
@@ -129,33 +129,5 @@ class CallableRunner(Runner):
                 raise InputError(
                     f"model {self.name!r} returned {m} masks but {scores.shape[1]} scores per prompt"
                 )
-        masks = binary_masks(masks, self.name, self.threshold)
+        masks = binary_masks(masks, f"model {self.name!r}", self.threshold)
         return Prediction(masks=masks, iou_predictions=scores.to(masks.device))
-
-
-def binary_masks(masks: torch.Tensor, model: str, threshold: float | None = None) -> torch.Tensor:
-    """``masks`` as bool: boolean, or integers that are all 0/1; with ``threshold``, ``masks > threshold``.
-
-    Anything else is refused with one line naming the model, the dtype and the value range.
-    """
-    if threshold is not None:
-        if masks.dtype == torch.bool:
-            raise InputError(f"model {model!r} returned boolean masks; drop threshold=")
-        return masks > threshold
-    if masks.dtype == torch.bool:
-        return masks
-    if not masks.dtype.is_floating_point and not masks.dtype.is_complex and masks.numel():
-        lo, hi = int(masks.min()), int(masks.max())
-        if lo >= 0 and hi <= 1:
-            return masks.bool()
-    elif not masks.numel():
-        return masks.bool()
-    lo_v, hi_v = (
-        (float(masks.min()), float(masks.max())) if masks.numel() and not masks.dtype.is_complex else (0, 0)
-    )
-    raise InputError(
-        f"model {model!r} returned masks of dtype {str(masks.dtype).removeprefix('torch.')} with values in "
-        f"[{lo_v:g}, {hi_v:g}]; masks must be boolean or 0/1 integers",
-        hint="return masks > your threshold, or pass threshold=T to evaluate()/CallableRunner for logits "
-        "or probabilities",
-    )
