@@ -418,7 +418,12 @@ def fake_checkpoints(monkeypatch: pytest.MonkeyPatch) -> dict:
         spec = registry.get_spec(spec) if isinstance(spec, str) else spec
         box["called"] = (spec.name, path, trust)
         return types.SimpleNamespace(
-            state_dict=box["state_dict"], sha256="ab" * 32, path=Path(path), spec=spec, confirm=lambda: None
+            state_dict=box["state_dict"],
+            sha256="ab" * 32,
+            path=Path(path),
+            spec=spec,
+            confirm=lambda: None,
+            notes={},
         )
 
     from evalsuite.models import weights

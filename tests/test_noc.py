@@ -26,7 +26,7 @@ ARGS = [
     "--workers",
     "0",
 ]
-NAME = "oracle+clicks=3"  # the run is named after the changed option
+NAME = "oracle+clicks=3+limit8"  # the run is named after the changed option and the limit
 
 
 def _command(out: Path, *extra: str) -> list[str]:
