@@ -13,6 +13,7 @@ from evalsuite.engine import resolve_protocols
 from evalsuite.errors import InputError, UnknownNameError
 from evalsuite.models import build_model, model_names
 from evalsuite.models import registry as model_registry
+from evalsuite.data.registry import dataset_names
 from evalsuite.protocols import get_protocol, load_protocols, parse_override
 from evalsuite.report.rules import paper_value
 
@@ -49,7 +50,7 @@ def test_every_protocol_loads_with_a_version_and_known_options():
     names = {f"{d}-{k}" for d in ("coco", "lvis") for k in ("box", "1click", "3click", "5click")}
     assert names <= set(protocols)
     for p in protocols.values():
-        assert p.version >= 1 and p.dataset in ("coco", "lvis") and p.metrics
+        assert p.version >= 1 and p.dataset in dataset_names() and p.metrics
         assert p.id == f"{p.name}@{p.version}"
     assert get_protocol("lvis-3click").options["clicks"] == 3
     assert get_protocol("coco-box").options == {
