@@ -2,9 +2,9 @@
 
 The lookup order is explicit and every path tried is reported when nothing is found, so a user
 always learns where evalsuite looked and how to fix it. The places are the dataset's declared
-layouts (:class:`~.spec.Layout`), tried in order under the root: ``--data-root``, else
-``$EVALSUITE_DATA``, else the dataset's default root (``./datasets/<name>``; COCO and LVIS share
-``./datasets/coco``).
+layouts (:class:`~.spec.Layout`), tried in order under the root: ``--data-root``, else the root a
+user's dataset declares, else ``$EVALSUITE_DATA``, else the dataset's default root
+(``./datasets/<name>``; COCO and LVIS share ``./datasets/coco``).
 """
 
 from __future__ import annotations
@@ -30,11 +30,11 @@ def sample_root() -> Path:
 
 
 def default_root(spec: DatasetSpec | None = None) -> Path:
-    """The data root a run reads when none is given: $EVALSUITE_DATA, else the dataset's own default."""
+    """The data root a run reads when none is given: a dataset's own absolute root (a user's TOML
+    ``root``), else $EVALSUITE_DATA, else the dataset's relative default (``datasets/<name>``)."""
+    own = Path(spec.root) if spec is not None else Path("datasets")
     env = os.environ.get(DATA_ROOT_ENV)
-    if env:
-        return Path(env)
-    return Path(spec.root) if spec is not None else Path("datasets")
+    return own if own.is_absolute() or not env else Path(env)
 
 
 @dataclass(frozen=True)
@@ -110,7 +110,7 @@ def locate(
     if data != "real":
         raise InputError(f"--data must be 'real' or 'sample', not {data!r}")
 
-    root_given = data_root is not None or os.environ.get(DATA_ROOT_ENV)
+    root_given = data_root is not None or os.environ.get(DATA_ROOT_ENV) or Path(spec.root).is_absolute()
     root = Path(data_root) if data_root is not None else default_root(spec)
     layout: Layout | None
     if ann is not None:
