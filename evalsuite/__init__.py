@@ -28,8 +28,8 @@ from ._version import __version__
 
 if TYPE_CHECKING:
     from .api import Results, evaluate, load
-    from .engine import RunConfig, run
     from .data.registry import load_dataset_file, register_dataset
+    from .engine import RunConfig, run
     from .errors import EvalsuiteError, InputError
     from .record import RunRecord
 

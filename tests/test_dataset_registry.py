@@ -28,10 +28,11 @@ from evalsuite.errors import InputError
 from evalsuite.fetch import DOWNLOADED, FIRST_USE, TrustStore
 from evalsuite.fetch.datasets import datasets_dir, download_dataset
 from evalsuite.fetch.http import check_url
-from evalsuite.identity import identity_notes
+from evalsuite.identity import identity_notes, paper_comparability
 from evalsuite.metrics.ap import EVALUATORS
 from evalsuite.paper import paper_table, quoted_values
 from evalsuite.protocols import get_protocol, load_protocols
+from evalsuite.record import RunRecord
 
 REPO = Path(__file__).resolve().parent.parent
 CATALOGUE = {"coco", "lvis", "sa1b-1k", "dis5k-vd", "coift", "hrsod", "thinobject5k-te"}
@@ -79,6 +80,14 @@ def test_shipped_protocols_keep_their_ids_and_options_hashes() -> None:
     assert sorted(names) == sorted(path.stem for path in (REPO / "protocols").glob("*.toml"))
 
 
+def test_a_sample_run_keeps_its_gated_run_id(tmp_path) -> None:
+    """The run id hashes the run's settings (dataset name included): the same as gates/sample.toml's."""
+    gates = tomllib.loads((REPO / "gates" / "sample.toml").read_text())["gate"]
+    want = next(r["run_id"] for r in gates if (r["model"], r["protocol"]) == ("oracle", "coco-box@1"))
+    (o,) = run(RunConfig(["coco-box"], "oracle", data="sample", out=tmp_path, progress=False))
+    assert o.record.run_id == want and o.record.dataset.name == "sample-coco"
+
+
 # -- a user's COCO file by TOML -----------------------------------------------------------------------------
 def _coco_toml(tmp_path: Path, name: str = "mycoco", extra: str = "") -> Path:
     """A COCO-format file of the sample's first two images, declared by a TOML file beside it."""
@@ -116,10 +125,11 @@ def test_custom_coco_file_runs_under_its_own_name_with_no_paper_value(tmp_path, 
     assert rec["dataset"]["name"] == rec["dataset"]["family"] == "mycoco"
     assert rec["dataset"]["official"] is False and rec["metrics"]["mIoU"] == 100.0
     assert rec["paper"] == {}
-    from evalsuite.record import RunRecord
-
-    notes = identity_notes(RunRecord.from_json(rec))
-    assert "custom annotation file" in notes
+    record = RunRecord.from_json(rec)
+    assert "custom annotation file" in identity_notes(record)
+    quoted = next(q for m in paper_table("4").models for q in quoted_values(m, "coco-box", "mIoU"))
+    verdict = paper_comparability(record, quoted)  # even set beside a COCO value, it is not comparable
+    assert not verdict.ok and "custom annotation file" in verdict.reason
     for number in ("4", "5"):  # no paper model has a value under the user's protocol names
         for model in paper_table(number).models:
             assert not quoted_values(model, "mycoco-box", "mIoU")

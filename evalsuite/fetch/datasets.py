@@ -76,12 +76,13 @@ ARCHIVES: dict[str, Archive] = _catalogue(entry_point_datasets().values())
 
 
 def archive(name: str) -> Archive:
-    if name not in ARCHIVES:
-        for key, art in _catalogue(datasets().values()).items():
-            ARCHIVES.setdefault(key, art)
-    if name not in ARCHIVES:
-        raise UnknownNameError(f"no dataset archive {name!r}.{did_you_mean(name, list(ARCHIVES))}")
-    return ARCHIVES[name]
+    """The archive ``name``: an installed dataset's (from :data:`ARCHIVES`), or a user's dataset's."""
+    if name in ARCHIVES:
+        return ARCHIVES[name]
+    users = _catalogue(datasets().values())  # not kept: a user's registration may end
+    if name not in users:
+        raise UnknownNameError(f"no dataset archive {name!r}.{did_you_mean(name, [*ARCHIVES, *users])}")
+    return users[name]
 
 
 def datasets_dir() -> Path:

@@ -161,8 +161,9 @@ def _doctor_dataset(spec: DatasetSpec, root: Path) -> list[Check]:
                 "unknown until the annotations are there"
                 + (f" ({spec.images:,} images)" if spec.images else ""),
             )
+        looked = " or ".join(lay.annotations for lay in spec.layouts)
         return [
-            Check(ann_what, False, f"missing under {root}/{first.annotations.rsplit('/', 1)[0]}/", fix),
+            Check(ann_what, False, f"missing under {root} (looked for {looked})", fix),
             Check(img_what, ok, detail, None if ok else fix),
         ]
     images = source.images or source.image_root
