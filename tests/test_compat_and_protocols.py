@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 
 from evalsuite.compat import patch_lvis_numpy_float
+from evalsuite.data.registry import dataset_names
 from evalsuite.engine import resolve_protocols
 from evalsuite.errors import InputError, UnknownNameError
 from evalsuite.models import build_model, model_names
 from evalsuite.models import registry as model_registry
-from evalsuite.data.registry import dataset_names
 from evalsuite.protocols import get_protocol, load_protocols, parse_override
 from evalsuite.report.rules import paper_value
 
