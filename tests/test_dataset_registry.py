@@ -245,3 +245,28 @@ def test_download_records_the_official_masks_and_only_those(tmp_path) -> None:
 
     store.set(spec.annotation_key, reader.annotation_sha256, FIRST_USE)  # seen, not downloaded: no
     assert identify(source, reader.annotation_sha256).official is False
+
+
+def test_a_plugin_claiming_a_taken_name_makes_both_unusable(monkeypatch) -> None:
+    """As for models: a plugin never silently replaces a dataset; both claims are named."""
+    import sys
+    import types
+    from importlib.metadata import EntryPoint
+
+    from evalsuite.data.registry import ENTRY_POINT_GROUP
+
+    module = types.ModuleType("fake_dataset_plugin")
+    module.SPEC = DatasetSpec(name="coco", title="Not COCO", format="coco", layouts=(Layout("a.json"),))
+    monkeypatch.setitem(sys.modules, "fake_dataset_plugin", module)
+    real = registry.entry_points
+    fake = EntryPoint("coco", "fake_dataset_plugin:SPEC", ENTRY_POINT_GROUP)
+    monkeypatch.setattr(registry, "entry_points", lambda group: [*real(group=group), fake])
+    registry._entry_point_specs.cache_clear()
+    try:
+        assert "coco" not in registry.entry_point_datasets() and "lvis" in registry.entry_point_datasets()
+        with pytest.raises(InputError, match=r"several packages: .*evalsuite\.datasets\.coco:COCO"):
+            registry.get_dataset("coco")
+    finally:
+        monkeypatch.undo()
+        registry._entry_point_specs.cache_clear()
+    assert registry.get_dataset("coco").title == "COCO val2017"

@@ -92,9 +92,11 @@ def _shipped_protocol(spec: DatasetSpec, template: str) -> bool:
 
 @cache
 def _entry_point_specs() -> dict[str, DatasetSpec]:
-    """Every dataset declared by an entry point (evalsuite's own and plugins'), checked, by name."""
-    found: dict[str, DatasetSpec] = {}
-    claims: dict[str, list[str]] = {}
+    """Every dataset declared by an entry point (evalsuite's own and plugins'), checked, by name.
+
+    A name (or official name) two packages claim is neither's: both are listed as broken, naming the
+    packages, so a plugin never silently replaces a dataset (as for models)."""
+    loaded: list[tuple[DatasetSpec, str]] = []
     _BROKEN.clear()
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         who = _dist(ep)
@@ -109,13 +111,15 @@ def _entry_point_specs() -> dict[str, DatasetSpec]:
         except Exception as e:  # a broken plugin must not hide the other datasets
             _BROKEN[ep.name] = f"{who}: {e}"
             continue
-        claims.setdefault(spec.name, []).append(f"{who} ({ep.value})")
-        if spec.name in found and found[spec.name] == spec:
-            continue  # one package seen twice
-        if spec.name in found or any(_names(spec) & _names(s) for s in found.values()):
-            _BROKEN[spec.name] = f"the name is claimed by several packages: {' and '.join(claims[spec.name])}"
-            continue
-        found[spec.name] = spec
+        if all(spec != other for other, _ in loaded):  # one package seen twice counts once
+            loaded.append((spec, f"{who} ({ep.value})"))
+    found: dict[str, DatasetSpec] = {}
+    for spec, who in loaded:
+        rivals = [w for other, w in loaded if other is not spec and _names(spec) & _names(other)]
+        if rivals:
+            _BROKEN[spec.name] = f"the name is claimed by several packages: {' and '.join([who, *rivals])}"
+        else:
+            found[spec.name] = spec
     return found
 
 
