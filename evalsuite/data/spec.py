@@ -60,7 +60,7 @@ class DatasetSpec:
 
     name: str
     title: str  # for people: "COCO val2017"
-    format: str  # the reader (:mod:`.formats`): "coco", "lvis", "sa1b", "mask-png", "instance-png"
+    format: str  # the reader (:mod:`.formats`): "coco", "lvis", "sa-1b", "mask-png", "instance-png"
     summary: str = ""
     official_name: str = ""
     #: where the data lie under a root, tried in order (the first whose annotations exist wins)
