@@ -15,7 +15,8 @@ From Python::
     evalsuite.load("runs/").table(4)   # HTML in Jupyter; print() gives Markdown, .latex LaTeX
 
 Entry points: :func:`evaluate`, :func:`load`, :class:`Results`, :class:`RunConfig` (+ ``run``),
-:class:`RunRecord`; errors to catch: :class:`InputError` (bad input: files, names, options) and its
+:class:`RunRecord`, :func:`register_dataset` / :func:`load_dataset_file` (your own datasets,
+docs/datasets.md); errors to catch: :class:`InputError` (bad input: files, names, options) and its
 base :class:`EvalsuiteError`; models in :mod:`evalsuite.models`. The command line is ``evalsuite --help``.
 """
 
@@ -27,6 +28,7 @@ from ._version import __version__
 
 if TYPE_CHECKING:
     from .api import Results, evaluate, load
+    from .data.registry import load_dataset_file, register_dataset
     from .engine import RunConfig, run
     from .errors import EvalsuiteError, InputError
     from .record import RunRecord
@@ -40,6 +42,8 @@ _LAZY = {
     "RunRecord": "record",
     "EvalsuiteError": "errors",
     "InputError": "errors",
+    "register_dataset": "data.registry",
+    "load_dataset_file": "data.registry",
 }
 __all__ = [
     "EvalsuiteError",
@@ -50,6 +54,8 @@ __all__ = [
     "__version__",
     "evaluate",
     "load",
+    "load_dataset_file",
+    "register_dataset",
     "run",
 ]
 

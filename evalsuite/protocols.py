@@ -18,6 +18,8 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
+from .data.registry import datasets, read_template
+from .data.registry import state as registry_state
 from .errors import InputError, UnknownNameError, did_you_mean
 from .options import OptionSpec
 from .prompts.strategies import KIND_BOX, click_rules, prompt_values, strategy_class
@@ -69,7 +71,7 @@ class Protocol:
 
     name: str
     version: int
-    dataset: str  # "coco" | "lvis"
+    dataset: str  # the registered dataset it runs on (evalsuite.data.registry)
     task: str  # "miou" | "ap" | "noc"
     summary: str
     metrics: tuple[str, ...]
@@ -172,27 +174,63 @@ def _protocol_files():
     )
 
 
+def _protocol(data: dict[str, Any], where: str, **fill: Any) -> Protocol:
+    options = dict(data.get("options", {}))
+    validate_options(options, where, data["task"])
+    return Protocol(
+        name=str(fill.get("name") or data["name"]),
+        version=int(data["version"]),
+        dataset=str(fill.get("dataset") or data["dataset"]),
+        task=data["task"],
+        summary=data.get("summary", "").replace("{title}", fill.get("title", "")),
+        metrics=tuple(fill.get("metrics") or data.get("metrics", ())),
+        options=options,
+        defaults=dict(options),
+    )
+
+
 @cache
-def load_protocols() -> dict[str, Protocol]:
-    """Every protocol shipped with evalsuite, by name (paper order: dataset, task, clicks)."""
+def _shipped() -> dict[str, Protocol]:
+    """The protocol files shipped in ``protocols/`` (the COCO / LVIS ones, written before templates)."""
     found: dict[str, Protocol] = {}
     for path in _protocol_files():
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-        options = dict(data.get("options", {}))
-        validate_options(options, path.name, data["task"])
-        proto = Protocol(
-            name=data["name"],
-            version=int(data["version"]),
-            dataset=data["dataset"],
-            task=data["task"],
-            summary=data.get("summary", ""),
-            metrics=tuple(data.get("metrics", ())),
-            options=options,
-            defaults=dict(options),
-        )
+        proto = _protocol(tomllib.loads(path.read_text(encoding="utf-8")), path.name)
         if proto.name in found:
             raise RuntimeError(f"protocol {proto.name!r} is defined twice")
         found[proto.name] = proto
+    return found
+
+
+def _generated(shipped: dict[str, Protocol]) -> dict[str, Protocol]:
+    """``<dataset>-<template>`` for each registered dataset's ``protocols`` (``protocols/templates``);
+    a shipped file of that name stands instead. A dataset's ``metrics`` replace its mIoU protocols'."""
+    out: dict[str, Protocol] = {}
+    for spec in datasets().values():
+        for template in spec.protocols:
+            name = f"{spec.name}-{template}"
+            if name in shipped:
+                if shipped[name].dataset != spec.name:
+                    raise InputError(f"protocol {name!r} is shipped for dataset {shipped[name].dataset!r}")
+                continue
+            data = read_template(template)
+            metrics = spec.metrics if data["task"] == "miou" else ()
+            where = f"template {template} for dataset {spec.name}"
+            out[name] = _protocol(
+                data, where, name=name, dataset=spec.name, title=spec.title, metrics=metrics
+            )
+    return out
+
+
+def load_protocols() -> dict[str, Protocol]:
+    """Every protocol by name: the shipped files and those made from the registered datasets' templates
+    (paper order: dataset, task, clicks)."""
+    return _all_protocols(registry_state())
+
+
+@cache
+def _all_protocols(state: object) -> dict[str, Protocol]:
+    found = dict(_shipped())
+    found.update(_generated(found))
     task_order = {"miou": 0, "noc": 1, "ap": 2}
     order = sorted(
         found.values(),

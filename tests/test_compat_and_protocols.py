@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from evalsuite.compat import patch_lvis_numpy_float
+from evalsuite.data.registry import dataset_names
 from evalsuite.engine import resolve_protocols
 from evalsuite.errors import InputError, UnknownNameError
 from evalsuite.models import build_model, model_names
@@ -49,7 +50,7 @@ def test_every_protocol_loads_with_a_version_and_known_options():
     names = {f"{d}-{k}" for d in ("coco", "lvis") for k in ("box", "1click", "3click", "5click")}
     assert names <= set(protocols)
     for p in protocols.values():
-        assert p.version >= 1 and p.dataset in ("coco", "lvis") and p.metrics
+        assert p.version >= 1 and p.dataset in dataset_names() and p.metrics
         assert p.id == f"{p.name}@{p.version}"
     assert get_protocol("lvis-3click").options["clicks"] == 3
     assert get_protocol("coco-box").options == {

@@ -18,7 +18,7 @@ from records_fixtures import synthetic_record
 
 import evalsuite
 from evalsuite.cli import main
-from evalsuite.data.catalog import COCO_VAL2017
+from evalsuite.data.catalog import DEFAULT_FOR_FAMILY
 from evalsuite.engine import RunConfig, run
 from evalsuite.errors import InputError
 from evalsuite.identity import paper_comparability, select_cells
@@ -74,7 +74,7 @@ def test_a_custom_annotation_file_is_named_by_its_content_and_gets_no_paper_valu
     [out] = run(RunConfig(["coco-box"], "box-fill", data_root=root, ann=ann, out=None, progress=False))
     rec = out.record
     assert rec.dataset.name.startswith("coco-file-") and rec.dataset.official is False
-    assert rec.dataset.name != COCO_VAL2017.name
+    assert rec.dataset.name != DEFAULT_FOR_FAMILY["coco"].name
     # the same rule for any record that claims the official name with another file
     forged = _official_record(tmp_path / "f", official=False)
     [qv] = [q for q in quoted_values("efficientsam-s", "coco-box", "mIoU") if not q.options]

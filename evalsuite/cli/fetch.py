@@ -1,4 +1,4 @@
-"""Commands that fetch or check files: ``download weights|boxes|coco|lvis``, ``doctor``, ``make-boxes``."""
+"""Commands that fetch or check files: ``download weights|boxes|DATASET``, ``doctor``, ``make-boxes``."""
 
 from __future__ import annotations
 
@@ -7,9 +7,10 @@ from pathlib import Path
 
 import click
 
-from ..errors import EvalsuiteError
+from ..errors import EvalsuiteError, InputError
+from .options import dataset_file_option
 
-_ROOT_HELP = "Data root (default: $EVALSUITE_DATA or ./datasets/coco, where runs look)."
+_ROOT_HELP = "Data root (default: $EVALSUITE_DATA, else the dataset's own default: where runs look)."
 _BASE_HELP = "Fetch from this mirror instead (same file names; https only)."
 
 
@@ -25,10 +26,30 @@ def _progress(no_progress: bool) -> bool:
     return not no_progress and sys.stderr.isatty()
 
 
-@click.group("download")
+class _DownloadGroup(click.Group):
+    """``download weights``, ``download boxes``, and one command per registered dataset."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        from ..data.registry import dataset_names
+
+        return [*super().list_commands(ctx), *dataset_names()]
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        found = super().get_command(ctx, cmd_name)
+        if found is not None:
+            return found
+        from ..data.registry import find_dataset
+
+        spec = find_dataset(cmd_name)
+        return None if spec is None else _dataset_command(spec)
+
+
+@click.group("download", cls=_DownloadGroup)
+@dataset_file_option
 def download_group() -> None:
     """Download official files: checkpoints and box files into the cache ($EVALSUITE_HOME, default
-    ~/.cache/evalsuite), datasets into a data root."""
+    ~/.cache/evalsuite), datasets into a data root (`evalsuite download DATASET`; `evalsuite ls
+    datasets` lists them)."""
 
 
 @download_group.command("weights")
@@ -78,67 +99,72 @@ def download_boxes_cmd(names, dest, base_url, no_progress) -> None:
         click.echo(f"{name}: {path}")
 
 
-def _echo_report(report) -> None:
+def _echo_report(report, spec) -> None:
     for name in report.present:
         click.echo(f"{name}: already in place")
     for name in report.fetched:
         click.echo(f"{name}: downloaded, verified and extracted")
     if report.images_needed:
         click.echo(
-            f"LVIS images: {report.images_needed:,} referenced, {report.images_present:,} already present, "
-            f"{report.images_fetched:,} downloaded"
+            f"{spec.name.upper()} images: {report.images_needed:,} referenced, "
+            f"{report.images_present:,} already present, {report.images_fetched:,} downloaded"
         )
     click.echo(f"data root: {report.root}")
 
 
-def _root(root: Path | None) -> Path:
-    from ..fetch.datasets import default_root
+def _dataset_help(spec) -> str:
+    if not spec.files:
+        return f"{spec.title}: not downloadable by evalsuite ({spec.obtain or 'no files declared'})."
+    pinned = all(f.sha256 for f in spec.files)
+    check = "SHA-256 pinned" if pinned else "SHA-256 recorded at the first download"
+    return f"{spec.title}: {spec.summary or 'its declared archives'} ({check}, resumable)."
 
-    return root if root is not None else default_root()
 
+def _dataset_command(spec) -> click.Command:
+    """``evalsuite download NAME``: a dataset's declared archives into a data root."""
 
-@download_group.command("coco")
-@click.option("--root", type=click.Path(path_type=Path), default=None, help=_ROOT_HELP)
-@click.option("--keep-archives", is_flag=True, help="Keep the zips in the cache after extraction.")
-@click.option("--base-url", default=None, help=_BASE_HELP)
-@click.option("--no-progress", is_flag=True, help="Hide progress bars.")
-def download_coco_cmd(root, keep_archives, base_url, no_progress) -> None:
-    """COCO val2017 images + instance annotations (SHA-256 pinned, resumable; ~1.1 GB)."""
-    from ..fetch.datasets import download_coco
+    def callback(root, keep_archives, base_url, no_progress, images="needed", workers=8) -> None:
+        from ..data.locate import default_root
+        from ..fetch.datasets import download_dataset
 
-    _echo_report(
-        download_coco(
-            _root(root), progress=_progress(no_progress), base_url=base_url, keep_archives=keep_archives
+        report = download_dataset(
+            spec,
+            root if root is not None else default_root(spec),
+            images=images,
+            progress=_progress(no_progress),
+            base_url=base_url,
+            keep_archives=keep_archives,
+            workers=workers,
         )
-    )
+        _echo_report(report, spec)
 
-
-@download_group.command("lvis")
-@click.option("--root", type=click.Path(path_type=Path), default=None, help=_ROOT_HELP)
-@click.option(
-    "--images",
-    type=click.Choice(["needed", "archives", "none"]),
-    default="needed",
-    show_default=True,
-    help="needed: only the images LVIS val uses, one by one; archives: all of train2017 + val2017 (~20 GB).",
-)
-@click.option("--workers", type=click.IntRange(1, 64), default=8, show_default=True, help="Parallel fetches.")
-@click.option("--keep-archives", is_flag=True, help="Keep the zips in the cache after extraction.")
-@click.option("--base-url", default=None, help=_BASE_HELP)
-@click.option("--no-progress", is_flag=True, help="Hide progress bars.")
-def download_lvis_cmd(root, images, workers, keep_archives, base_url, no_progress) -> None:
-    """LVIS v1 val annotations and the COCO train2017/val2017 images it references."""
-    from ..fetch.datasets import download_lvis
-
-    report = download_lvis(
-        _root(root),
-        images=images,
-        progress=_progress(no_progress),
-        base_url=base_url,
-        keep_archives=keep_archives,
-        workers=workers,
-    )
-    _echo_report(report)
+    params: list[click.Parameter] = [
+        click.Option(["--root"], type=click.Path(path_type=Path), default=None, help=_ROOT_HELP),
+        click.Option(
+            ["--keep-archives"], is_flag=True, help="Keep the archives in the cache after extraction."
+        ),
+        click.Option(["--base-url"], default=None, help=_BASE_HELP),
+        click.Option(["--no-progress"], is_flag=True, help="Hide progress bars."),
+    ]
+    if spec.image_base_url:
+        params += [
+            click.Option(
+                ["--images"],
+                type=click.Choice(["needed", "archives", "none"]),
+                default="needed",
+                show_default=True,
+                help="needed: only the images the annotations reference, one by one; archives: the whole "
+                "image archives; none: annotations only.",
+            ),
+            click.Option(
+                ["--workers"],
+                type=click.IntRange(1, 64),
+                default=8,
+                show_default=True,
+                help="Parallel fetches.",
+            ),
+        ]
+    return click.Command(spec.name, callback=callback, params=params, help=_dataset_help(spec))
 
 
 def format_checks(checks) -> str:
@@ -155,6 +181,7 @@ def format_checks(checks) -> str:
 
 @click.command("doctor")
 @click.option("--data-root", type=click.Path(path_type=Path), default=None, help=_ROOT_HELP)
+@dataset_file_option
 def doctor_cmd(data_root) -> None:
     """Check the install (exit 1 if broken) and list which datasets, checkpoints and box files are
     present, with the command that fetches each missing one (missing ones are optional)."""
@@ -177,7 +204,7 @@ def doctor_cmd(data_root) -> None:
 
 
 @click.command("make-boxes")
-@click.argument("dataset", type=click.Choice(["coco", "lvis"]))
+@click.argument("dataset")
 @click.option("--data", type=click.Choice(["real", "sample"]), default="sample", show_default=True)
 @click.option("--data-root", type=click.Path(path_type=Path), default=None)
 @click.option("--ann", type=click.Path(path_type=Path), default=None)
@@ -203,10 +230,19 @@ def doctor_cmd(data_root) -> None:
     help="Random boxes per image.",
 )
 @click.option("--exact", is_flag=True, help="Ground-truth boxes with score 1, no noise, no false positives.")
+@dataset_file_option
 def make_boxes_cmd(dataset, data, data_root, ann, out, seed, jitter, false_positives, exact) -> None:
-    """Write PSEUDO-detections derived from the ground truth (not a detector) for the AP protocols."""
+    """Write PSEUDO-detections derived from the ground truth (not a detector) for the AP protocols of
+    DATASET (one with detector-box protocols, e.g. coco or lvis)."""
     from ..data.jsonio import sha256_file
     from ..data.locate import locate
+    from ..data.registry import datasets, get_dataset
+
+    if get_dataset(dataset).ap_evaluator is None:
+        with_ap = ", ".join(n for n, s in datasets().items() if s.ap_evaluator)
+        raise InputError(
+            f"dataset {dataset} has no detector-box (AP) protocols", hint=f"those that do: {with_ap}"
+        )
     from ..data.pseudo import make_pseudo_detections, write_about
     from ..engine.runfolder import write_json_atomic
 

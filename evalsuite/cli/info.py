@@ -1,11 +1,14 @@
-"""``evalsuite ls``: the protocols (versions, options) and the registered models (weights, licence,
-parameters, how each is verified against its official code, its own options)."""
+"""``evalsuite ls``: the protocols (versions, options), the registered models (weights, licence,
+parameters, how each is verified against its official code, its own options) and the registered
+datasets (format, where they lie, how to get them, licence, their protocols)."""
 
 from __future__ import annotations
 
 import click
 
-WHAT = ("protocols", "models")
+from .options import dataset_file_option
+
+WHAT = ("protocols", "models", "datasets")
 
 
 def _protocols() -> None:
@@ -54,17 +57,77 @@ def _models() -> None:
             click.echo(f"{pad}option --set {key}={value}{choices}: {opt.help}")
 
 
+def _files_text(spec) -> str:
+    if not spec.files:
+        return f"not downloadable by evalsuite: {spec.obtain}" if spec.obtain else "no files declared"
+    parts = []
+    for f in spec.all_files:
+        check = (
+            f"SHA-256 {f.sha256[:12]}… published" if f.sha256 else "SHA-256 recorded at the first download"
+        )
+        parts.append(f"{f.filename} ({check})")
+    return f"`evalsuite download {spec.name}`: " + ", ".join(parts)
+
+
+def _present(spec) -> str:
+    """Whether the dataset's annotations are where a run would look (no file is read)."""
+    from ..data.locate import locate
+    from ..errors import EvalsuiteError
+
+    try:
+        return f"yes, {locate(spec.name).ann_file}"
+    except EvalsuiteError:
+        return "no (`evalsuite doctor` says what is missing)"
+
+
+def _datasets() -> None:
+    from ..data.locate import default_root
+    from ..data.registry import broken_datasets, datasets
+    from ..protocols import load_protocols
+
+    click.echo("Datasets:")
+    protocols = load_protocols()
+    pad = " " * 20
+    for name, spec in datasets().items():
+        official = f" (records: {spec.recorded_name})" if spec.recorded_name != name else ""
+        click.echo(f"  {name:<17} {spec.title}{official}: {spec.summary}".rstrip(": "))
+        options = ", ".join(f"{k}={v}" for k, v in spec.format_options.items())
+        click.echo(f"{pad}format {spec.format}" + (f" ({options})" if options else ""))
+        layouts = " or ".join(f"{lay.annotations} + images in {lay.images or '.'}" for lay in spec.layouts)
+        click.echo(f"{pad}under {default_root(spec)}: {layouts}")
+        click.echo(f"{pad}present: {_present(spec)}")
+        click.echo(f"{pad}get it: {_files_text(spec)}")
+        sha = spec.sha256 and f"SHA-256 {spec.sha256[:12]}… ({spec.sha256_source or 'published'})"
+        unpinned = (
+            "no SHA-256 published: recorded by `evalsuite download`"
+            if spec.files
+            else "no SHA-256 published and nothing downloads them: never marked official"
+        )
+        click.echo(f"{pad}annotations: {sha or unpinned}")
+        if spec.licence:
+            click.echo(f"{pad}licence: {spec.licence}")
+        mine = [p.name for p in protocols.values() if p.dataset == name]
+        click.echo(f"{pad}protocols: {', '.join(mine)}")
+        if spec.notes:
+            click.echo(f"{pad}note: {spec.notes}")
+        if spec.origin not in ("", "builtin"):
+            click.echo(f"{pad}from: {spec.origin}")
+    for name, why in broken_datasets().items():
+        click.echo(f"  {name:<17} (failed to load: {why})")
+
+
 @click.command("ls")
 @click.argument("what", required=False, type=click.Choice(WHAT))
+@dataset_file_option
 def ls_cmd(what: str | None) -> None:
-    """List protocols (with versions and options) and models (weights, licence, parameters, how each is
-    verified against its official code, and the official predictor's options with their defaults)."""
-    if what in (None, "protocols"):
-        _protocols()
-    if what is None:
-        click.echo("")
-    if what in (None, "models"):
-        _models()
+    """List protocols (with versions and options), models (weights, licence, parameters, how each is
+    verified against its official code, and the official predictor's options with their defaults) and
+    datasets (format, layout, how to get them, licence, protocols)."""
+    shown = [w for w in WHAT if what in (None, w)]
+    for i, part in enumerate(shown):
+        if i:
+            click.echo("")
+        {"protocols": _protocols, "models": _models, "datasets": _datasets}[part]()
 
 
 def register(cli: click.Group) -> None:

@@ -26,26 +26,50 @@ def progress_enabled(no_progress: bool) -> bool:
     return not no_progress and sys.stdout.isatty()
 
 
+def _load_dataset_files(ctx: click.Context, param: click.Parameter, value: tuple[Path, ...]) -> None:
+    """Register the datasets of each --dataset-file before anything looks a protocol or dataset up."""
+    from ..data.registry import load_dataset_file
+
+    for path in value:
+        load_dataset_file(path)
+
+
+#: users' datasets from TOML files (docs/datasets.md); read first, so their protocols exist
+dataset_file_option = click.option(
+    "--dataset-file",
+    type=click.Path(path_type=Path),
+    multiple=True,
+    metavar="FILE.toml",
+    is_eager=True,
+    expose_value=False,
+    callback=_load_dataset_files,
+    help="Register your own datasets from a TOML file (repeatable; also $EVALSUITE_DATASETS; "
+    "docs/datasets.md).",
+)
+
 data_options = _stack(
     click.option(
         "--data",
         type=click.Choice(["real", "sample"]),
         default="real",
         show_default=True,
-        help="Real COCO/LVIS, or the small sample bundled with evalsuite.",
+        help="The real dataset, or the small sample bundled with evalsuite (COCO and LVIS).",
     ),
     click.option(
         "--data-root",
         type=click.Path(path_type=Path),
         default=None,
-        help="Folder with annotations/ and the image folders (default: $EVALSUITE_DATA or ./datasets/coco).",
+        help="Folder the dataset's layout is under (default: $EVALSUITE_DATA, else its own default, e.g. "
+        "./datasets/coco; `evalsuite ls datasets`).",
     ),
     click.option(
         "--ann",
         type=click.Path(path_type=Path),
         default=None,
-        help="Annotation file (overrides the default).",
+        help="Annotation file (or folder, for per-image formats) instead of the dataset's own: a custom "
+        "file, named by its content in the records.",
     ),
+    dataset_file_option,
 )
 
 weights_options = _stack(

@@ -235,7 +235,12 @@ def _noc_options(fn):
 
 
 @click.command("noc")
-@click.option("--dataset", type=click.Choice(["coco", "lvis"]), default="coco", show_default=True)
+@click.option(
+    "--dataset",
+    default=None,
+    help="A registered dataset with a DATASET-noc20 protocol (default: that of the first column of "
+    "EfficientSAM's Table 4, COCO; `evalsuite ls datasets`).",
+)
 @_noc_options
 def noc_cmd(
     dataset,
@@ -262,7 +267,10 @@ def noc_cmd(
 ) -> None:
     """NoC@85/90 with SAM's clicker: the same as `evalsuite run DATASET-noc20` (records saved under OUT)."""
     from ..engine import run
+    from ..paper import paper_table
+    from ..protocols import get_protocol
 
+    dataset = dataset or get_protocol(paper_table("4").protocols[0]).dataset
     cfg = _config(
         [f"{dataset}-noc20"],
         model,
@@ -331,8 +339,6 @@ def reproduce_cmd(
     data,
     data_root,
     ann,
-    boxes_coco,
-    boxes_lvis,
     out,
     device,
     precision,
@@ -341,6 +347,7 @@ def reproduce_cmd(
     image_batch,
     no_progress,
     dry_run,
+    **boxes_given,
 ) -> None:
     """Every run Table 4 / Table 5 need, then their tables and plots (resumable; a re-run does no work)."""
     from ..engine import RunConfig
@@ -361,7 +368,8 @@ def reproduce_cmd(
     # a plan may name a device this machine lacks (a GPU job planned on a laptop); a run may not
     device = plan_device(device or default_device()) if dry_run else check_device(device or default_device())
     chosen = [m.strip() for m in models.split(",") if m.strip()] if models else None
-    boxes = default_boxes(which, data, {"coco": boxes_coco, "lvis": boxes_lvis}, out, write=not dry_run)
+    given = {key.removeprefix("boxes_"): path for key, path in boxes_given.items()}  # --boxes-DATASET FILE
+    boxes = default_boxes(which, data, given, out, write=not dry_run)
     made = frozenset(b for b in boxes.values() if b is not None and data == "sample")
     variant = name is not None or checkpoint is not None or weights not in (None, "official")
     plan = make_plan(which, chosen, boxes, variant=variant)

@@ -1,7 +1,9 @@
-"""COCO and LVIS readers built on the official APIs (pycocotools ``COCO``, ``lvis.LVIS``).
+"""The reader interface, and the COCO and LVIS readers built on the official APIs (pycocotools
+``COCO``, ``lvis.LVIS``): the modules of the COCO-instances and LVIS formats.
 
 A reader yields :class:`Sample` s — image id, image path, size and annotations —
-and knows nothing about prompts, models or metrics.
+and knows nothing about prompts, models or metrics. Other formats: :mod:`.sa1b`, :mod:`.folders`;
+the format names: :mod:`.formats`.
 """
 
 from __future__ import annotations
@@ -9,16 +11,18 @@ from __future__ import annotations
 import contextlib
 import io
 import math
+import re
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import urlparse
 
 from lvis import LVIS
 from pycocotools.coco import COCO
 
 from ..errors import InputError
+from ..options import OptionSpec
 from .jsonio import read_json
 from .masks import MAX_RUN
 from .types import Instance, Sample
@@ -145,17 +149,56 @@ def _check_family(data: object, path: Path, family: str) -> None:
 
 
 class DatasetReader(ABC):
-    """Common part of the COCO and LVIS readers."""
+    """What every format's reader gives: image ids, samples, the annotations' SHA-256, categories."""
 
-    family: str = ""
-    #: the official API object over the parsed file (pycocotools ``COCO`` / ``lvis.LVIS``)
+    #: the format's name (a dataset's ``format``); ``family`` is its older name
+    format: ClassVar[str] = ""
+    family: ClassVar[str] = ""
+    #: options a dataset may set for this format (thresholds, subsets), with their declarations
+    OPTIONS: ClassVar[dict[str, OptionSpec]] = {}
+    #: the AP scorer a dataset of this format gets unless it declares another (None: no AP)
+    ap_evaluator: ClassVar[str | None] = None
+    #: whether :meth:`evaluator_gt` gives an annotation dict the AP scorers read
+    ap_ground_truth: ClassVar[bool] = False
+    #: the official API object over the parsed file (pycocotools ``COCO`` / ``lvis.LVIS``), where one is
     api: Any
 
     def __init__(self, ann_file: Path, image_root: Path) -> None:
         self.ann_file = Path(ann_file)
         self.image_root = Path(image_root)
-        self.annotation_sha256 = ""
+        self._annotation_sha256 = ""
         self.categories: dict[int, dict] = {}
+
+    @classmethod
+    def open(cls, ann: Path, root: Path, images: Path, options: Mapping[str, Any]) -> DatasetReader:
+        """The reader of a dataset found under ``root``: its annotations, its images folder, its options."""
+        return cls(ann, images, **options)
+
+    @property
+    def annotation_sha256(self) -> str:
+        """SHA-256 of the annotations: the file's bytes, or (per-image formats) a manifest of them."""
+        if not self._annotation_sha256:
+            self._annotation_sha256 = self._hash_annotations()
+        return self._annotation_sha256
+
+    def _hash_annotations(self) -> str:
+        return ""
+
+    def evaluator_gt(self) -> dict:
+        """The annotation file as the AP scorers read it (COCO-style dict)."""
+        raise InputError(
+            f"{self.ann_file}: the {self.format} format has no ground truth for the AP evaluators",
+            hint="the detector-box (AP) protocols need a COCO- or LVIS-format annotation file",
+        )
+
+    def verified_categories(self, image_id: int) -> set[int] | None:
+        """Categories known present or absent in the image (LVIS's federated design); None: all of them."""
+        return None
+
+    @classmethod
+    def referenced_images(cls, ann_file: Path) -> list[PurePosixPath] | None:
+        """The images an annotation file names, relative to the images folder (None: not in this format)."""
+        return None
 
     @abstractmethod
     def image_ids(self) -> list[int]:
@@ -189,11 +232,13 @@ class DatasetReader(ABC):
 class CocoReader(DatasetReader):
     """COCO instances file; images at ``<image_root>/val2017/<file_name>`` (or ``image_root`` itself)."""
 
-    family = "coco"
+    format = family = "coco"
+    ap_evaluator = "COCOeval"
+    ap_ground_truth = True
 
     def __init__(self, ann_file: Path, image_root: Path, image_dir: str = "val2017") -> None:
         super().__init__(ann_file, image_root)
-        data, self.annotation_sha256 = read_json(self.ann_file)
+        data, self._annotation_sha256 = read_json(self.ann_file)
         _check_family(data, self.ann_file, "coco")
         _check_layout(data, self.ann_file, ("file_name",))
         self.api = COCO()
@@ -204,8 +249,26 @@ class CocoReader(DatasetReader):
         self.image_dir = image_dir
         self._ids = sorted(self.api.imgs)
 
+    @classmethod
+    def open(cls, ann: Path, root: Path, images: Path, options: Mapping[str, Any]) -> DatasetReader:
+        return cls(ann, images, image_dir="", **options)
+
     def image_ids(self) -> list[int]:
         return self._ids
+
+    def evaluator_gt(self) -> dict:
+        return self.api.dataset
+
+    @classmethod
+    def referenced_images(cls, ann_file: Path) -> list[PurePosixPath]:
+        data, _ = read_json(ann_file)
+        images = data.get("images") if isinstance(data, dict) else None
+        if not isinstance(images, list):
+            raise InputError(f"{ann_file}: no 'images' list; not a COCO annotation file")
+        try:
+            return sorted({PurePosixPath(img["file_name"]) for img in images})
+        except (KeyError, TypeError):
+            raise InputError(f"{ann_file}: an image without a file_name") from None
 
     def image_path(self, image: dict) -> Path:
         return self.image_root / self.image_dir / image["file_name"]
@@ -245,22 +308,72 @@ def lvis_image_relpath(coco_url: str) -> PurePosixPath:
     return PurePosixPath(parts[-2], parts[-1])
 
 
+#: the image folders LVIS v1 draws from (COCO 2017's)
+SPLITS = ("train2017", "val2017")
+_IMAGE_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*\.(?:jpe?g|png)", re.IGNORECASE)
+
+
+def lvis_image_files(ann_file: Path) -> list[PurePosixPath]:
+    """``<split>/<file>`` of every image an LVIS file references (sorted, unique), validated.
+
+    The split and name are all that is taken from ``coco_url``: the download URL is built by
+    evalsuite, so an annotation file cannot point the downloader at another host or path.
+    """
+    data, _ = read_json(ann_file)
+    images = data.get("images") if isinstance(data, dict) else None
+    if not isinstance(images, list):
+        raise InputError(f"{ann_file}: no 'images' list; not an LVIS annotation file")
+    out: set[PurePosixPath] = set()
+    for img in images:
+        url = img.get("coco_url") if isinstance(img, dict) else None
+        ident = img.get("id", "?") if isinstance(img, dict) else "?"
+        try:
+            rel = lvis_image_relpath(url) if isinstance(url, str) else None
+        except ValueError:
+            rel = None
+        if rel is None or rel.parts[0] not in SPLITS or not _IMAGE_NAME.fullmatch(rel.parts[1]):
+            raise InputError(
+                f"{ann_file}: image {ident}: coco_url {url!r} does not name a train2017/val2017 image file"
+            )
+        out.add(rel)
+    return sorted(out)
+
+
 class LvisReader(DatasetReader):
     """LVIS v1 file; images at ``<image_root>/<train2017|val2017>/<file>`` from each ``coco_url``."""
 
-    family = "lvis"
+    format = family = "lvis"
+    ap_evaluator = "LVISEval"
+    ap_ground_truth = True
 
     def __init__(self, ann_file: Path, image_root: Path) -> None:
         super().__init__(ann_file, image_root)
-        data, self.annotation_sha256 = read_json(self.ann_file)
+        data, self._annotation_sha256 = read_json(self.ann_file)
         _check_family(data, self.ann_file, "lvis")
         _check_layout(data, self.ann_file, ("coco_url",))
         self.api = PreloadedLVIS(data)
         self.categories = dict(self.api.cats)
         self._ids = sorted(self.api.imgs)
 
+    @classmethod
+    def open(cls, ann: Path, root: Path, images: Path, options: Mapping[str, Any]) -> DatasetReader:
+        return cls(ann, root, **options)  # each image's folder comes from its coco_url
+
     def image_ids(self) -> list[int]:
         return self._ids
+
+    def evaluator_gt(self) -> dict:
+        return self.api.dataset
+
+    def verified_categories(self, image_id: int) -> set[int] | None:
+        """The categories annotated in the image, and those verified absent (``neg_category_ids``)."""
+        img = self.api.imgs[image_id]
+        present = {int(a["category_id"]) for a in self.api.img_ann_map.get(image_id, [])}
+        return present | set(img.get("neg_category_ids", []))
+
+    @classmethod
+    def referenced_images(cls, ann_file: Path) -> list[PurePosixPath]:
+        return lvis_image_files(ann_file)
 
     def image_path(self, image: dict) -> Path:
         try:

@@ -38,7 +38,7 @@ def open_dataset(record: RunRecord, data_root: Path | None = None, ann: Path | N
     else:
         if ann is None and data_root is None:
             recorded = Path(record.dataset.annotation_file)
-            ann = recorded if recorded.is_file() else None
+            ann = recorded if recorded.exists() else None
         source = locate(family, "real", data_root, ann)
     reader = source.open()
     if record.dataset.annotation_sha256 and reader.annotation_sha256 != record.dataset.annotation_sha256:
@@ -242,10 +242,7 @@ def _match_image(
     dets = [r["segmentation"] for r in shown]
     ious = _mask_ious(dets, gts, sample.height, sample.width, crowd=False)
     crowd_iou = _mask_ious(dets, crowds, sample.height, sample.width, crowd=True)
-    verified: set[int] | None = None
-    if reader.family == "lvis":
-        img = reader.api.imgs[image_id]
-        verified = {i.category_id for i in sample.instances} | set(img.get("neg_category_ids", []))
+    verified = reader.verified_categories(image_id)  # LVIS: annotated or verified absent; else None: all
     taken: set[int] = set()
     best_ious: list[float] = []
     status: list[str] = []

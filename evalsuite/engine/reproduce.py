@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ..data.locate import locate
+from ..data.registry import get_dataset
 from ..errors import EvalsuiteError, InputError
 from ..fetch.boxes import default_boxes_path
 from ..models import get_spec
@@ -29,13 +30,11 @@ from .config import RunConfig
 from .loop import RunOutcome, run
 
 TABLES = {"table4": ("4",), "table5": ("5",), "all": ("4", "5")}
-#: images in the real evaluation sets (the time estimate of a run without --limit)
-_REAL_IMAGES = {"coco": 5_000, "lvis": 19_809}
 
 
 @dataclass
 class PlannedRun:
-    """One engine call: a model, the protocols of one dataset family, their boxes and options."""
+    """One engine call: a model, the protocols of one dataset, their boxes and options."""
 
     model: str
     family: str
@@ -114,7 +113,7 @@ def make_plan(
     plan = Plan()
     for model in chosen:
         spec = get_spec(model)
-        for family in ("coco", "lvis"):
+        for family in table_datasets(tables):
             protocols: list[str] = []
             overrides: dict[str, Any] = {}
             for table in tables:
@@ -137,6 +136,11 @@ def make_plan(
                     PlannedRun(model, family, protocols, boxes.get(family) if has_ap else None, overrides)
                 )
     return plan
+
+
+def table_datasets(tables) -> list[str]:
+    """The datasets of the tables' protocols, in column order."""
+    return list(dict.fromkeys(get_protocol(name).dataset for t in tables for name in t.protocols))
 
 
 def plan_device(text: str) -> str:
@@ -198,8 +202,10 @@ def estimate(plan: Plan, base: RunConfig, device_name: str) -> str:
             return f"estimated time: unknown (no throughput figure for {r.model})"
         if base.data == "sample":
             n = len(locate(r.family, "sample").open().image_ids())
+        elif (known := get_dataset(r.family).images) is not None:
+            n = known
         else:
-            n = _REAL_IMAGES[r.family]
+            return f"estimated time: unknown (the size of {r.family} is not declared)"
         total += min(base.limit or n, n) / rate
     return (
         f"estimated time: {total / 3600:.2f} h if {device_name} runs like one H100 "
@@ -251,15 +257,15 @@ def default_boxes(
 ) -> dict[str, Path | None]:
     """The detection files of a plan: given ones, the sample's pseudo-detections, or the cached ViTDet-H."""
     boxes = dict(given)
-    if which == "table4":
-        return boxes
-    for family in ("coco", "lvis"):
+    ap = [get_protocol(p) for t in TABLES[which] for p in paper_table(t).protocols]
+    for protocol in dict.fromkeys(p.name for p in ap if p.task == "ap"):
+        family = get_protocol(protocol).dataset
         if boxes.get(family) is None and data == "sample":
             boxes[family] = sample_boxes(family, out / "boxes", write=write)
         elif boxes.get(family) is None:
             # where `evalsuite download boxes` puts the published file: a plan names it even before it is
             # there (preflight says how to fetch it), so every planned AP command carries its --boxes
-            boxes[family] = default_boxes_path(f"{family}-vitdet")
+            boxes[family] = default_boxes_path(protocol)
     return boxes
 
 

@@ -1,8 +1,9 @@
-"""Published detector-box files for the Table 5 protocols (the ViTDet-H results).
+"""Published detector-box files for the detector-box protocols (e.g. Table 5's ViTDet-H results).
 
-The paper's Table 5 prompts with ViTDet-H boxes. Prebuilt result files are published by TinySAM
-(PROTOCOLS.md §4); nobody publishes their SHA-256, so the value seen when a downloaded file first
-passes the structural check of every detection is recorded and checked afterwards.
+Each dataset declares the detection files published for its protocols (``detections`` of its
+declaration; for COCO and LVIS the ViTDet-H files TinySAM publishes, PROTOCOLS.md §4). Nobody
+publishes their SHA-256, so the value seen when a downloaded file first passes the structural check
+of every detection is recorded and checked afterwards.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from pathlib import Path
 
 from ..data.detections import check_results_file
 from ..data.jsonio import read_json
+from ..data.registry import entry_point_datasets
 from ..errors import UnknownNameError, did_you_mean
 from .artefact import DOWNLOADED, FIRST_USE, Artefact, fetch, remember
 from .cache import cache_dir
@@ -26,24 +28,13 @@ class BoxFile(Artefact):
     detections: int | None = None  # entries in the file, where known
 
 
+#: the published detection files of the installed datasets, by the protocol they prompt
 BOX_FILES: dict[str, BoxFile] = {
-    b.name: b
-    for b in (
-        BoxFile(
-            "coco-vitdet",
-            "coco_instances_results_vitdet.json",
-            # TinySAM release 2.0 (README: "detection boxes produced by ViTDet model"); 92,850 detections
-            "https://github.com/xinghaochen/TinySAM/releases/download/2.0/coco_instances_results_vitdet.json",
-            detector="ViTDet-H Cascade Mask R-CNN (detectron2 cascade_mask_rcnn_vitdet_h_75ep), COCO val2017",
-            detections=92_850,
-        ),
-        BoxFile(
-            "lvis-vitdet",
-            "lvis_instances_results_vitdet.json",
-            "https://github.com/xinghaochen/TinySAM/releases/download/3.0/lvis_instances_results_vitdet.json",
-            detector="ViTDet-H Cascade Mask R-CNN (detectron2 cascade_mask_rcnn_vitdet_h_100ep), LVIS v1 val",
-        ),
+    f.name: BoxFile(
+        f.name, f.filename, f.url, sha256=f.sha256, size=f.size, detector=f.detector, detections=f.detections
     )
+    for spec in entry_point_datasets().values()
+    for f in spec.detections
 }
 
 

@@ -1,9 +1,10 @@
 """``evalsuite doctor``: is the install sound, and which optional files are there?
 
 Two kinds of lines. *Required* checks (the Python packages, torch, the bundled sample) decide the
-exit status: a broken install is an error. *Optional* ones (COCO/LVIS, official checkpoints,
-published detection files, the FastSAM extra) only report: a fresh install without the large
-datasets is healthy, and each missing part comes with the exact command that fetches it.
+exit status: a broken install is an error. *Optional* ones (every registered dataset, official
+checkpoints, published detection files, the FastSAM extra) only report: a fresh install without the
+large datasets is healthy, and each missing part comes with the exact command that fetches it (or,
+for a dataset behind a licence page, what to do).
 Checks are cheap: files are counted and sized, not hashed (SHA-256 is checked at use).
 """
 
@@ -18,16 +19,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..data.jsonio import read_json
-from ..data.locate import locate
+from ..data.formats import reader_class
+from ..data.locate import default_root, locate
+from ..data.registry import broken_datasets, datasets
+from ..data.spec import DatasetSpec
 from ..errors import EvalsuiteError
 from .artefact import Artefact
 from .boxes import BOX_FILES, default_boxes_path
-from .datasets import SPLITS, count_files, default_root, lvis_image_files
+from .datasets import count_files
 from .http import part_path
 
-_EXPECTED_COCO_VAL_IMAGES = 5_000
-_EXPECTED_LVIS_VAL_IMAGES = 19_809  # PROTOCOLS.md §4
 #: packages evalsuite imports at run time (install problems show here, not mid-run)
 _REQUIRED_PACKAGES = (
     "numpy",
@@ -116,14 +117,15 @@ def _torch_check() -> Check:
 
 
 def _sample_check() -> Check:
+    names = [n for n, spec in datasets().items() if spec.sample is not None]
     try:
-        for family in ("coco", "lvis"):
-            locate(family, "sample").open()
+        for name in names:
+            locate(name, "sample").open()
     except Exception as e:
         return Check(
             "bundled sample", False, f"unreadable ({e})", "pip install -e . (reinstall)", required=True
         )
-    return Check("bundled sample", True, "`--data sample` works (COCO and LVIS)", required=True)
+    return Check("bundled sample", True, f"`--data sample` works ({', '.join(names)})", required=True)
 
 
 def _extra_checks() -> list[Check]:
@@ -133,61 +135,63 @@ def _extra_checks() -> list[Check]:
 
 
 # -- datasets, checkpoints, boxes (optional) ---------------------------------------------------------------
-def _doctor_coco(root: Path) -> list[Check]:
-    fix = _cmd("download", "coco", "--root", root)
-    try:
-        ann = locate("coco", data_root=root).ann_file
-    except EvalsuiteError:
-        n = count_files(root / "val2017")
-        return [
-            Check("COCO val2017 annotations", False, f"missing under {root}/annotations/", fix),
-            Check(
-                "COCO val2017 images",
-                n >= _EXPECTED_COCO_VAL_IMAGES,
-                f"{n:,} of {_EXPECTED_COCO_VAL_IMAGES:,}",
-                None if n >= _EXPECTED_COCO_VAL_IMAGES else fix,
-            ),
-        ]
-    checks = [Check("COCO val2017 annotations", True, str(ann))]
-    try:
-        data, _ = read_json(ann)
-        names = {img["file_name"] for img in data["images"]}
-    except (EvalsuiteError, KeyError, TypeError) as e:
-        return [Check("COCO val2017 annotations", False, f"{ann}: unreadable ({e})", fix)]
-    n = len(names & _present_names(root / "val2017"))
-    ok = n == len(names)
-    checks.append(
-        Check("COCO val2017 images", ok, f"{n:,} of {len(names):,} referenced", None if ok else fix)
-    )
-    return checks
+def _fix(spec: DatasetSpec, root: Path) -> str:
+    """The command that fetches a dataset, or what to do where nothing can be fetched."""
+    if not spec.files:
+        return spec.obtain or f"put it under {root} (`evalsuite ls datasets` shows the layout)"
+    more = ("--images", "needed") if spec.image_base_url else ()
+    return _cmd("download", spec.name, "--root", root, *more)
 
 
-def _doctor_lvis(root: Path) -> list[Check]:
-    fix = _cmd("download", "lvis", "--root", root, "--images", "needed")
+def _doctor_dataset(spec: DatasetSpec, root: Path) -> list[Check]:
+    """A dataset's annotations and images under ``root``: present, and how many of those referenced."""
+    fix = _fix(spec, root)
+    ann_what, img_what = f"{spec.title} annotations", f"{spec.title} images"
     try:
-        ann = locate("lvis", data_root=root).ann_file
+        source = locate(spec.name, data_root=root)
     except EvalsuiteError:
-        return [
-            Check("LVIS v1 val annotations", False, f"missing under {root}/annotations/", fix),
-            Check(
-                "LVIS v1 val images",
+        first = spec.layouts[0]
+        if first.images:
+            n = count_files(root / first.images)
+            ok = spec.images is not None and n >= spec.images
+            detail = f"{n:,} of {spec.images:,}" if spec.images else f"{n:,} files in {root / first.images}"
+        else:
+            ok, detail = (
                 False,
-                f"unknown until the annotations are there "
-                f"({_EXPECTED_LVIS_VAL_IMAGES:,} from train2017 + val2017)",
-                fix,
-            ),
+                "unknown until the annotations are there"
+                + (f" ({spec.images:,} images)" if spec.images else ""),
+            )
+        looked = " or ".join(lay.annotations for lay in spec.layouts)
+        return [
+            Check(ann_what, False, f"missing under {root} (looked for {looked})", fix),
+            Check(img_what, ok, detail, None if ok else fix),
         ]
+    images = source.images or source.image_root
     try:
-        rels = lvis_image_files(ann)
+        rels = reader_class(spec.format).referenced_images(source.ann_file)
+        if rels is None:  # a per-image format: pairing the files checks the images
+            n = total = len(source.open().image_ids())
+        else:
+            present = {
+                folder: _present_names(images.joinpath(*folder.parts)) for folder in {r.parent for r in rels}
+            }
+            n, total = sum(1 for r in rels if r.name in present[r.parent]), len(rels)
     except EvalsuiteError as e:
-        return [Check("LVIS v1 val annotations", False, str(e).splitlines()[0], fix)]
-    present = {s: _present_names(root / s) for s in SPLITS}
-    n = sum(1 for r in rels if r.parts[1] in present[r.parts[0]])
-    ok = n == len(rels)
+        return [Check(ann_what, False, f"{source.ann_file}: {str(e).splitlines()[0]}", fix)]
+    ok = n == total
     return [
-        Check("LVIS v1 val annotations", True, str(ann)),
-        Check("LVIS v1 val images", ok, f"{n:,} of {len(rels):,} referenced", None if ok else fix),
+        Check(ann_what, True, str(source.ann_file)),
+        Check(img_what, ok, f"{n:,} of {total:,} referenced", None if ok else fix),
     ]
+
+
+def _doctor_datasets(data_root: Path | None) -> list[Check]:
+    checks = []
+    for spec in datasets().values():
+        checks += _doctor_dataset(spec, data_root if data_root is not None else default_root(spec))
+    for name, why in broken_datasets().items():
+        checks.append(Check(f"dataset {name}", False, f"failed to load: {why}"))
+    return checks
 
 
 def _doctor_checkpoints(weights: Sequence[WeightsCheck]) -> list[Check]:
@@ -221,13 +225,12 @@ def _doctor_boxes() -> list[Check]:
 
 def doctor(data_root: Path | str | None = None, weights: Sequence[WeightsCheck] = ()) -> list[Check]:
     """Every check, install first; looks where a run would look (``data_root``, else $EVALSUITE_DATA,
-    else ./datasets/coco, and the cache)."""
-    root = Path(data_root).expanduser() if data_root is not None else default_root()
+    else each dataset's default root, and the cache)."""
+    root = Path(data_root).expanduser() if data_root is not None else None
     return (
         _install_checks()
         + _extra_checks()
-        + _doctor_coco(root)
-        + _doctor_lvis(root)
+        + _doctor_datasets(root)
         + _doctor_checkpoints(weights)
         + _doctor_boxes()
     )

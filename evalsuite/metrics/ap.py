@@ -62,10 +62,14 @@ from pycocotools.cocoeval import COCOeval
 
 from ..compat import patch_lvis_numpy_float
 from ..data.readers import PreloadedLVIS
+from ..data.registry import ap_evaluator
 from ..errors import InputError, did_you_mean
 
 BACKENDS = ("official", "faster")
-FAMILIES = ("coco", "lvis")
+#: the AP scorers a dataset may declare (its ``ap_evaluator``): pycocotools' COCOeval, the lvis package's
+#: LVISEval (federated: per-image negative / not-exhaustive categories, r/c/f frequency groups)
+COCOEVAL, LVISEVAL = "COCOeval", "LVISEval"
+EVALUATORS = (COCOEVAL, LVISEVAL)
 IOU_TYPES = ("segm", "bbox")
 AP_METRICS = ("AP", "AP50", "AP75", "APS", "APM", "APL")
 #: COCOeval's 12-number summary, in ``COCOeval.stats`` order (AR@k: maxDets k; ARS/M/L at 100)
@@ -130,6 +134,21 @@ def lvis_top_k(results: list[dict], k: int = LVIS_MAX_DETS) -> list[dict]:
     return kept
 
 
+def evaluator_of(kind: str) -> str:
+    """The AP scorer ``kind`` names: one of :data:`EVALUATORS`, or the one a registered dataset declares
+    (records name their dataset: ``record.dataset.family``)."""
+    if kind in EVALUATORS:
+        return kind
+    declared = ap_evaluator(kind)
+    if declared not in EVALUATORS:
+        raise InputError(
+            f"unknown dataset family {kind!r}: not an AP evaluator ({', '.join(EVALUATORS)}) nor a dataset "
+            "that declares one"
+        )
+    assert declared is not None
+    return declared
+
+
 def evaluate_segm(
     family: str,
     gt: dict,
@@ -138,22 +157,22 @@ def evaluate_segm(
     backend: str = "official",
     iou_type: str = "segm",
 ) -> dict:
-    """Score ``results`` against ``gt`` with the COCO (``family="coco"``) or LVIS evaluator.
+    """Score ``results`` against ``gt`` with the AP evaluator ``family`` names (:func:`evaluator_of`: an
+    evaluator, or a dataset that declares one).
 
     ``gt`` is the parsed annotation JSON (COCO instances / LVIS v0.5 or v1), ``results`` a COCO-results
     list, ``image_ids`` restricts the evaluated images (``params.imgIds`` / ``params.img_ids``; None =
     all images of ``gt``). ``iou_type="bbox"`` scores the results' boxes instead (used to check the
     pipeline against published bbox numbers). Neither ``gt`` nor ``results`` is modified.
 
-    Returns ``{"metrics": {name: percent or None}, "stats": raw evaluator output, "backend", "family",
+    Returns ``{"metrics": {name: percent or None}, "stats": raw evaluator output, "backend", "evaluator",
     "iou_type", "num_images", "num_detections"}``; ``stats`` is COCOeval's 12 ``stats`` (COCO) or the
     ``LVISEval.get_results()`` dict (LVIS), as floats; ``num_detections`` counts the detections handed
     to the evaluator (LVIS: after the top-300 cut). ``per_category`` maps each category id with ground
     truth on the evaluated images to ``{"AP", "APS", "APM", "APL": percent or None, "n": its ground-truth
     objects}`` (see the module docstring).
     """
-    if family not in FAMILIES:
-        raise InputError(f"unknown dataset family {family!r}; expected one of {', '.join(FAMILIES)}")
+    evaluator = evaluator_of(family)
     if backend not in BACKENDS:
         raise InputError(
             f"unknown AP backend {backend!r}; expected one of {', '.join(BACKENDS)}."
@@ -161,14 +180,14 @@ def evaluate_segm(
         )
     if iou_type not in IOU_TYPES:
         raise InputError(f"unknown iou_type {iou_type!r}; expected one of {', '.join(IOU_TYPES)}")
-    _check_gt(family, gt, iou_type)
+    _check_gt(evaluator, gt, iou_type)
     sizes = {int(img["id"]): (int(img["height"]), int(img["width"])) for img in gt["images"]}
     categories = {int(cat["id"]) for cat in gt["categories"]}
     dets = _prepare_results(results, sizes, categories, iou_type)
     img_ids = _check_image_ids(image_ids, sizes)
 
     stats: list[float] | dict[str, float]
-    if family == "coco":
+    if evaluator == COCOEVAL:
         run = _official_coco if backend == "official" else _faster_coco
         coco_stats, scored = run(gt, dets, iou_type, img_ids)
         metrics = {name: _percent(coco_stats[i]) for name, i in _COCO_STAT_INDEX.items()}
@@ -190,9 +209,9 @@ def evaluate_segm(
     return {
         "metrics": metrics,
         "stats": stats,
-        "per_category": _per_category(family, gt, img_ids, scored),
+        "per_category": _per_category(evaluator, gt, img_ids, scored),
         "backend": backend,
-        "family": family,
+        "evaluator": evaluator,
         "iou_type": iou_type,
         "num_images": len(img_ids) if img_ids is not None else len(sizes),
         "num_detections": num_dets,
@@ -202,7 +221,7 @@ def evaluate_segm(
 # --------------------------------------------------------------------------- validation
 
 
-def _check_gt(family: str, gt: dict, iou_type: str) -> None:
+def _check_gt(evaluator: str, gt: dict, iou_type: str) -> None:
     """Reject GT the evaluators would trip over with an unhelpful ``KeyError``/``assert``."""
     if not isinstance(gt, dict):
         raise InputError("ground truth must be a parsed COCO/LVIS annotation dict")
@@ -210,18 +229,18 @@ def _check_gt(family: str, gt: dict, iou_type: str) -> None:
         if not isinstance(gt.get(section), list):
             raise InputError(f"ground truth: missing or malformed '{section}' list")
     image_keys: tuple[str, ...] = ("id", "height", "width")
-    if family == "lvis":
+    if evaluator == LVISEVAL:
         image_keys += ("neg_category_ids", "not_exhaustive_category_ids")
     for img in gt["images"]:
         missing = [k for k in image_keys if k not in img]
         if missing:
             raise InputError(f"ground truth: image {img.get('id', '?')} lacks {', '.join(missing)}")
-    if family == "lvis":
+    if evaluator == LVISEVAL:
         for cat in gt["categories"]:
             if cat.get("frequency") not in ("r", "c", "f"):
                 raise InputError(
                     f"ground truth: LVIS category {cat.get('id', '?')} has no frequency r/c/f",
-                    hint="is this a COCO file? use the coco family",
+                    hint=f"is this a COCO file? score it with {COCOEVAL}",
                 )
     image_set = {img["id"] for img in gt["images"]}
     geometry = "segmentation" if iou_type == "segm" else "bbox"
@@ -496,7 +515,7 @@ def _run_faster(gt_data: dict, dets: list[dict], iou_type: str, img_ids: list[in
 _AREA_INDEX = {"AP": 0, "APS": 1, "APM": 2, "APL": 3}
 
 
-def scored_objects(family: str, gt: dict, img_ids: list[int] | None) -> dict[int, int]:
+def scored_objects(evaluator: str, gt: dict, img_ids: list[int] | None) -> dict[int, int]:
     """Ground-truth objects per category that the evaluator scores (area range "all"): COCO's non-crowd
     objects, LVIS's objects with area > 0 not flagged ``ignore`` (what ``LVISEval`` loads), on the
     evaluated images."""
@@ -505,7 +524,7 @@ def scored_objects(family: str, gt: dict, img_ids: list[int] | None) -> dict[int
     for ann in gt["annotations"]:
         if keep is not None and ann["image_id"] not in keep:
             continue
-        if family == "coco":
+        if evaluator == COCOEVAL:
             if ann.get("iscrowd", 0):
                 continue
         elif not ann["area"] > 0 or ann.get("ignore", 0):
@@ -519,9 +538,9 @@ def _mean_valid(s: np.ndarray) -> float | None:
     return None if valid.size == 0 else 100.0 * float(np.mean(valid))
 
 
-def _per_category(family: str, gt: dict, img_ids: list[int] | None, scored: _Precision) -> dict:
+def _per_category(evaluator: str, gt: dict, img_ids: list[int] | None, scored: _Precision) -> dict:
     """Per-category AP / APS / APM / APL (percent) from the evaluator's precision array."""
-    n = scored_objects(family, gt, img_ids)
+    n = scored_objects(evaluator, gt, img_ids)
     index = {c: k for k, c in enumerate(scored.cat_ids)}
     out: dict[int, dict[str, Any]] = {}
     for cat_id in sorted(n):
@@ -543,14 +562,13 @@ def evaluate_images(
     """The official evaluator after ``evaluate()`` only: its per-(category, area range, image) matches
     (``COCOeval.evalImgs`` / ``LVISEval.eval_imgs``), from the same validated inputs :func:`evaluate_segm`
     scores. What an AP over any multiset of the images needs (see :mod:`.ap_bootstrap`)."""
-    if family not in FAMILIES:
-        raise InputError(f"unknown dataset family {family!r}; expected one of {', '.join(FAMILIES)}")
-    _check_gt(family, gt, iou_type)
+    evaluator = evaluator_of(family)
+    _check_gt(evaluator, gt, iou_type)
     sizes = {int(img["id"]): (int(img["height"]), int(img["width"])) for img in gt["images"]}
     categories = {int(cat["id"]) for cat in gt["categories"]}
     dets = _prepare_results(results, sizes, categories, iou_type)
     img_ids = _check_image_ids(image_ids, sizes)
-    if family == "coco":
+    if evaluator == COCOEVAL:
         return _coco_evaluated(gt, dets, iou_type, img_ids)
     return _lvis_evaluated(gt, dets, iou_type, img_ids)[0]
 

@@ -44,6 +44,8 @@ from lvis import LVISEval
 from pycocotools.cocoeval import COCOeval
 from scipy import sparse
 
+from .ap import COCOEVAL, LVISEVAL
+
 #: the area ranges of both evaluators, in their order
 AREAS = ("all", "small", "medium", "large")
 #: metric name -> area range index (area "all" for the rest)
@@ -70,7 +72,7 @@ class _Block:
 class MatchTable:
     """The per-image results of one ``evaluate()``: all an AP over any multiset of its images needs."""
 
-    family: str
+    family: str  # the AP evaluator: COCOeval | LVISEval
     image_ids: tuple[int, ...]  # the evaluator's image order
     category_ids: tuple[int, ...]
     iou_thresholds: np.ndarray
@@ -98,7 +100,7 @@ def match_table(evaluator: COCOeval | LVISEval) -> MatchTable:
             raise ValueError(f"match_table: maxDets {p.maxDets} lacks {COCO_AP_MAX_DETS}")
         keys = ("dtScores", "dtMatches", "dtIgnore", "gtIgnore")
         return _table(
-            "coco",
+            COCOEVAL,
             evaluator.evalImgs,
             [int(i) for i in p.imgIds],
             [int(c) for c in p.catIds],
@@ -113,7 +115,7 @@ def match_table(evaluator: COCOeval | LVISEval) -> MatchTable:
     labels = p.img_count_lbl
     groups = {label: tuple(int(k) for k in evaluator.freq_groups[i]) for i, label in enumerate(labels)}
     return _table(
-        "lvis",
+        LVISEVAL,
         evaluator.eval_imgs,
         [int(i) for i in p.img_ids],
         [int(c) for c in p.cat_ids],

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Protocol
 
-from .ap import COCO_METRICS, LVIS_METRICS, evaluate_segm
+from .ap import COCO_METRICS, LVIS_METRICS, LVISEVAL, evaluate_segm, evaluator_of
 from .base import Metric, MetricResult
 
 
@@ -16,7 +16,8 @@ class DetectionLike(Protocol):
 
 
 class APMetric(Metric[DetectionLike]):
-    """COCO / LVIS mask AP of the predicted masks, through ``backend`` (official or faster).
+    """Mask AP of the predicted masks by the dataset's AP evaluator (COCOeval / LVISEval), through
+    ``backend`` (official or faster). ``family``: the evaluator, or a dataset that declares one.
 
     ``evaluate`` sorts by (image id, detection id) first and hands the backend the same results
     whatever the processing order was. The metrics are the evaluator's whole summary (COCO's 12 numbers,
@@ -40,7 +41,7 @@ class APMetric(Metric[DetectionLike]):
             raise RuntimeError("a detection was scored twice; refusing to report")
         results = [r.to_result() for r in records]
         scored = evaluate_segm(self.family, self.gt, results, image_ids=self.image_ids, backend=self.backend)
-        names = LVIS_METRICS if self.family == "lvis" else COCO_METRICS
+        names = LVIS_METRICS if evaluator_of(self.family) == LVISEVAL else COCO_METRICS
         return MetricResult(
             metrics=scored["metrics"],
             higher_is_better={k: self.higher_is_better[k] for k in names},

@@ -24,6 +24,7 @@ from ..data.values import is_finite_number, is_int, short
 from ..errors import InputError, UnsupportedPromptError
 from ..fetch import is_official
 from ..fetch.boxes import BOX_FILES
+from ..metrics.ap import LVISEVAL, evaluator_of
 from ..metrics.ap_metric import APMetric
 from ..models.base import Prediction, Runner
 from ..prompts import xywh_to_xyxy
@@ -139,16 +140,16 @@ def _check_ground_truth(reader, image_ids: list[int], family: str, backend: str 
     ground truth cannot be skipped here (that would change the benchmark).
     """
     path = reader.ann_file
-    data = reader.api.dataset
+    data = reader.evaluator_gt()
     hint = "the AP protocols score the ground truth as it is; fix the annotation file"
-    if family == "lvis":
+    if evaluator_of(family) == LVISEVAL:
         for cat in data["categories"]:
             if cat.get("frequency") not in ("r", "c", "f"):
                 what = f"has frequency {short(cat['frequency'])}" if "frequency" in cat else "lacks frequency"
                 raise InputError(
                     f"{path}: category {cat['id']} {what}: the LVIS evaluator needs r, c or f "
                     "(for APr/APc/APf)",
-                    hint="is this a COCO file? use a coco-* protocol; else " + hint,
+                    hint="is this a COCO file? use a protocol of a COCO-format dataset; else " + hint,
                 )
         for img in data["images"]:
             for key in ("neg_category_ids", "not_exhaustive_category_ids"):
@@ -217,7 +218,7 @@ class APTask(Task):
             )
         reader = ctx.reader
         _check_ground_truth(reader, ctx.image_ids, protocol.dataset, ctx.ap_backend)
-        sizes = {img["id"]: (img["height"], img["width"]) for img in reader.api.dataset["images"]}
+        sizes = {img["id"]: (img["height"], img["width"]) for img in reader.evaluator_gt()["images"]}
         self.detections: Detections = load_detections(
             ctx.boxes,
             set(reader.image_ids()),
@@ -257,7 +258,7 @@ class APTask(Task):
     def new_metric(self) -> APMetric:
         return APMetric(
             family=self.protocol.dataset,
-            gt=self.ctx.reader.api.dataset,
+            gt=self.ctx.reader.evaluator_gt(),
             image_ids=self.ctx.image_ids,
             backend=self.ctx.ap_backend,
         )
