@@ -43,6 +43,7 @@ from .identity import (
 from .metrics.ap import evaluate_images
 from .metrics.ap_bootstrap import APResampler, match_table, paired_ap_bootstrap
 from .models import CallableRunner, Runner, get_spec, model_names
+from .protocols import adaptive_prompts, click_count
 from .record import RunRecord, find_records
 from .report.export import export_frame, render_export
 from .report.render_compare import render_comparison
@@ -293,7 +294,8 @@ def compare_frame(
 
 
 def _compare_miou(ra: RunRecord, rb: RunRecord, resamples: int, seed: int, confidence: float) -> pd.DataFrame:
-    same_prompts = ra.protocol.options.get("click_rule", "random") != "sam"  # SAM clicks depend on the model
+    # a rule that answers the model's masks (SAM's clicker) gives each model its own prompts
+    same_prompts = not adaptive_prompts(ra.protocol.task, ra.protocol.options)
     try:
         keys, ia, ib = pair_instances(ra.items(), rb.items(), same_prompts=same_prompts)
     except ValueError as e:
@@ -328,7 +330,7 @@ def _compare_noc(ra: RunRecord, rb: RunRecord, resamples: int, seed: int, confid
         keys, rows_a, rows_b = pair_rows(ra.items(), rb.items())
     except ValueError as e:
         raise InputError(f"cannot pair {ra.path} and {rb.path}: {e}") from None
-    cap = int(ra.protocol.options.get("clicks", 20))
+    cap = click_count(ra.protocol.task, ra.protocol.options) or 20
     sizes = np.asarray([row.get("size") for row in rows_a])
     rows = []
     for pct in (85, 90):
