@@ -49,8 +49,9 @@ _EMPTY = OptionSpec(
     required=False,
     default="skip",
     help="an annotation whose decoded mask is empty: skip = not scored (counted as empty_mask); zero = "
-    "scored with IoU 0 without prompting the model (EfficientViT-SAM scores every annotation of area "
-    ">= 1, and an empty ground truth overlaps nothing)",
+    "prompted and scored like the others, so its IoU is 0 (an empty ground truth overlaps nothing), and "
+    "annotations of area < 1 are not scored (EfficientViT-SAM's rule; the prompt rule must prompt an "
+    "empty mask: box_source=ann or click_rule=sam)",
 )
 
 #: options of each task kind (the prompt rule and the metrics add their own). Column options change what

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import click
 
-WHAT = ("protocols", "models")
+WHAT = ("protocols", "models", "prompts", "metrics", "presets")
 
 
 def _protocols() -> None:
@@ -15,6 +15,9 @@ def _protocols() -> None:
     for p in load_protocols().values():
         opts = ", ".join(f"{k}={v}" for k, v in p.options.items())
         click.echo(f"  {p.id:<16} {p.summary}\n  {'':<16} options: {opts}")
+    from .info_rules import protocol_options
+
+    protocol_options()
 
 
 def _weights_text(spec) -> str:
@@ -57,14 +60,21 @@ def _models() -> None:
 @click.command("ls")
 @click.argument("what", required=False, type=click.Choice(WHAT))
 def ls_cmd(what: str | None) -> None:
-    """List protocols (with versions and options) and models (weights, licence, parameters, how each is
-    verified against its official code, and the official predictor's options with their defaults)."""
+    """List protocols (with versions and options), models (weights, licence, parameters, how each is
+    verified against its official code, and the official predictor's options with their defaults), prompt
+    rules, metrics and presets (each option with its type, bounds and help)."""
     if what in (None, "protocols"):
         _protocols()
     if what is None:
         click.echo("")
     if what in (None, "models"):
         _models()
+    from . import info_rules
+
+    for kind in ("prompts", "metrics", "presets"):
+        if what in (None, kind):
+            click.echo("")
+            getattr(info_rules, kind)()
 
 
 def register(cli: click.Group) -> None:
