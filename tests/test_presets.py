@@ -46,7 +46,9 @@ def _run(protocol: str, preset: str | None = None, options: dict | None = None):
 def test_efficientvit_sam_preset_reproduces_its_evaluation_loop(protocol, prompt, clicks):
     theirs = efficientvit_loop(FakeSam(), prompt, clicks)
     record, ours = _run(protocol, preset="efficientvit-sam")
-    assert set(ours) == set(theirs) and len(ours) == 205  # every annotation of area >= 1, the 3 crowd ones kept
+    assert (
+        set(ours) == set(theirs) and len(ours) == 205
+    )  # every annotation of area >= 1, the 3 crowd ones kept
     for key, row in ours.items():
         # their IoU has a 1e-7 in the denominator (not an option): it moves an IoU by less than 1e-7
         assert row["iou"] == pytest.approx(theirs[key]["iou"] / 100, abs=2e-7), key
