@@ -567,7 +567,7 @@ def evaluate(
     weights: str | None = _PY["weights"],
     limit: int | None = _PY["limit"],
     device: str | None = _PY["device"],
-    options: dict[str, Any] | None = None,
+    options: dict[str, Any] | None = _PY["overrides"],
     preset: str | None = _PY["preset"],
     seed: int = _PY["seed"],
     boxes: str | Path | None = _PY["boxes"],

@@ -145,6 +145,7 @@ RUN_OPTIONS: tuple[RunOption, ...] = (
         "model",
         "Registered model name (see `evalsuite ls`).",
         default="",
+        flag_default=None,
         flag="--model",
         short="-m",
         required=True,
@@ -245,6 +246,7 @@ RUN_OPTIONS: tuple[RunOption, ...] = (
         multiple=True,
         metavar="KEY=VALUE",
         python="options",
+        python_default=None,
         param="sets",
         from_record=lambda r: [f"{k}={_fmt(v)}" for k, v in sorted(r.protocol.overrides.items())],
     ),
@@ -364,8 +366,6 @@ RUN_OPTIONS: tuple[RunOption, ...] = (
         "probe input).",
         python="version",
     ),
-    RunOption("prompt_batch", "Instances prompted in one model call.", default=64, kind=int, python=""),
-    RunOption("warmup", "Images not timed at the start of a session.", default=2, kind=int, python=""),
 )
 
 BY_NAME: dict[str, RunOption] = {o.name: o for o in RUN_OPTIONS}
