@@ -32,12 +32,25 @@ _SINGLE_GROW = 1
 _MULTI_GROW = (-2, 0, 3)
 
 
-def sample_files(family: str = "coco") -> tuple[Path, Path]:
-    """The bundled sample's annotation file and image folder (as a peer would be pointed at them)."""
-    root = Path(str(resources.files("evalsuite.data.sample_data")))
-    if family == "coco":
-        return root / "annotations" / "instances_val2017.json", root / "val2017"
-    return root / "annotations" / "lvis_v1_val.json", root
+SAMPLE = Path(str(resources.files("evalsuite.data.sample_data")))
+
+
+def sample_files() -> tuple[Path, Path]:
+    """The bundled COCO sample's annotation file and image folder (as a peer would be pointed at them)."""
+    return SAMPLE / "annotations" / "instances_val2017.json", SAMPLE / "val2017"
+
+
+def loose_boxes(folder: Path) -> Path:
+    """A copy of the COCO sample whose annotation boxes are looser than the masks' (x - 1.3, y - 0.6,
+    w + 2.9, h + 1.7): the sample's own boxes are exactly its masks' pycocotools boxes, so on it the
+    annotation box and the tight box prompt alike; real COCO boxes are polygon extents and differ."""
+    data = json.loads(sample_files()[0].read_text())
+    for a in data["annotations"]:
+        x, y, w, h = a["bbox"]
+        a["bbox"] = [x - 1.3, y - 0.6, w + 2.9, h + 1.7]
+    path = folder / "instances_loose_boxes.json"
+    path.write_text(json.dumps(data))
+    return path
 
 
 # -- the fake model ---------------------------------------------------------------------------------------
@@ -163,12 +176,14 @@ def _ev_next_click(gt, pred, not_clicked) -> tuple[tuple[int, int], bool]:
     return (int(ys[0]), int(xs[0])), positive
 
 
-def efficientvit_loop(model: FakeSam, prompt: str, num_click: int = 1) -> dict[tuple[int, int], dict]:
+def efficientvit_loop(
+    model: FakeSam, prompt: str, num_click: int = 1, ann_file: Path | None = None
+) -> dict[tuple[int, int], dict]:
     """eval_efficientvit_sam_model.py run_box / run_point (EV 128-195) on the COCO sample: every image,
     every annotation with area >= 1 (crowd kept), the annotation box xywh → xyxy (no +1), multimask output
     and the argmax-score mask, for points the clicker from an empty prediction, the last round's IoU."""
     out: dict[tuple[int, int], dict] = {}
-    for img, image, anns in _images(*sample_files("coco")):
+    for img, image, anns in _images(ann_file or sample_files()[0], sample_files()[1]):
         model.set_image(image)
         for ann in anns:
             if ann["area"] < 1:
@@ -218,14 +233,14 @@ def _edgesam_centre(gt: np.ndarray) -> tuple[float, float]:
     return float(c), float(r)
 
 
-def edgesam_loop(model: FakeSam, prompt: str) -> dict[tuple[int, int], float]:
+def edgesam_loop(model: FakeSam, prompt: str, ann_file: Path | None = None) -> dict[tuple[int, int], float]:
     """eval_mIoU.py (EE 290-330, 429-472; coco_dataset.py EC 63-65, 108-110) on the COCO sample: crowd
     annotations dropped, the annotation box xywh → xyxy, one output (mask token 0: num_multimask_outputs
     1), ``--point-from mask-center`` for points; IoU = inter / union per instance, NaN (empty union)
     dropped. REPLACED here: the ground truth's resize round trip (nearest → 1024, bilinear back, > 0) and
     the image resize — the IoU is against the annotation at its own size."""
     out: dict[tuple[int, int], float] = {}
-    for img, image, anns in _images(*sample_files("coco")):
+    for img, image, anns in _images(ann_file or sample_files()[0], sample_files()[1]):
         model.set_image(image)
         for ann in anns:
             if ann.get("iscrowd"):
@@ -267,7 +282,7 @@ def samhq_loop(model: FakeSam) -> dict[tuple[int, int], tuple[float, float]]:
     label (the model is prompted at the original size). Crowd annotations are dropped (not images of SAM-HQ's
     datasets)."""
     out: dict[tuple[int, int], tuple[float, float]] = {}
-    for img, image, anns in _images(*sample_files("coco")):
+    for img, image, anns in _images(*sample_files()):
         model.set_image(image)
         for ann in anns:
             if ann.get("iscrowd"):

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import pytest
 from preset_harness import (
+    SAMPLE,
     FakeRunner,
     FakeSam,
     edgesam_loop,
     efficientvit_loop,
     efficientvit_summary,
+    loose_boxes,
     samhq_loop,
 )
 
@@ -23,11 +25,12 @@ from evalsuite.engine.presets import PRESETS, preset_overrides
 from evalsuite.errors import InputError
 
 
-def _run(protocol: str, preset: str | None = None, options: dict | None = None):
+def _run(protocol: str, preset: str | None = None, options: dict | None = None, ann=None):
+    where = {"data": "sample"} if ann is None else {"data": "real", "data_root": SAMPLE, "ann": ann}
     res = evalsuite.evaluate(
         FakeRunner(),
         protocol,
-        data="sample",
+        **where,
         name="fake-sam",
         version="1",
         preset=preset,
@@ -43,39 +46,41 @@ def _run(protocol: str, preset: str | None = None, options: dict | None = None):
 @pytest.mark.parametrize(
     ("protocol", "prompt", "clicks"), [("coco-box", "box", 0), ("coco-3click", "point", 3)]
 )
-def test_efficientvit_sam_preset_reproduces_its_evaluation_loop(protocol, prompt, clicks):
-    theirs = efficientvit_loop(FakeSam(), prompt, clicks)
-    record, ours = _run(protocol, preset="efficientvit-sam")
-    assert (
-        set(ours) == set(theirs) and len(ours) == 205
-    )  # every annotation of area >= 1, the 3 crowd ones kept
+def test_efficientvit_sam_preset_reproduces_its_evaluation_loop(protocol, prompt, clicks, tmp_path):
+    # box prompts on a copy of the sample with looser annotation boxes: the sample's own boxes equal the
+    # masks' boxes, so only there does the annotation box (box_source=ann) prompt differently
+    ann = loose_boxes(tmp_path) if prompt == "box" else None
+    theirs = efficientvit_loop(FakeSam(), prompt, clicks, ann)
+    record, ours = _run(protocol, preset="efficientvit-sam", ann=ann)
+    assert set(ours) == set(theirs) and len(ours) == 205  # every annotation of area >= 1, crowd (3) kept
     for key, row in ours.items():
         # their IoU has a 1e-7 in the denominator (not an option): it moves an IoU by less than 1e-7
         assert row["iou"] == pytest.approx(theirs[key]["iou"] / 100, abs=2e-7), key
     summary = efficientvit_summary(theirs)
-    for ours_name, their_name in (
-        ("mIoU", "all"),
-        ("mIoU_S", "small"),
-        ("mIoU_M", "medium"),
-        ("mIoU_L", "large"),
+    for ours_name, their_name in zip(
+        ("mIoU", "mIoU_S", "mIoU_M", "mIoU_L"), ("all", "small", "medium", "large"), strict=True
     ):
         assert record.metrics[ours_name] == pytest.approx(summary[their_name], abs=1e-5)
     # the preset matters: evalsuite's own conventions give other numbers for the same model
-    plain, rows = _run(protocol)
+    plain, rows = _run(protocol, ann=ann)
     assert len(rows) == 202 and plain.metrics["mIoU"] != pytest.approx(record.metrics["mIoU"], abs=1e-3)
+    if ann is not None:  # and the annotation box itself does, crowd aside
+        tight_box = _run(protocol, options={"include_crowd": True}, ann=ann)[0]
+        assert tight_box.metrics["mIoU"] != pytest.approx(record.metrics["mIoU"], abs=1e-3)
 
 
 @pytest.mark.parametrize(("protocol", "prompt"), [("coco-box", "box"), ("coco-1click", "point")])
-def test_edgesam_preset_reproduces_its_evaluation_loop_at_the_original_size(protocol, prompt):
+def test_edgesam_preset_reproduces_its_evaluation_loop_at_the_original_size(protocol, prompt, tmp_path):
     # replaced in the harness (no option expresses them): the ground truth's resize round trip to the
     # 1024 input and back, the image resize, kornia's approximate distance transform at the 1024 scale
-    theirs = edgesam_loop(FakeSam(), prompt)
-    record, ours = _run(protocol, preset="edgesam")
+    ann = loose_boxes(tmp_path) if prompt == "box" else None
+    theirs = edgesam_loop(FakeSam(), prompt, ann)
+    record, ours = _run(protocol, preset="edgesam", ann=ann)
     assert set(ours) == set(theirs) and len(ours) == 202  # crowd dropped
     for key, row in ours.items():
         assert row["iou"] == pytest.approx(theirs[key], abs=1e-12), key
     assert record.metrics["mIoU"] == pytest.approx(100 * sum(theirs.values()) / len(theirs), abs=1e-9)
-    plain, _ = _run(protocol)
+    plain, _ = _run(protocol, ann=ann)
     assert plain.metrics["mIoU"] != pytest.approx(record.metrics["mIoU"], abs=1e-3)
 
 
