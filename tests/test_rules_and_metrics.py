@@ -274,3 +274,22 @@ def test_metric_batch_moves_the_ground_truth_once():
     assert batch.gt_on(torch.device("cpu")) is batch.gt_on(torch.device("cpu"))
     with pytest.raises(ValueError, match="mask shapes differ"):
         MaskBatch(torch.zeros(2, 4, 5, dtype=torch.bool), gt[:, :3])
+
+
+def test_ls_shows_every_rule_metric_and_preset_with_its_options_help(capsys):
+    from evalsuite.cli import main
+
+    assert main(["ls", "prompts"]) == 0
+    out = capsys.readouterr().out
+    for name, rule in strategies().items():
+        assert f"  {name} " in out
+        for key, spec in rule.options.items():
+            assert spec.line(key) in out and spec.help in out
+    assert main(["ls", "metrics"]) == 0
+    out = capsys.readouterr().out
+    assert "per-item field biou" in out and "dilation_ratio (float 0.001..0.5; default 0.02" in out
+    assert main(["ls", "presets"]) == 0
+    out = capsys.readouterr().out
+    assert "not reproduced: the image and the label squashed to 1024×1024" in out
+    assert main(["ls", "protocols"]) == 0
+    assert "empty_mask (one of skip, zero; default skip; changes the column)" in capsys.readouterr().out
