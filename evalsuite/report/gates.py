@@ -292,10 +292,6 @@ def _toml_value(v: Any) -> str:
     return repr(float(v))
 
 
-def _fmt_option(v: Any) -> str:
-    return str(v).lower() if isinstance(v, bool) else str(v)
-
-
 def _shell(word: str) -> str:
     import shlex
 
