@@ -25,11 +25,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from . import run_options as ro
 from .data.jsonio import read_json
 from .engine import RunConfig, run
 from .engine.devices import default_device
 from .engine.scoring import ids_sha256
-from .errors import InputError
+from .errors import InputError, did_you_mean
 from .identity import (
     Excluded,
     column_options,
@@ -43,6 +44,7 @@ from .identity import (
 from .metrics.ap import evaluate_images
 from .metrics.ap_bootstrap import APResampler, match_table, paired_ap_bootstrap
 from .models import CallableRunner, Runner, get_spec, model_names
+from .protocols import adaptive_prompts, click_count
 from .record import RunRecord, find_records
 from .report.export import export_frame, render_export
 from .report.render_compare import render_comparison
@@ -72,6 +74,9 @@ SUMMARY_COLUMNS = (
     "note",
     "run_id",
 )
+
+
+_PY = ro.PYTHON_DEFAULTS  # evaluate()'s defaults, from the run options' declarations
 
 
 def _options_text(options: dict[str, Any]) -> str:
@@ -293,7 +298,8 @@ def compare_frame(
 
 
 def _compare_miou(ra: RunRecord, rb: RunRecord, resamples: int, seed: int, confidence: float) -> pd.DataFrame:
-    same_prompts = ra.protocol.options.get("click_rule", "random") != "sam"  # SAM clicks depend on the model
+    # a rule that answers the model's masks (SAM's clicker) gives each model its own prompts
+    same_prompts = not adaptive_prompts(ra.protocol.task, ra.protocol.options)
     try:
         keys, ia, ib = pair_instances(ra.items(), rb.items(), same_prompts=same_prompts)
     except ValueError as e:
@@ -328,7 +334,7 @@ def _compare_noc(ra: RunRecord, rb: RunRecord, resamples: int, seed: int, confid
         keys, rows_a, rows_b = pair_rows(ra.items(), rb.items())
     except ValueError as e:
         raise InputError(f"cannot pair {ra.path} and {rb.path}: {e}") from None
-    cap = int(ra.protocol.options.get("clicks", 20))
+    cap = click_count(ra.protocol.task, ra.protocol.options) or 20
     sizes = np.asarray([row.get("size") for row in rows_a])
     rows = []
     for pct in (85, 90):
@@ -553,28 +559,30 @@ def _as_runner(
 def evaluate(
     model: str | Runner | Callable[..., Any],
     protocols: str | Sequence[str],
-    data: str = "real",
+    data: str = _PY["data"],
     *,
-    name: str | None = None,
-    out: str | Path | None = None,
-    checkpoint: str | Path | None = None,
-    weights: str | None = None,
-    limit: int | None = None,
-    device: str | None = None,
-    options: dict[str, Any] | None = None,
-    seed: int = 0,
-    boxes: str | Path | None = None,
-    data_root: str | Path | None = None,
-    ann: str | Path | None = None,
-    precision: str = "fp32",
-    image_batch: int | None = None,
-    workers: int | None = None,
-    skip_bad: bool = False,
-    ap_backend: str = "official",
-    overwrite: bool = False,
-    progress: bool | None = None,
-    version: str | None = None,
+    name: str | None = _PY["name"],
+    out: str | Path | None = _PY["out"],
+    checkpoint: str | Path | None = _PY["checkpoint"],
+    weights: str | None = _PY["weights"],
+    limit: int | None = _PY["limit"],
+    device: str | None = _PY["device"],
+    options: dict[str, Any] | None = _PY["overrides"],
+    preset: str | None = _PY["preset"],
+    seed: int = _PY["seed"],
+    boxes: str | Path | None = _PY["boxes"],
+    data_root: str | Path | None = _PY["data_root"],
+    ann: str | Path | None = _PY["ann"],
+    precision: str = _PY["precision"],
+    image_batch: int | None = _PY["image_batch"],
+    workers: int | None = _PY["workers"],
+    skip_bad: bool = _PY["skip_bad"],
+    ap_backend: str = _PY["ap_backend"],
+    overwrite: bool = _PY["overwrite"],
+    progress: bool | None = _PY["progress"],
+    version: str | None = _PY["model_version"],
     threshold: float | None = None,
+    **more: Any,
 ) -> Results:
     """Evaluate ``model`` on ``protocols``; the same runs as ``evalsuite run``.
 
@@ -584,8 +592,11 @@ def evaluate(
     ``"sample"``. With ``out`` the run folders and records are written exactly as the CLI writes
     them (and resumed); without, nothing is written and the records stay in memory.
     ``options`` overrides protocol options and the model's own options (``--set``);
-    ``weights="random[:SEED]"`` needs no download. A progress bar shows in Jupyter (tqdm's notebook
-    widget) and when stdout is a terminal, unless ``progress`` says otherwise.
+    ``preset`` applies a peer's conventions (``"efficientvit-sam"``, ``"edgesam"``, ``"sam-hq"``;
+    ``options`` win over it); ``weights="random[:SEED]"`` needs no download. A progress bar shows in
+    Jupyter (tqdm's notebook widget) and when stdout is a terminal, unless ``progress`` says otherwise.
+    Every run option declared in :mod:`evalsuite.run_options` is a keyword (``more`` takes those
+    without a parameter of their own); the defaults above are read from there.
 
     A model passed from Python needs a name of its own (never a registered model's) and is
     identified by ``version`` — or, without one, by a hash of its answers on a small probe input —
@@ -603,34 +614,44 @@ def evaluate(
         ("options", options, (dict, type(None))),
         ("data", data, (str,)),
         ("name", name, (str, type(None))),
+        ("preset", preset, (str, type(None))),
     ):
         if not isinstance(value, kinds) or isinstance(value, bool):
             raise InputError(f"evaluate(): {key}={value!r} has the wrong type")
-    cfg = RunConfig(
-        protocols=[protocols] if isinstance(protocols, str) else list(protocols),
-        model=_as_runner(model, name, threshold),
-        name=name,
-        data=data,
-        data_root=None if data_root is None else Path(data_root),
-        ann=None if ann is None else Path(ann),
-        checkpoint=None if checkpoint is None else str(checkpoint),
-        weights=weights,
-        out=None if out is None else Path(out),
-        limit=limit,
-        seed=seed,
-        device=device or default_device(),
-        overrides=dict(options or {}),
-        boxes=None if boxes is None else Path(boxes),
-        skip_bad=skip_bad,
-        ap_backend=ap_backend,
-        precision=precision,
-        workers=workers,
-        image_batch=image_batch,
-        overwrite=overwrite,
-        progress=(_in_notebook() or sys.stdout.isatty()) if progress is None else progress,
-        progress_bar=_notebook_bar() if _in_notebook() else None,
-        model_version=version,
+    keywords = ro.python_keywords()
+    for key in more:
+        if key not in keywords:
+            raise InputError(f"evaluate(): unknown keyword {key!r}.{did_you_mean(key, list(keywords))}")
+    given = {
+        "name": name,
+        "data": data,
+        "data_root": None if data_root is None else Path(data_root),
+        "ann": None if ann is None else Path(ann),
+        "checkpoint": None if checkpoint is None else str(checkpoint),
+        "weights": weights,
+        "out": None if out is None else Path(out),
+        "limit": limit,
+        "seed": seed,
+        "device": device or default_device(),
+        "overrides": dict(options or {}),
+        "preset": preset,
+        "boxes": None if boxes is None else Path(boxes),
+        "skip_bad": skip_bad,
+        "ap_backend": ap_backend,
+        "precision": precision,
+        "workers": workers,
+        "image_batch": image_batch,
+        "overwrite": overwrite,
+        "progress": (_in_notebook() or sys.stdout.isatty()) if progress is None else progress,
+        "model_version": version,
+        **{keywords[k].name: v for k, v in more.items()},
+    }
+    cfg = RunConfig.from_options(
+        [protocols] if isinstance(protocols, str) else list(protocols),
+        _as_runner(model, name, threshold),
+        given,
     )
+    cfg.progress_bar = _notebook_bar() if _in_notebook() else None
     return Results([o.record for o in run(cfg)])
 
 

@@ -29,7 +29,7 @@ from typing import Any
 from .data.catalog import DEFAULT_FOR_FAMILY, OFFICIAL, is_sample
 from .errors import InputError
 from .paper import QuotedValue
-from .protocols import Protocol, load_protocols
+from .protocols import Protocol, load_protocols, seeded_prompts
 from .record import RunRecord
 
 #: skip reasons that are the protocol's own rules (every run of the protocol excludes them alike)
@@ -143,13 +143,18 @@ class RunIdentity:
                 r.protocol.name,
                 _items(column_options(r)),
                 _items(row_options(r)),
-                r.prompt_seed,
+                prompt_seed(r),
                 r.boxes_sha256,
                 "" if r.boxes is None else (r.boxes.kind or "unrecorded"),
                 "" if r.boxes is None else r.boxes.file,
             ),
             ExecutionIdentity(m.precision, r.software.evalsuite),
         )
+
+
+def prompt_seed(r: RunRecord) -> int | None:
+    """The run's seed where it shapes the prompts (a seeded prompt rule: random clicks), else None."""
+    return r.seed if seeded_prompts(r.protocol.task, r.protocol.options) else None
 
 
 def bad_skips(skipped: Mapping[str, int]) -> dict[str, int]:

@@ -301,14 +301,6 @@ class RunRecord:
         return {"ap": "AP", "noc": "NoC@90"}.get(self.protocol.task, "mIoU")
 
     @property
-    def prompt_seed(self) -> int | None:
-        """The seed where it shapes the prompts (random clicks), else None (boxes ignore it)."""
-        opts = self.protocol.options
-        if opts.get("prompt") == "clicks" and opts.get("click_rule", "random") == "random":
-            return self.seed
-        return None
-
-    @property
     def boxes_sha256(self) -> str | None:
         return None if self.boxes is None else self.boxes.sha256
 

@@ -8,7 +8,7 @@ import click
 
 from .options import dataset_file_option
 
-WHAT = ("protocols", "models", "datasets")
+WHAT = ("protocols", "models", "datasets", "prompts", "metrics", "presets")
 
 
 def _protocols() -> None:
@@ -18,6 +18,9 @@ def _protocols() -> None:
     for p in load_protocols().values():
         opts = ", ".join(f"{k}={v}" for k, v in p.options.items())
         click.echo(f"  {p.id:<16} {p.summary}\n  {'':<16} options: {opts}")
+    from .info_rules import protocol_options
+
+    protocol_options()
 
 
 def _weights_text(spec) -> str:
@@ -121,13 +124,23 @@ def _datasets() -> None:
 @dataset_file_option
 def ls_cmd(what: str | None) -> None:
     """List protocols (with versions and options), models (weights, licence, parameters, how each is
-    verified against its official code, and the official predictor's options with their defaults) and
-    datasets (format, layout, how to get them, licence, protocols)."""
-    shown = [w for w in WHAT if what in (None, w)]
-    for i, part in enumerate(shown):
+    verified against its official code, and the official predictor's options with their defaults),
+    datasets (format, layout, how to get them, licence, protocols), prompt rules, metrics and presets
+    (each option with its type, bounds and help)."""
+    from . import info_rules
+
+    parts = {
+        "protocols": _protocols,
+        "models": _models,
+        "datasets": _datasets,
+        "prompts": info_rules.prompts,
+        "metrics": info_rules.metrics,
+        "presets": info_rules.presets,
+    }
+    for i, part in enumerate(w for w in WHAT if what in (None, w)):
         if i:
             click.echo("")
-        {"protocols": _protocols, "models": _models, "datasets": _datasets}[part]()
+        parts[part]()
 
 
 def register(cli: click.Group) -> None:

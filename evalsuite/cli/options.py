@@ -1,13 +1,20 @@
-"""Options shared by several commands, declared once (one default, one help text each)."""
+"""Options shared by several commands, declared once (one default, one help text each).
+
+The run options (``run``, ``noc``, ``reproduce``) are made from their declarations in
+:mod:`evalsuite.run_options`: :func:`run_option_flags` turns each into a click option, and
+:func:`run_option_values` turns the parsed flags back into run-option values by name.
+"""
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 import click
+
+from .. import run_options as ro
 
 F = Callable[..., Any]
 
@@ -47,98 +54,89 @@ dataset_file_option = click.option(
     "docs/datasets.md).",
 )
 
-data_options = _stack(
-    click.option(
-        "--data",
-        type=click.Choice(["real", "sample"]),
-        default="real",
-        show_default=True,
-        help="The real dataset, or the small sample bundled with evalsuite (COCO and LVIS).",
-    ),
-    click.option(
-        "--data-root",
-        type=click.Path(path_type=Path),
-        default=None,
-        help="Folder the dataset's layout is under (default: $EVALSUITE_DATA, else its own default, e.g. "
-        "./datasets/coco; `evalsuite ls datasets`).",
-    ),
-    click.option(
-        "--ann",
-        type=click.Path(path_type=Path),
-        default=None,
-        help="Annotation file (or folder, for per-image formats) instead of the dataset's own: a custom "
-        "file, named by its content in the records.",
-    ),
-    dataset_file_option,
-)
+def _click_type(o: ro.RunOption) -> Any:
+    if o.choices is not None:
+        return click.Choice(list(o.choices))
+    if o.kind is Path:
+        return click.Path(path_type=Path)
+    if o.kind is int and (o.minimum is not None or o.maximum is not None):
+        return click.IntRange(min=o.minimum, max=o.maximum)
+    if o.kind is int:
+        return int
+    return None
 
-weights_options = _stack(
-    click.option(
-        "--checkpoint",
-        type=click.Path(path_type=Path),
-        default=None,
-        help="Checkpoint file (default: the official file in the cache, see `evalsuite download weights`).",
-    ),
-    click.option(
-        "--weights",
-        default=None,
-        metavar="official|random[:SEED]",
-        help="random[:SEED]: deterministic weights, no download (smoke runs; no paper value applies).",
-    ),
-    click.option(
-        "--trust-checkpoint",
-        is_flag=True,
-        help="Allow unpickling a checkpoint whose SHA-256 evalsuite does not know (runs code from the file).",
-    ),
-)
 
-device_option = click.option(
-    "--device", default=None, help="cpu, cuda, cuda:N or mps (default: cuda if available, else cpu)."
-)
+def click_option(o: ro.RunOption) -> Callable[[F], F]:
+    """One run option as a click option (its flag, type, default and help from the declaration)."""
+    assert o.flag is not None
+    names = [o.flag, *([o.short] if o.short else []), o.param or o.name]
+    kwargs: dict[str, Any] = {"help": o.help, "hidden": o.hidden}
+    if o.is_flag:
+        kwargs["is_flag"] = True
+    else:
+        kwargs["default"] = o.flag_value
+        if (t := _click_type(o)) is not None:
+            kwargs["type"] = t
+        if o.metavar:
+            kwargs["metavar"] = o.metavar
+        if o.show_default:
+            kwargs["show_default"] = True
+        if o.multiple:
+            kwargs["multiple"] = True
+        if o.required:
+            kwargs["required"] = True
+    return click.option(*names, **kwargs)
 
-execution_options = _stack(
-    device_option,
-    click.option(
-        "--precision",
-        type=click.Choice(["fp32", "tf32", "bf16"]),
-        default="fp32",
-        show_default=True,
-        help="fp32 reproduces the official arithmetic; tf32/bf16 are faster on GPUs (recorded).",
-    ),
-    click.option(
-        "--limit", type=click.IntRange(min=1), default=None, help="Evaluate only the first N images (by id)."
-    ),
-    click.option(
-        "--workers",
-        type=click.IntRange(min=0),
-        default=None,
-        help="Image-decoding worker processes (default: by cores).",
-    ),
-    click.option(
-        "--image-batch",
-        type=click.IntRange(min=1),
-        default=None,
-        help="Images per encoder pass (default: 8 on CUDA, 1 otherwise).",
-    ),
-    click.option(
-        "--no-progress", is_flag=True, help="Hide progress bars (they are off when stdout is not a terminal)."
-    ),
-)
 
-out_option = click.option(
-    "--out",
-    type=click.Path(path_type=Path),
-    default=Path("runs"),
-    show_default=True,
-    help="Output folder; each run goes to OUT/NAME/PROTOCOL/.",
-)
+def run_option_flags(command: str, names: Iterable[str] | None = None) -> Callable[[F], F]:
+    """The click options of the run options ``command`` offers (only ``names``, where given), in order."""
+    wanted = None if names is None else set(names)
+    opts = [o for o in ro.for_command(command) if wanted is None or o.name in wanted]
+    return _stack(*(click_option(o) for o in opts))
 
-name_option = click.option(
-    "--name",
-    default=None,
-    help="Run name (rows, folders). Default: the model, +ck<sha> for another checkpoint, "
-    "+random<seed>, +key=value for changed options.",
+
+def run_option_values(command: str, params: dict[str, Any]) -> dict[str, Any]:
+    """Parsed flags of ``command`` as run-option values by name (``--set`` parsed into ``overrides``,
+    ``--no-progress`` into ``progress``, a flag that sets a protocol option into ``overrides``)."""
+    from ..engine.devices import default_device
+    from ..protocols import parse_override
+
+    values: dict[str, Any] = {}
+    overrides: dict[str, Any] = {}
+    for o in ro.for_command(command):
+        key = o.param or o.name
+        if key not in params:
+            continue
+        raw = params[key]
+        if o.name == "overrides":
+            overrides.update(dict(parse_override(s) for s in raw or ()))
+        elif o.protocol_option is not None:
+            if raw is not None:
+                overrides[o.protocol_option] = raw
+        elif o.name == "progress":
+            values["progress"] = progress_enabled(bool(raw))
+        elif o.name == "device":
+            values["device"] = raw or default_device()
+        elif o.name == "ap_backend":
+            values["ap_backend"] = raw or o.default
+        elif o.name == "checkpoint":
+            values["checkpoint"] = None if raw is None else str(raw)
+        else:
+            values[o.name] = raw
+    if "overrides" in {o.name for o in ro.for_command(command)}:
+        values["overrides"] = overrides
+    return values
+
+
+#: the groups of run options commands share (kept for the commands that take a few of them)
+data_options = _stack(run_option_flags(ro.RUN, ("data", "data_root", "ann")), dataset_file_option)
+weights_options = run_option_flags(ro.RUN, ("checkpoint", "weights", "trust_checkpoint"))
+device_option = click_option(ro.run_option("device"))
+execution_options = run_option_flags(
+    ro.RUN, ("device", "precision", "limit", "workers", "image_batch", "progress")
 )
+out_option = click_option(ro.run_option("out"))
+name_option = click_option(ro.run_option("name"))
 
 paths_argument = click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 

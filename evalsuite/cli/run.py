@@ -1,20 +1,20 @@
-"""``evalsuite run``, ``noc`` and ``reproduce``: options into a RunConfig, then the engine."""
+"""``evalsuite run``, ``noc`` and ``reproduce``: options into a RunConfig, then the engine.
+
+The run options are declared once in :mod:`evalsuite.run_options`; the flags below are made from those
+declarations (:func:`.options.run_option_flags`) and read back by name (:func:`.options.run_option_values`),
+so no command lists them one by one.
+"""
 
 from __future__ import annotations
 
 import warnings
 from pathlib import Path
+from typing import Any
 
 import click
 
-from .options import (
-    data_options,
-    execution_options,
-    name_option,
-    out_option,
-    progress_enabled,
-    weights_options,
-)
+from .. import run_options as ro
+from .options import run_option_flags, run_option_values
 
 
 def _ap_backend(ap_backend: str | None, evaluator: str | None) -> str:
@@ -26,130 +26,26 @@ def _ap_backend(ap_backend: str | None, evaluator: str | None) -> str:
     return ap_backend or evaluator or "official"
 
 
-def _config(
-    protocols,
-    model,
-    name,
-    data,
-    data_root,
-    ann,
-    checkpoint,
-    weights,
-    trust_checkpoint,
-    out,
-    limit,
-    seed,
-    device,
-    sets,
-    boxes,
-    skip_bad,
-    ap_backend,
-    refine,
-    precision,
-    workers,
-    image_batch,
-    overwrite,
-    no_progress,
-):
+def _config(command: str, protocols: list[str], params: dict[str, Any]):
+    """The RunConfig of a ``run`` / ``noc`` command line."""
     from ..engine import RunConfig
-    from ..engine.devices import default_device
-    from ..protocols import parse_override
 
-    overrides = dict(parse_override(s) for s in sets)
-    if refine is not None:
-        overrides["refine"] = refine
-    return RunConfig(
-        protocols=list(protocols),
-        model=model,
-        name=name,
-        data=data,
-        data_root=data_root,
-        ann=ann,
-        checkpoint=str(checkpoint) if checkpoint else None,
-        weights=weights,
-        trust_checkpoint=trust_checkpoint,
-        out=out,
-        limit=limit,
-        seed=seed,
-        device=device or default_device(),
-        overrides=overrides,
-        precision=precision,
-        workers=workers,
-        image_batch=image_batch,
-        overwrite=overwrite,
-        boxes=boxes,
-        skip_bad=skip_bad,
-        ap_backend=ap_backend,
-        progress=progress_enabled(no_progress),
-    )
+    values = run_option_values(command, params)
+    model = values.pop("model")
+    return RunConfig.from_options(list(protocols), model, values)
 
 
-def _ap_options() -> tuple:
-    """Options that only AP protocols read (not offered by `noc`)."""
-    return (
-        click.option(
-            "--boxes",
-            type=click.Path(path_type=Path),
-            default=None,
-            help="Detections (COCO results JSON) for coco-vitdet / lvis-vitdet.",
-        ),
-        click.option(
-            "--ap-backend",
-            type=click.Choice(["official", "faster"]),
-            default=None,
-            help="AP protocols: pycocotools / lvis (default), or faster-coco-eval (same numbers).",
-        ),
-        click.option("--evaluator", type=click.Choice(["official", "faster"]), default=None, hidden=True),
-        click.option(
-            "--refine",
-            type=click.IntRange(0, 1),
-            default=None,
-            help="AP protocols: 1 = SAM's mask-refinement iteration (same as --set refine=1).",
-        ),
-    )
-
-
-def _run_options(fn, ap: bool = True):
-    for decorator in reversed(
-        (
-            click.option("--model", "-m", required=True, help="Registered model name (see `evalsuite ls`)."),
-            name_option,
-            data_options,
-            weights_options,
-            out_option,
-            click.option(
-                "--seed", type=int, default=0, show_default=True, help="Seed of the random click rule."
-            ),
-            click.option(
-                "--set",
-                "sets",
-                multiple=True,
-                metavar="KEY=VALUE",
-                help="Change a protocol option, e.g. click_rule=sam, include_crowd=true, mask_choice=single.",
-            ),
-            click.option(
-                "--skip-bad",
-                is_flag=True,
-                help="Skip bad images, annotations and detections (counted in the record); default: stop.",
-            ),
-            *(_ap_options() if ap else ()),
-            execution_options,
-            click.option(
-                "--overwrite", is_flag=True, help="Discard an existing run with different settings in OUT."
-            ),
-            click.option(
-                "--format",
-                "fmt",
-                type=click.Choice(["md", "json"]),
-                default="md",
-                show_default=True,
-                help="The closing summary: Markdown tables, or JSON (schema evalsuite-run-summary; "
-                "docs/json.md).",
-            ),
-        )
-    ):
-        fn = decorator(fn)
-    return fn
+_format_option = click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["md", "json"]),
+    default="md",
+    show_default=True,
+    help="The closing summary: Markdown tables, or JSON (schema evalsuite-run-summary; docs/json.md).",
+)
+_evaluator_option = click.option(
+    "--evaluator", type=click.Choice(["official", "faster"]), default=None, hidden=True
+)
 
 
 def _echo_summary(outcomes, fmt: str) -> None:
@@ -168,70 +64,18 @@ def _echo_summary(outcomes, fmt: str) -> None:
 
 @click.command("run")
 @click.argument("protocols", nargs=-1, required=True)
-@_run_options
-def run_cmd(
-    protocols,
-    model,
-    name,
-    data,
-    data_root,
-    ann,
-    checkpoint,
-    weights,
-    trust_checkpoint,
-    out,
-    seed,
-    sets,
-    boxes,
-    skip_bad,
-    ap_backend,
-    evaluator,
-    refine,
-    device,
-    precision,
-    limit,
-    workers,
-    image_batch,
-    no_progress,
-    overwrite,
-    fmt,
-) -> None:
+@run_option_flags(ro.RUN)
+@_evaluator_option
+@_format_option
+def run_cmd(protocols, fmt, evaluator, **params) -> None:
     """Evaluate MODEL on one or more PROTOCOLS (e.g. coco-box coco-1click)."""
     from ..engine import run
 
-    cfg = _config(
-        protocols,
-        model,
-        name,
-        data,
-        data_root,
-        ann,
-        checkpoint,
-        weights,
-        trust_checkpoint,
-        out,
-        limit,
-        seed,
-        device,
-        sets,
-        boxes,
-        skip_bad,
-        _ap_backend(ap_backend, evaluator),
-        refine,
-        precision,
-        workers,
-        image_batch,
-        overwrite,
-        no_progress,
-    )
-    outcomes = run(cfg)
+    params["ap_backend"] = _ap_backend(params.get("ap_backend"), evaluator)
+    outcomes = run(_config(ro.RUN, protocols, params))
     if not outcomes:  # a torchrun process other than 0: process 0 reports
         return
     _echo_summary(outcomes, fmt)
-
-
-def _noc_options(fn):
-    return _run_options(fn, ap=False)
 
 
 @click.command("noc")
@@ -241,62 +85,16 @@ def _noc_options(fn):
     help="A registered dataset with a DATASET-noc20 protocol (default: that of the first column of "
     "EfficientSAM's Table 4, COCO; `evalsuite ls datasets`).",
 )
-@_noc_options
-def noc_cmd(
-    dataset,
-    model,
-    name,
-    data,
-    data_root,
-    ann,
-    checkpoint,
-    weights,
-    trust_checkpoint,
-    out,
-    seed,
-    sets,
-    skip_bad,
-    device,
-    precision,
-    limit,
-    workers,
-    image_batch,
-    no_progress,
-    overwrite,
-    fmt,
-) -> None:
+@run_option_flags(ro.NOC)
+@_format_option
+def noc_cmd(dataset, fmt, **params) -> None:
     """NoC@85/90 with SAM's clicker: the same as `evalsuite run DATASET-noc20` (records saved under OUT)."""
     from ..engine import run
     from ..paper import paper_table
     from ..protocols import get_protocol
 
     dataset = dataset or get_protocol(paper_table("4").protocols[0]).dataset
-    cfg = _config(
-        [f"{dataset}-noc20"],
-        model,
-        name,
-        data,
-        data_root,
-        ann,
-        checkpoint,
-        weights,
-        trust_checkpoint,
-        out,
-        limit,
-        seed,
-        device,
-        sets,
-        None,
-        skip_bad,
-        "official",
-        None,
-        precision,
-        workers,
-        image_batch,
-        overwrite,
-        no_progress,
-    )
-    outcomes = run(cfg)
+    outcomes = run(_config(ro.NOC, [f"{dataset}-noc20"], params))
     if outcomes:
         _echo_summary(outcomes, fmt)
 
@@ -309,46 +107,17 @@ def noc_cmd(
     metavar="A,B,...",
     help="Models to run, comma separated (default: the paper's rows of each table).",
 )
-@name_option
-@weights_options
-@data_options
 @click.option(
     "--boxes-coco", type=click.Path(path_type=Path), default=None, help="Detections for coco-vitdet."
 )
 @click.option(
     "--boxes-lvis", type=click.Path(path_type=Path), default=None, help="Detections for lvis-vitdet."
 )
-@click.option(
-    "--out",
-    type=click.Path(path_type=Path),
-    default=Path("results"),
-    show_default=True,
-    help="Tables and plots go here; runs under OUT/runs/.",
-)
-@execution_options
+@run_option_flags(ro.REPRODUCE)
 @click.option(
     "--dry-run", is_flag=True, help="Print the plan, what is missing and an estimated time; run nothing."
 )
-def reproduce_cmd(
-    which,
-    models,
-    name,
-    checkpoint,
-    weights,
-    trust_checkpoint,
-    data,
-    data_root,
-    ann,
-    out,
-    device,
-    precision,
-    limit,
-    workers,
-    image_batch,
-    no_progress,
-    dry_run,
-    **boxes_given,
-) -> None:
+def reproduce_cmd(which, models, dry_run, **params) -> None:
     """Every run Table 4 / Table 5 need, then their tables and plots (resumable; a re-run does no work)."""
     from ..engine import RunConfig
     from ..engine.devices import available_devices, check_device, default_device
@@ -365,32 +134,25 @@ def reproduce_cmd(
     from ..errors import InputError
     from ..report.summary import steps_table
 
+    # --boxes-DATASET FILE: detections for that dataset's detector-box protocol
+    boxes_given = {k.removeprefix("boxes_"): params.pop(k) for k in list(params) if k.startswith("boxes_")}
+    values = run_option_values(ro.REPRODUCE, params)
+    given = params.get("device") or default_device()
     # a plan may name a device this machine lacks (a GPU job planned on a laptop); a run may not
-    device = plan_device(device or default_device()) if dry_run else check_device(device or default_device())
+    values["device"] = plan_device(given) if dry_run else check_device(given)
+    out: Path = values.pop("out")
+    data = values["data"]
     chosen = [m.strip() for m in models.split(",") if m.strip()] if models else None
     given = {key.removeprefix("boxes_"): path for key, path in boxes_given.items()}  # --boxes-DATASET FILE
     boxes = default_boxes(which, data, given, out, write=not dry_run)
     made = frozenset(b for b in boxes.values() if b is not None and data == "sample")
-    variant = name is not None or checkpoint is not None or weights not in (None, "official")
-    plan = make_plan(which, chosen, boxes, variant=variant)
-    base = RunConfig(
-        protocols=[],
-        model="",
-        name=name,
-        checkpoint=None if checkpoint is None else str(checkpoint),
-        weights=weights,
-        trust_checkpoint=trust_checkpoint,
-        data=data,
-        data_root=data_root,
-        ann=ann,
-        out=out / "runs",
-        limit=limit,
-        device=device,
-        precision=precision,
-        workers=workers,
-        image_batch=image_batch,
-        progress=progress_enabled(no_progress),
+    variant = (
+        values.get("name") is not None
+        or values.get("checkpoint") is not None
+        or values.get("weights") not in (None, "official")
     )
+    plan = make_plan(which, chosen, boxes, variant=variant)
+    base = RunConfig.from_options([], "", {**values, "out": out / "runs"})
     missing = preflight(plan, base, made)
     if dry_run:
         for i, r in enumerate(plan.runs, 1):
@@ -399,7 +161,7 @@ def reproduce_cmd(
             click.echo(f"skipped: {s}")
         for m in missing:
             click.echo(f"missing: {m}")
-        device_name = next((d for d in available_devices() if d.startswith(device)), device)
+        device_name = next((d for d in available_devices() if d.startswith(base.device)), base.device)
         click.echo(estimate(plan, base, device_name))
         return
     if missing:
@@ -407,7 +169,7 @@ def reproduce_cmd(
             f"{len(missing)} thing(s) missing before any run starts: " + "; ".join(missing),
             hint="`evalsuite doctor` says how to fetch each; `reproduce ... --dry-run` shows the plan",
         )
-    dist_ctx, base.device = init_from_env(device)
+    dist_ctx, base.device = init_from_env(base.device)
     try:
 
         def header(i: int, n: int, r) -> None:

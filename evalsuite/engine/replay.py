@@ -25,6 +25,7 @@ from ..errors import InputError
 from ..metrics.iou import mask_iou
 from ..models import build_model, get_spec
 from ..models.weights import find_checkpoint
+from ..prompts.strategies import PromptSet
 from ..record import RunRecord
 from ..tasks.choice import choose_masks
 from .loop import precision_mode
@@ -142,22 +143,12 @@ def repredict(
                 runner.set_image(current[1])
             image = current[1]
             gt = MaskCache(sample).get(inst)
-            prompt = row["prompt"]
-            boxes = None
+            prompts = PromptSet.from_json([row["prompt"]])  # as logged: a box, points, or both
             if runner.uses_ground_truth:
                 runner.set_targets(gt[None])
-            multimask = mask_choice != "single"
-            if "box" in prompt:
-                boxes = np.asarray([prompt["box"]], dtype=np.float64)
-                pred = runner.predict(boxes=boxes, multimask=multimask)
-            else:
-                pred = runner.predict(
-                    points=np.asarray([prompt["points"]], dtype=np.float64),
-                    point_labels=np.asarray([prompt["labels"]], dtype=np.int64),
-                    multimask=multimask,
-                )
+            pred = runner.predict(**prompts.kwargs(), multimask=mask_choice != "single")
             gt_t = torch.from_numpy(gt[None]).to(pred.device)
-            mask = pred.select(choose_masks(pred, mask_choice, gt=gt_t, boxes=boxes))[0]
+            mask = pred.select(choose_masks(pred, mask_choice, gt=gt_t, boxes=prompts.boxes))[0]
             iou = float(mask_iou(mask[None], gt_t)[0])
             name = reader.categories.get(inst.category_id, {}).get("name", str(inst.category_id))
             out.append(Repredicted(row, name, image, gt, mask.cpu().numpy().astype(bool), iou))

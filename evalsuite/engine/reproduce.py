@@ -26,6 +26,7 @@ from ..models import get_spec
 from ..models.weights import find_checkpoint
 from ..paper import paper_table
 from ..protocols import get_protocol
+from ..run_options import RUN_OPTIONS, command_words
 from .config import RunConfig
 from .loop import RunOutcome, run
 
@@ -57,33 +58,13 @@ class PlannedRun:
         )
 
     def command(self, base: RunConfig) -> str:
-        """The ``evalsuite run`` command that does the same, copyable as is."""
+        """The ``evalsuite run`` command that does the same, copyable as is (its flags as declared in
+        :mod:`evalsuite.run_options`)."""
         cfg = self.config(base)
-        args = ["evalsuite", "run", *cfg.protocols, "--model", self.model]
-        if cfg.name is not None:
-            args += ["--name", cfg.name]
-        if cfg.checkpoint is not None:
-            args += ["--checkpoint", str(cfg.checkpoint)]
-        if cfg.weights not in (None, "official"):
-            args += ["--weights", str(cfg.weights)]
-        if cfg.trust_checkpoint:
-            args += ["--trust-checkpoint"]
-        args += ["--data", cfg.data]
-        if cfg.data_root is not None:
-            args += ["--data-root", str(cfg.data_root)]
-        if cfg.out is not None:
-            args += ["--out", str(cfg.out)]
-        if cfg.boxes is not None:
-            args += ["--boxes", str(cfg.boxes)]
-        for k, v in sorted(cfg.overrides.items()):
-            args += ["--refine", str(v)] if k == "refine" else ["--set", f"{k}={v}"]
-        if cfg.limit is not None:
-            args += ["--limit", str(cfg.limit)]
-        args += ["--device", cfg.device, "--precision", cfg.precision]
-        if cfg.image_batch is not None:
-            args += ["--image-batch", str(cfg.image_batch)]
-        if cfg.workers is not None:
-            args += ["--workers", str(cfg.workers)]
+        values = {o.name: cfg.option(o.name) for o in RUN_OPTIONS}
+        values["model"] = self.model
+        values["weights"] = None if cfg.weights == "official" else cfg.weights
+        args = ["evalsuite", "run", *cfg.protocols, *command_words(values)]
         return " ".join(shlex.quote(a) for a in args)
 
 

@@ -26,6 +26,7 @@ class APMetric(Metric[DetectionLike]):
     """
 
     higher_is_better: ClassVar[dict[str, bool]] = dict.fromkeys((*COCO_METRICS, *LVIS_METRICS), True)
+    task_kinds = frozenset({"ap"})
 
     def __init__(self, family: str, gt: dict, image_ids: list[int], backend: str = "official") -> None:
         self.family = family

@@ -8,14 +8,25 @@ threshold within the cap counts as the cap (NoC) and as a failure (NoF).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
 
-from .base import Metric, MetricResult
+from ..data.values import is_finite_number
+from .base import ItemField, MaskBatch, Metric, MetricResult
+from .iou import iou_with_truth
 from .miou import BUCKETS
+
+#: the NoC metric's per-item field: the IoU of the chosen mask after each click
+IOUS_FIELD = ItemField(
+    "ious",
+    lambda v: isinstance(v, list) and all(is_finite_number(x) and 0.0 <= x <= 1.0 for x in v),
+    "IoU of the chosen mask after click 1, 2, ..., k",
+)
+_NAME = re.compile(r"(NoC|NoF)@\d+|mIoU@\d+")
 
 NOC_THRESHOLDS = (0.85, 0.90)
 NOC_MAX_CLICKS = 20
@@ -100,10 +111,12 @@ class ClickRecord:
     ious: list[float]
     mask_index: int  # of the last round
     score: float  # of the last round
+    #: the other metrics' per-item fields (of the last round), logged after ``ious``
+    extra: Mapping[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         """The logged row (the fields in order; what ``dataclasses.asdict`` gives, without its deep copy)."""
-        return {
+        row = {
             "image_id": self.image_id,
             "ann_id": self.ann_id,
             "category_id": self.category_id,
@@ -111,13 +124,21 @@ class ClickRecord:
             "size": self.size,
             "prompt": self.prompt,
             "ious": self.ious,
-            "mask_index": self.mask_index,
-            "score": self.score,
         }
+        row.update(self.extra)
+        row["mask_index"] = self.mask_index
+        row["score"] = self.score
+        return row
+
+    def value(self, name: str) -> Any:
+        """A metric's per-item field (``ious``, or one of ``extra``)."""
+        return self.ious if name == "ious" else self.extra[name]
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> ClickRecord:
-        return cls(**data)
+    def from_json(cls, data: dict[str, Any], extra: Sequence[ItemField] = ()) -> ClickRecord:
+        names = {f.name for f in extra}
+        base = {k: v for k, v in data.items() if k not in names}
+        return cls(**base, extra={f.name: data[f.name] for f in extra})
 
     @property
     def key(self) -> tuple[int, int]:
@@ -128,10 +149,22 @@ class NocMetric(Metric[ClickRecord]):
     """NoC@85/90 (mean clicks), NoF@85/90 (instances that never got there) and mIoU after each click."""
 
     higher_is_better: ClassVar[dict[str, bool]] = {"NoC": False, "NoF": False, "mIoU": True}
+    task_kinds = frozenset({"noc"})
+    fields = (IOUS_FIELD,)
+    per_round = True
 
     def __init__(self, max_clicks: int = NOC_MAX_CLICKS) -> None:
         self.max_clicks = max_clicks
         super().__init__()
+
+    @classmethod
+    def reports(cls, metric: str) -> bool:
+        return _NAME.fullmatch(metric) is not None
+
+    def measure(self, batch: MaskBatch) -> dict[str, list[Any]]:
+        """The IoU after this round (the task collects one per click into ``ious``)."""
+        gt = batch.gt if batch.on_host else batch.gt_on(batch.pred.device)
+        return {"ious": iou_with_truth(batch.pred, gt)}
 
     def evaluate(self) -> MetricResult:
         records = sorted(self._records, key=lambda r: r.key)

@@ -41,6 +41,7 @@ from typing import Any
 from ..errors import EvalsuiteError, InputError
 from ..identity import select_cells
 from ..record import RunRecord
+from ..run_options import record_flags
 
 
 class GateFailure(EvalsuiteError):
@@ -291,10 +292,6 @@ def _toml_value(v: Any) -> str:
     return repr(float(v))
 
 
-def _fmt_option(v: Any) -> str:
-    return str(v).lower() if isinstance(v, bool) else str(v)
-
-
 def _shell(word: str) -> str:
     import shlex
 
@@ -302,34 +299,10 @@ def _shell(word: str) -> str:
 
 
 def _command_flags(r: RunRecord) -> tuple[str, ...]:
-    """The ``evalsuite run`` flags (beyond the protocols) that made a record, from what it says; each
-    flag with its value as one shell word group."""
-    flags: list[tuple[str, str]] = [("--model", r.model.name)]
-    if r.name != r.model.name:
-        flags.append(("--name", r.name))
-    if r.dataset.name.startswith("sample-"):
-        flags.append(("--data", "sample"))
-    elif r.dataset.annotation_file:
-        flags.append(("--ann", r.dataset.annotation_file))
-    if r.dataset.limit is not None:
-        flags.append(("--limit", str(r.dataset.limit)))
-    if r.model.random_weights:
-        flags.append(("--weights", r.model.weights))
-    elif r.model.weights == "file" and r.model.checkpoint:
-        flags.append(("--checkpoint", r.model.checkpoint))
-    if r.boxes is not None:
-        flags.append(("--boxes", r.boxes.file or "FILE"))
-    for key, value in sorted(r.protocol.overrides.items()):
-        flags.append(("--set", f"{key}={_fmt_option(value)}"))
-    if r.seed != 0:
-        flags.append(("--seed", str(r.seed)))
-    if r.model.precision != "fp32":
-        flags.append(("--precision", r.model.precision))
-    if r.scoring is not None and r.scoring.backend != "official":
-        flags.append(("--ap-backend", r.scoring.backend))
-    if r.path is not None and len(r.path.parents) >= 3:
-        flags.append(("--out", str(r.path.parents[2])))  # OUT/NAME/PROTOCOL/record.json
-    return tuple(f"{flag} {_shell(value)}" for flag, value in flags)
+    """The ``evalsuite run`` flags (beyond the protocols) that made a record, from what it says (as each
+    run option declares: :func:`evalsuite.run_options.record_flags`); each flag with its value as one
+    shell word group."""
+    return tuple(f"{flag} {_shell(value)}" for flag, value in record_flags(r))
 
 
 def _wrap(

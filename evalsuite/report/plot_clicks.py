@@ -21,7 +21,7 @@ from matplotlib.lines import Line2D
 
 from ..errors import InputError
 from ..identity import group_title
-from ..protocols import load_protocols
+from ..protocols import click_count, count_option, load_protocols
 from ..record import RunRecord
 from .plot_base import (
     LABEL,
@@ -64,12 +64,13 @@ def _line_options(r: RunRecord) -> str:
     """Options (other than the click count) that differ from the shipped protocol, for labels."""
     shipped = load_protocols().get(r.protocol.name)
     base = shipped.options if shipped else {}
-    diff = {k: v for k, v in r.protocol.options.items() if k != "clicks" and base.get(k) != v}
+    count = count_option(r.protocol.task, r.protocol.options)
+    diff = {k: v for k, v in r.protocol.options.items() if k != count and base.get(k) != v}
     return ", ".join(f"{k}={v}" for k, v in sorted(diff.items()))
 
 
 def _is_clicks(r: RunRecord) -> bool:
-    return r.protocol.task == "miou" and r.protocol.options.get("prompt") == "clicks"
+    return r.protocol.task == "miou" and click_count(r.protocol.task, r.protocol.options) is not None
 
 
 def _curves(records: Sequence[RunRecord], family: str) -> list[Curve]:
@@ -82,7 +83,7 @@ def _curves(records: Sequence[RunRecord], family: str) -> list[Curve]:
         label = run_label(r) + (f" ({opts})" if opts else "")
         if _is_clicks(r) and (y := r.metric("mIoU")) is not None:
             curve = curves.setdefault((r.name, "clicks", opts), Curve(r, "clicks", label))
-            curve.points.append((int(r.protocol.options["clicks"]), y))
+            curve.points.append((click_count(r.protocol.task, r.protocol.options) or 0, y))
         elif r.protocol.task == "noc":
             pts = [(k, v) for k in range(1, 101) if (v := r.metric(f"mIoU@{k}")) is not None]
             curves[(r.name, "noc", opts)] = Curve(r, "noc", label, pts)

@@ -205,6 +205,7 @@ class APTask(Task):
 
     log_name = "detections.jsonl"
     record_type = DetectionRecord
+    primary_metric = APMetric
 
     def __init__(self, protocol: Protocol, ctx: TaskContext) -> None:
         super().__init__(protocol, ctx)
@@ -255,7 +256,7 @@ class APTask(Task):
     def initial_skips(self) -> Counter:
         return Counter(self.detections.skipped)
 
-    def new_metric(self) -> APMetric:
+    def own_metric(self) -> APMetric:
         return APMetric(
             family=self.protocol.dataset,
             gt=self.ctx.reader.evaluator_gt(),

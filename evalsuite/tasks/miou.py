@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from ..data.types import Sample
 from ..metrics.miou import InstanceRecord, MIoUMetric
 from ..prompts.strategies import PromptInput
-from .prompted import PromptedTask, Round, chosen_iou, instance_fields
+from .prompted import PromptedTask, Round, chosen_scores, instance_fields
 
 
 class MIoUTask(PromptedTask):
@@ -15,13 +15,16 @@ class MIoUTask(PromptedTask):
 
     log_name = "instances.jsonl"
     record_type = InstanceRecord
+    primary_metric = MIoUMetric
 
-    def new_metric(self) -> MIoUMetric:
-        return MIoUMetric()
+    def own_metric(self) -> MIoUMetric:
+        return MIoUMetric(size_buckets=self.options.get("size_buckets", "coco"))
 
     def records(self, sample: Sample, inp: PromptInput, rounds: Iterator[Round]) -> list[InstanceRecord]:
         *_, last = rounds  # the last round's answer is scored (earlier rounds only place clicks)
-        idx, iou, score = chosen_iou(last, inp.masks)
+        idx, score = chosen_scores(last)
+        values = self.measure(last, inp.masks, [_IOU, *self.measurers])
+        iou = values.pop("iou")
         prompts = last.prompts.to_json()
         return [
             InstanceRecord(
@@ -30,6 +33,11 @@ class MIoUTask(PromptedTask):
                 prompt=prompts[i],
                 mask_index=int(idx[i]),
                 score=score[i],
+                extra={k: v[i] for k, v in values.items()},
             )
             for i, inst in enumerate(inp.instances)
         ]
+
+
+#: measures each chosen mask's IoU (the records' own field); it accumulates nothing
+_IOU = MIoUMetric()

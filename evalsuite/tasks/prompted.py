@@ -1,9 +1,11 @@
 """Tasks that prompt every ground-truth instance (mIoU, NoC): instance selection, batches, rounds.
 
 Per image: select instances (crowd / empty-mask filtering, with counts), take them in batches of
-``prompt_batch``, and run the protocol's prompt strategy round by round: the model is prompted,
-one output per instance is chosen by the protocol's ``mask_choice``, and an iterative strategy
-(the SAM clicker) places its next clicks from that choice.
+``prompt_batch``, and run the protocol's prompt rule round by round: the model is prompted, one
+output per instance is chosen by the protocol's ``mask_choice``, and an adaptive rule (the SAM
+clicker) places its next clicks from that choice. The metrics measure the chosen masks against the
+ground truth where the masks are (:meth:`evalsuite.metrics.Metric.measure`); the task writes what they
+measured into each instance's record.
 """
 
 from __future__ import annotations
@@ -11,18 +13,19 @@ from __future__ import annotations
 import math
 from abc import abstractmethod
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
 import torch
 
-from ..data.gt import SKIP_BAD_ANNOTATION, GroundTruth, MaskCache, select_instances
-from ..data.masks import coordinate_bounds
+from ..data.gt import SKIP_BAD_ANNOTATION, SKIP_CROWD, SKIP_EMPTY, GroundTruth, MaskCache, select_instances
 from ..data.types import Instance, Sample
 from ..errors import InputError
+from ..metrics.base import MaskBatch, Metric
+from ..metrics.miou import size_bucket
 from ..models.base import Prediction, Runner
-from ..prompts.strategies import PromptInput, PromptSet, PromptStrategy, strategy_for
+from ..prompts.strategies import KIND_BOX, PromptInput, PromptSet, PromptStrategy, strategy_for
 from ..protocols import Protocol
 from .base import Task, TaskContext
 from .choice import choose_masks
@@ -56,13 +59,24 @@ class PromptedTask(Task):
     def __init__(self, protocol: Protocol, ctx: TaskContext) -> None:
         super().__init__(protocol, ctx)
         self.strategy: PromptStrategy = strategy_for(protocol.options)
-        if self.options["mask_choice"] == "box_iou" and self.options["prompt"] != "box":
+        if self.options["mask_choice"] == "box_iou" and KIND_BOX not in self.strategy.kinds:
             raise InputError(f"{protocol.name}: mask_choice=box_iou needs box prompts")
+        self.score_empty = self.options.get("empty_mask", "skip") == "zero"
+        if self.score_empty and not self.strategy.prompts_empty_masks():
+            raise InputError(
+                f"{protocol.name}: empty_mask=zero scores empty ground-truth masks, which the prompt rule "
+                f"{self.strategy.name!r} with these options cannot prompt",
+                hint="use box_source=ann or click_rule=sam (EfficientViT-SAM's), or empty_mask=skip",
+            )
+        #: the listed metrics other than the task's own, measuring the chosen masks
+        self.measurers: list[Metric] = self.measuring_metrics()
 
     def run_image(self, runner: Runner, cache: MaskCache) -> tuple[list, Counter]:
-        gt = select_instances(cache, self.options["include_crowd"], skip_bad=self.ctx.skip_bad)
-        if self.options.get("prompt") == "box" and self.options.get("box_source") == "ann":
-            gt = self._usable_ann_boxes(cache.sample, gt)
+        if self.score_empty:
+            gt = _with_empty_masks(cache, self.options["include_crowd"], self.ctx.skip_bad)
+        else:
+            gt = select_instances(cache, self.options["include_crowd"], skip_bad=self.ctx.skip_bad)
+        gt = self._promptable(cache.sample, gt)
         records: list = []
         stats = Counter(gt.skipped)
         s = cache.sample
@@ -80,22 +94,16 @@ class PromptedTask(Task):
             stats[NON_FINITE_MODEL_SCORE] += non_finite
         return records, stats
 
-    def _usable_ann_boxes(self, sample: Sample, gt: GroundTruth) -> GroundTruth:
-        """With ``box_source=ann`` the annotation's bbox is the prompt: it must have a positive size and
-        lie within [-W, 2W] × [-H, 2H] of the image (a box at 3e8 is no prompt any model was trained
-        on). Refused with one line, or skipped and counted (``bad_annotation``) with ``--skip-bad``."""
-        x0, x1, y0, y1 = coordinate_bounds(sample.height, sample.width)
+    def _promptable(self, sample: Sample, gt: GroundTruth) -> GroundTruth:
+        """The instances the prompt rule can prompt: one it cannot (an annotation box at 3e8 with
+        ``box_source=ann``) is refused with one line, or skipped and counted (``bad_annotation``) with
+        ``--skip-bad``."""
+        problems = self.strategy.problems(gt.instances, sample.height, sample.width)
+        if not any(problems):
+            return gt
         keep = []
-        for k, inst in enumerate(gt.instances):
-            x, y, w, h = inst.bbox
-            if not (w > 0 and h > 0):
-                problem = "has a non-positive size, so box_source=ann cannot prompt with it"
-            elif not (x0 <= x and x + w <= x1 and y0 <= y and y + h <= y1):
-                problem = (
-                    f"reaches far outside the {sample.width}x{sample.height} (WxH) image "
-                    f"(a prompt box must lie within [{x0:g}, {x1:g}] x [{y0:g}, {y1:g}])"
-                )
-            else:
+        for k, (inst, problem) in enumerate(zip(gt.instances, problems, strict=True)):
+            if problem is None:
                 keep.append(k)
                 continue
             if not self.ctx.skip_bad:
@@ -107,8 +115,6 @@ class PromptedTask(Task):
                     "or pass --skip-bad to skip such annotations (counted)",
                 )
             gt.skipped[SKIP_BAD_ANNOTATION] += 1
-        if len(keep) == len(gt.instances):
-            return gt
         return GroundTruth([gt.instances[k] for k in keep], gt.masks[keep], gt.skipped)
 
     def rounds(self, runner: Runner, inp: PromptInput, stats: Counter) -> Iterator[Round]:
@@ -128,15 +134,48 @@ class PromptedTask(Task):
             last = Round(prompts, pred, index)
             yield last
 
+    def measure(self, rnd: Round, masks: np.ndarray, metrics: Sequence[Metric]) -> dict[str, list[Any]]:
+        """What ``metrics`` measure of a round's chosen masks against the ground truth (field → values)."""
+        batch = MaskBatch(rnd.chosen, masks)
+        out: dict[str, list[Any]] = {}
+        for m in metrics:
+            out.update(m.measure(batch))
+        return out
+
     @abstractmethod
     def records(self, sample: Sample, inp: PromptInput, rounds: Iterator[Round]) -> list[Any]:
         """The per-instance records of one batch, from its rounds (consume them all)."""
 
 
+def _with_empty_masks(cache: MaskCache, include_crowd: bool, skip_bad: bool) -> GroundTruth:
+    """``empty_mask=zero`` (EfficientViT-SAM's rule): every annotation of area >= 1 is scored, an empty
+    decoded mask included; annotations of area < 1 are not scored (counted as ``empty_mask``)."""
+    kept: list[Instance] = []
+    masks: list[np.ndarray] = []
+    skipped: Counter = Counter()
+    for inst in cache.sample.instances:
+        if inst.iscrowd and not include_crowd:
+            skipped[SKIP_CROWD] += 1
+            continue
+        if not inst.area >= 1:
+            skipped[SKIP_EMPTY] += 1
+            continue
+        try:
+            mask = cache.get(inst)
+        except InputError:
+            if not skip_bad:
+                raise
+            skipped[SKIP_BAD_ANNOTATION] += 1
+            continue
+        kept.append(inst)
+        masks.append(mask)
+    h, w = cache.sample.height, cache.sample.width
+    stack = np.stack(masks) if masks else np.zeros((0, h, w), dtype=bool)
+    return GroundTruth(kept, stack, skipped)
+
+
 def instance_fields(sample: Sample, inst: Instance) -> dict[str, Any]:
     """The identity part every per-instance record shares."""
-    from ..metrics.miou import size_bucket
-
     return {
         "image_id": sample.image_id,
         "ann_id": inst.ann_id,
@@ -146,15 +185,9 @@ def instance_fields(sample: Sample, inst: Instance) -> dict[str, Any]:
     }
 
 
-def chosen_iou(rnd: Round, masks: np.ndarray) -> tuple[list[int], list[float], list[float | None]]:
-    """Chosen output, its IoU with the ground truth and its predicted score, per instance (host lists).
-
-    The IoU is computed where the masks are (:func:`evalsuite.metrics.iou.iou_with_truth`). A NaN or
-    infinite predicted score becomes None (JSON has no NaN; the task counts them).
-    """
-    from ..metrics.iou import iou_with_truth
-
-    iou = iou_with_truth(rnd.chosen, masks)
+def chosen_scores(rnd: Round) -> tuple[list[int], list[float | None]]:
+    """Chosen output and its predicted score, per instance (host lists). A NaN or infinite predicted score
+    becomes None (JSON has no NaN; the task counts them)."""
     index = rnd.index.tolist()
     scores_all = rnd.pred.iou_predictions
     if scores_all.device.type == "cpu":
@@ -163,5 +196,4 @@ def chosen_iou(rnd: Round, masks: np.ndarray) -> tuple[list[int], list[float], l
     else:
         rows = torch.arange(len(rnd.index), device=rnd.index.device)
         score = scores_all[rows, rnd.index].tolist()
-    scores = [v if math.isfinite(v) else None for v in score]
-    return index, iou, scores  # one device sync each
+    return index, [v if math.isfinite(v) else None for v in score]  # one device sync each
