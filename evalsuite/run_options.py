@@ -155,7 +155,8 @@ RUN_OPTIONS: tuple[RunOption, ...] = (
     RunOption(
         "name",
         "Run name (rows, folders). Default: the model, +ck<sha> for another checkpoint, "
-        "+random<seed>, +key=value for changed options.",
+        "+random<seed>, +key=value for changed options, +limit<N>, +seed<N>, @<dataset> for another "
+        "annotation file.",
         flag="--name",
         commands=ALL_COMMANDS,
         from_record=_record_name,

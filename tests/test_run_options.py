@@ -24,14 +24,20 @@ BEFORE = {
     "--name": (
         None,
         "Run name (rows, folders). Default: the model, +ck<sha> for another checkpoint, +random<seed>, "
-        "+key=value for changed options.",
+        "+key=value for changed options, +limit<N>, +seed<N>, @<dataset> for another annotation file.",
     ),
-    "--data": ("real", "Real COCO/LVIS, or the small sample bundled with evalsuite."),
+    # the three data flags were reworded when datasets became a registry (issue 21): same flags and defaults
+    "--data": ("real", "The real dataset, or the small sample bundled with evalsuite (COCO and LVIS)."),
     "--data-root": (
         None,
-        "Folder with annotations/ and the image folders (default: $EVALSUITE_DATA or ./datasets/coco).",
+        "Folder the dataset's layout is under (default: $EVALSUITE_DATA, else its own default, e.g. "
+        "./datasets/coco; `evalsuite ls datasets`).",
     ),
-    "--ann": (None, "Annotation file (overrides the default)."),
+    "--ann": (
+        None,
+        "Annotation file (or folder, for per-image formats) instead of the dataset's own: a custom file, "
+        "named by its content in the records.",
+    ),
     "--checkpoint": (
         None,
         "Checkpoint file (default: the official file in the cache, see `evalsuite download weights`).",

@@ -54,6 +54,7 @@ dataset_file_option = click.option(
     "docs/datasets.md).",
 )
 
+
 def _click_type(o: ro.RunOption) -> Any:
     if o.choices is not None:
         return click.Choice(list(o.choices))

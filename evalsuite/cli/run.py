@@ -14,7 +14,7 @@ from typing import Any
 import click
 
 from .. import run_options as ro
-from .options import run_option_flags, run_option_values
+from .options import dataset_file_option, run_option_flags, run_option_values
 
 
 def _ap_backend(ap_backend: str | None, evaluator: str | None) -> str:
@@ -65,6 +65,7 @@ def _echo_summary(outcomes, fmt: str) -> None:
 @click.command("run")
 @click.argument("protocols", nargs=-1, required=True)
 @run_option_flags(ro.RUN)
+@dataset_file_option
 @_evaluator_option
 @_format_option
 def run_cmd(protocols, fmt, evaluator, **params) -> None:
@@ -86,6 +87,7 @@ def run_cmd(protocols, fmt, evaluator, **params) -> None:
     "EfficientSAM's Table 4, COCO; `evalsuite ls datasets`).",
 )
 @run_option_flags(ro.NOC)
+@dataset_file_option
 @_format_option
 def noc_cmd(dataset, fmt, **params) -> None:
     """NoC@85/90 with SAM's clicker: the same as `evalsuite run DATASET-noc20` (records saved under OUT)."""
@@ -114,6 +116,7 @@ def noc_cmd(dataset, fmt, **params) -> None:
     "--boxes-lvis", type=click.Path(path_type=Path), default=None, help="Detections for lvis-vitdet."
 )
 @run_option_flags(ro.REPRODUCE)
+@dataset_file_option
 @click.option(
     "--dry-run", is_flag=True, help="Print the plan, what is missing and an estimated time; run nothing."
 )

@@ -122,7 +122,7 @@ class BoundaryIoUMetric(MeanOverInstances):
         ),
     }
 
-    def __init__(self, size_buckets: str = "coco", dilation_ratio: float = DILATION_RATIO) -> None:
+    def __init__(self, size_buckets: str = "half-open", dilation_ratio: float = DILATION_RATIO) -> None:
         self.dilation_ratio = float(dilation_ratio)
         super().__init__(size_buckets)
 

@@ -28,10 +28,10 @@ MEDIUM_MAX = 96**2
 BUCKETS = ("S", "M", "L")
 #: how instances are put in size buckets by their annotation's area
 SIZE_BUCKETS = OptionSpec(
-    choices=("coco", "inclusive"),
+    choices=("half-open", "inclusive"),
     required=False,
-    default="coco",
-    help="coco: S < 32², 32² <= M < 96², L >= 96² (COCO's, non-overlapping); inclusive: S <= 32², "
+    default="half-open",
+    help="half-open: S < 32², 32² <= M < 96², L >= 96² (COCO's, non-overlapping); inclusive: S <= 32², "
     "32² <= M <= 96², L >= 96² (EfficientViT-SAM's sam_eval_utils.get_iou_metric: areas of exactly 32² "
     "and 96² count in two buckets)",
 )
@@ -44,9 +44,10 @@ def size_bucket(area: float) -> str:
     return "M" if area < MEDIUM_MAX else "L"
 
 
-def size_buckets_of(area: float, rule: str = "coco") -> tuple[str, ...]:
-    """The buckets an instance of this area counts in: one (``coco``), or two at an edge (``inclusive``)."""
-    if rule == "coco":
+def size_buckets_of(area: float, rule: str = "half-open") -> tuple[str, ...]:
+    """The buckets an instance of this area counts in: one (``half-open``: COCO's), or two at an edge
+    (``inclusive``)."""
+    if rule == "half-open":
         return (size_bucket(area),)
     if rule != "inclusive":
         raise ValueError(f"unknown size_buckets {rule!r}")
@@ -153,7 +154,10 @@ def _mean_pct(values: list[float]) -> float | None:
 
 
 def summarize_miou(
-    records: Iterable[InstanceRecord], field: str = "iou", prefix: str = "mIoU", size_buckets: str = "coco"
+    records: Iterable[InstanceRecord],
+    field: str = "iou",
+    prefix: str = "mIoU",
+    size_buckets: str = "half-open",
 ) -> dict[str, float | int | None]:
     """mIoU (percent) over all instances and per size bucket, with counts (of one per-item ``field``,
     reported as ``prefix``, ``prefix_S``...; buckets by ``size_buckets``, see :data:`SIZE_BUCKETS`).
@@ -165,7 +169,7 @@ def summarize_miou(
     for r in records:
         v = r.value(field)
         everything.append(v)
-        for b in size_buckets_of(r.area, size_buckets) if size_buckets != "coco" else (r.size,):
+        for b in size_buckets_of(r.area, size_buckets) if size_buckets != "half-open" else (r.size,):
             by_bucket[b].append(v)
     out: dict[str, float | int | None] = {prefix: _mean_pct(everything)}
     for b in BUCKETS:
@@ -198,7 +202,7 @@ class MeanOverInstances(Metric[InstanceRecord]):
     options: ClassVar[dict[str, OptionSpec]] = {"size_buckets": SIZE_BUCKETS}
     task_kinds = frozenset({"miou"})
 
-    def __init__(self, size_buckets: str = "coco") -> None:
+    def __init__(self, size_buckets: str = "half-open") -> None:
         self.size_buckets = size_buckets
         super().__init__()
 

@@ -18,7 +18,7 @@ class MIoUTask(PromptedTask):
     primary_metric = MIoUMetric
 
     def own_metric(self) -> MIoUMetric:
-        return MIoUMetric(size_buckets=self.options.get("size_buckets", "coco"))
+        return MIoUMetric(size_buckets=self.options.get("size_buckets", "half-open"))
 
     def records(self, sample: Sample, inp: PromptInput, rounds: Iterator[Round]) -> list[InstanceRecord]:
         *_, last = rounds  # the last round's answer is scored (earlier rounds only place clicks)
