@@ -90,7 +90,7 @@ def test_random_weights_need_no_file(tmp_path, monkeypatch):
     assert record["model"]["weights"] == "random:1" and record["paper"] == {}
 
 
-# -- the other extension points: a dataset, a metric and a prompt rule (with an option), from outside ----------
+# -- the other extension points: a dataset, a metric and a prompt rule (with an option), from outside --------
 extensions = pytest.importorskip("evalsuite_colour_plugin.extensions")
 
 
