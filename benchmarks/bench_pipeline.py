@@ -15,10 +15,10 @@ Per model and precision, in one process, on the same synthetic COCO-like images 
     the host as numpy as that predictor returns them, argmax predicted IoU, IoU with the ground
     truth in numpy;
 (c) the image encoder alone on a preprocessed batch;
-(d) the suite without a network (``box-fill``), decoding in ``--overhead-workers`` decode workers:
-    the milliseconds per image the main process adds on top of any model, read from the run
-    records' ``timing`` part (data wait + box-fill's "decoder" + host); ``--overhead-profile`` adds a
-    cProfile of the main process.
+(d) the suite without a network (``box-fill``), decoding as ``--overhead-workers`` says (default: the
+    suite's own plan): the milliseconds per image the main process adds on top of any model, read from
+    the run records' ``timing`` part (its work: box-fill's "decoder" + host; the data wait apart);
+    ``--overhead-profile`` adds a cProfile of the main process.
 
 Weights: the deterministic ``random:0`` fill (:mod:`evalsuite.models.random_init`, the fill of the
 fidelity goldens). (a) asks for it with ``RunConfig(weights="random:0")``; (b) and (c) build the
