@@ -450,7 +450,7 @@ def test_fastsam_runs_on_the_sample_with_random_weights(name, offline_ultralytic
     argv = ["run", "coco-box", "coco-1click", "--model", name, "--data", "sample", "--limit", "1"]
     assert main([*argv, "--weights", "random", "--out", str(tmp_path), "--no-progress"]) == 0
     for protocol in ("coco-box", "coco-1click"):
-        record = json.loads((tmp_path / f"{name}+random0" / protocol / "record.json").read_text())
+        record = json.loads((tmp_path / f"{name}+random0+limit1" / protocol / "record.json").read_text())
         assert record["model"]["weights"] == "random:0" and record["counts"]["images"] == 1
         assert record["counts"]["instances"] > 0  # random weights may find nothing: IoU 0, still scored
         assert 0.0 <= record["metrics"]["mIoU"] <= 100.0
