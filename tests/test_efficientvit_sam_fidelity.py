@@ -10,11 +10,9 @@ L0 is built, filled and encoded once per module; the other variants are built on
 
 from __future__ import annotations
 
-import importlib
 import json
 import pickle
 import re
-import sys
 from collections import Counter
 from pathlib import Path
 from types import SimpleNamespace
@@ -23,6 +21,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import require_shared
+from sam_golden import load_fidelity
 from torch import nn
 
 from evalsuite.errors import InputError
@@ -59,13 +58,7 @@ PROMPTS = ("box", "point1", "points3", "box_point")
 @pytest.fixture(scope="module")
 def fidelity() -> SimpleNamespace:
     """``fill`` and the README's tolerances, imported from ../shared/fidelity."""
-    root = require_shared("fidelity")
-    for folder in (root, root / "tools"):
-        if str(folder) not in sys.path:
-            sys.path.insert(0, str(folder))
-    fill = importlib.import_module("fill")
-    tolerances = importlib.import_module("compare_golden").TOLERANCES
-    return SimpleNamespace(root=root, fill=fill, tol=tolerances)
+    return load_fidelity(require_shared("fidelity"))
 
 
 def _manifest(fidelity: SimpleNamespace, name: str) -> dict:

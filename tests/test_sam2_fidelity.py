@@ -14,7 +14,6 @@ import ast
 import hashlib
 import json
 import pickle
-import sys
 import types
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +22,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import require_shared
+from sam2_golden import GROUPS, PROMPT_NAMES, check, group_keys, load_fidelity, produced, prompt_kwargs
 
 from evalsuite.errors import InputError
 from evalsuite.models.nn import hiera, sam2_heads
@@ -49,7 +49,6 @@ SPECS = {
     "sam2.1-hiera-l": SAM2_1_HIERA_L,
 }
 VARIANT = {"sam2.1-hiera-t": "t", "sam2.1-hiera-s": "s", "sam2.1-hiera-b+": "b+", "sam2.1-hiera-l": "l"}
-PROMPT_NAMES = ("box", "point1", "points3", "box_point")
 SRC = Path(__file__).resolve().parent.parent / "evalsuite" / "models"
 # the official batched decoder path differs from one call per prompt by <= 1.2e-5 logits, 1.5e-7 IoU,
 # 3 mask pixels (NEW_MODELS.md §2); the limits below leave a small margin
@@ -64,15 +63,7 @@ def _variants(slow: tuple[str, ...]) -> list:
 
 @pytest.fixture(scope="module")
 def fidelity() -> types.SimpleNamespace:
-    """../shared/fidelity with its ``fill`` and ``compare_golden`` modules imported from there."""
-    root = require_shared("fidelity")
-    for sub in (root, root / "tools"):
-        if str(sub) not in sys.path:
-            sys.path.insert(0, str(sub))
-    import compare_golden
-    import fill
-
-    return types.SimpleNamespace(root=root, fill=fill, tolerances=compare_golden.TOLERANCES)
+    return load_fidelity(require_shared("fidelity"))
 
 
 def _manifest(fidelity: types.SimpleNamespace, name: str) -> dict:
@@ -105,114 +96,10 @@ def case(request: pytest.FixtureRequest, fidelity: types.SimpleNamespace) -> Cas
     return Case(name, runner, golden, _manifest(fidelity, name), image, fidelity.fill)
 
 
-# ---------------------------------------------------------------------------------------------------------
-# helpers: produce arrays named like the golden file, compare them with the README tolerances
-# ---------------------------------------------------------------------------------------------------------
-def _stats(prefix: str, arr: np.ndarray, fill: types.ModuleType) -> dict[str, np.ndarray]:
-    idx, sample = fill.strided_sample(arr)
-    a64 = arr.astype(np.float64)
-    return {
-        f"{prefix}__shape": np.array(arr.shape),
-        f"{prefix}__mean": np.array(a64.mean()),
-        f"{prefix}__std": np.array(a64.std()),
-        f"{prefix}__min": np.array(arr.min()),
-        f"{prefix}__max": np.array(arr.max()),
-        f"{prefix}__sample_idx": idx,
-        f"{prefix}__sample": sample,
-    }
-
-
-def _prompt_kwargs(fill: types.ModuleType, name: str) -> dict:
-    """One golden prompt as a caller passes it: N = 1, no padding."""
-    p = fill.PROMPTS[name]
-    kw: dict = {}
-    if p["box"] is not None:
-        kw["boxes"] = np.array([p["box"]])
-    if p["points"] is not None:
-        kw["points"], kw["point_labels"] = np.array([p["points"]]), np.array([p["labels"]])
-    return kw
-
-
-def _prompt_outputs(case: Case, name: str, mm: int) -> dict[str, np.ndarray]:
-    """The golden arrays of prompt ``name`` with multimask=mm, through the runner's public predict().
-
-    As the goldens were made: ``return_logits=True`` gives the full-resolution logits, and the masks
-    are ``logits > 0`` (the lazy masks of a plain predict() are checked against that separately).
-    """
-    fill, k = case.fill, f"{name}__mm{mm}"
-    pred = case.runner.predict(multimask=bool(mm), return_logits=True, **_prompt_kwargs(fill, name))
-    full = pred.masks[0].numpy()
-    idx, sample = fill.strided_sample(full)
-    return {
-        f"{k}__low_res_logits": pred.low_res_logits[0].numpy(),
-        f"{k}__iou": pred.iou_predictions[0].numpy(),
-        f"{k}__masks_shape": np.array(full.shape),
-        f"{k}__masks_packed": fill.pack_mask(full > 0),
-        f"{k}__mask_logits_sample_idx": idx,
-        f"{k}__mask_logits_sample": sample,
-    }
-
-
 def _produced(case: Case) -> dict[str, np.ndarray]:
-    """Every non-meta golden array through the runner's public path (one predict() per prompt and mm)."""
-    if "produced" in case.cache:
-        return case.cache["produced"]
-    fill, r = case.fill, case.runner
-    out: dict[str, np.ndarray] = {
-        "input_size": np.array([hiera.IMG_SIZE, hiera.IMG_SIZE]),
-        "original_size": np.array(case.image.shape[:2]),
-    }
-    out.update(_stats("encoder_input", r.encoder_input(case.image).numpy(), fill))
-    feats = r.features
-    emb = feats.embedding.numpy()
-    out.update(_stats("embedding", emb, fill))
-    out["embedding__channel_mean"] = emb[0].mean(axis=(1, 2))
-    out["embedding__spatial_mean"] = emb[0].mean(axis=0)
-    out.update(_stats("high_res_s0_embedding", feats.high_res_s0.numpy(), fill))
-    out.update(_stats("high_res_s1_embedding", feats.high_res_s1.numpy(), fill))
-    for name in PROMPT_NAMES:
-        for mm in (1, 0):
-            out.update(_prompt_outputs(case, name, mm))
-    case.cache["produced"] = out
-    return out
-
-
-def _tolerance(key: str, tolerances: dict[str, float]) -> float | None:
-    for suffix, tol in tolerances.items():
-        if key.endswith(suffix):
-            return tol
-    # summary statistics share the limit of their sample (compare_golden.py leaves them unchecked);
-    # the high-res maps' names end in "embedding__...", so they get the embedding limit, as there
-    for prefix, limit in (("encoder_input", "encoder_input__sample"), ("embedding", "embedding__sample")):
-        if key.startswith(prefix + "__") or (prefix == "embedding" and "_embedding__" in key):
-            return tolerances[limit]
-    return None
-
-
-def _check(
-    golden: dict, produced: dict, keys: list[str], fidelity: types.SimpleNamespace
-) -> dict[str, float]:
-    """Max |Δ| (or flipped-pixel fraction) per key; asserts each is within its tolerance."""
-    errors, failures = {}, []
-    unpack = fidelity.fill.unpack_mask
-    for k in keys:
-        g, p = golden[k], produced[k]
-        if k.endswith("masks_packed"):
-            shape = golden[k.replace("masks_packed", "masks_shape")]
-            err = float((unpack(g, shape) != unpack(p, shape)).mean())
-        elif g.dtype.kind == "f":
-            assert g.shape == p.shape, k
-            err = float(np.abs(g.astype(np.float64) - p.astype(np.float64)).max()) if g.size else 0.0
-        else:
-            assert np.array_equal(g, p), f"{k}: {p} != {g}"
-            continue
-        tol = _tolerance(k, fidelity.tolerances)
-        assert tol is not None, f"no tolerance for {k}"
-        errors[k] = err
-        if err > tol:
-            failures.append(f"{k}: {err:.3e} > {tol:.0e}")
-    assert not failures, "\n".join(failures)
-    return errors
+    if "produced" not in case.cache:
+        case.cache["produced"] = produced(case.runner, case.image, case.fill, hiera.IMG_SIZE)
+    return case.cache["produced"]
 
 
 def _official_state_dict(manifest: dict, fill: types.ModuleType | None) -> dict[str, torch.Tensor]:
@@ -420,39 +307,23 @@ def test_synthetic_image_is_the_golden_one(case: Case) -> None:
 # ---------------------------------------------------------------------------------------------------------
 # 2. numerics: every golden array
 # ---------------------------------------------------------------------------------------------------------
-GROUPS = (
-    "sizes",
-    "encoder_input",
-    "embedding",
-    "high_res_s0_embedding",
-    "high_res_s1_embedding",
-    *PROMPT_NAMES,
-)
-
-
-def _group_keys(golden: dict, group: str) -> list[str]:
-    if group == "sizes":
-        return ["input_size", "original_size"]
-    return sorted(k for k in golden if k.startswith(group + "__"))
-
-
 @pytest.mark.parametrize("group", GROUPS)
 def test_golden_outputs(case: Case, fidelity: types.SimpleNamespace, group: str) -> None:
-    keys = _group_keys(case.golden, group)
+    keys = group_keys(case.golden, group)
     assert keys
-    _check(case.golden, _produced(case), keys, fidelity)
+    check(case.golden, _produced(case), keys, fidelity)
 
 
 def test_every_golden_array_is_checked(case: Case) -> None:
     golden = {k for k in case.golden if not k.startswith("meta__")}
-    grouped = {k for g in GROUPS for k in _group_keys(case.golden, g)}
+    grouped = {k for g in GROUPS for k in group_keys(case.golden, g)}
     assert grouped == golden
     assert set(_produced(case)) == golden
 
 
 def test_lazy_masks_equal_thresholded_full_logits(case: Case) -> None:
     """predict() without return_logits: same IoUs and low-res logits, masks = full-res logits > 0."""
-    kw = _prompt_kwargs(case.fill, "points3")
+    kw = prompt_kwargs(case.fill, "points3")
     lazy = case.runner.predict(**kw)
     full = case.runner.predict(return_logits=True, **kw)
     assert torch.equal(lazy.low_res_logits, full.low_res_logits)
@@ -467,7 +338,7 @@ def test_decoder_internals_match_the_recorded_ones(case: Case) -> None:
     record = json.loads(str(case.golden["meta__decoder_json"]))
     r, fill = case.runner, case.fill
     for name in PROMPT_NAMES:
-        xy, labels = r._prompt_points(**_prompt_kwargs(fill, name))
+        xy, labels = r._prompt_points(**prompt_kwargs(fill, name))
         with torch.inference_mode():
             coords = r.model.scale_points(xy, case.image.shape[:2])
             logits, iou, obj = r.model.decode_all(r.features, coords, labels)
@@ -608,7 +479,7 @@ def test_rows_padded_with_minus_one_are_official_minus_one_points(case: Case) ->
     moved[0, 1:] = [[123.0, 45.0], [600.0, 10.0]]  # coordinates of −1 points do not matter
     singles = [r.predict(points=c[None], point_labels=lb[None]) for c, lb in zip(moved, labels, strict=True)]
     _assert_rows_match(batched, singles)
-    unpadded = r.predict(**_prompt_kwargs(case.fill, "point1"))
+    unpadded = r.predict(**prompt_kwargs(case.fill, "point1"))
     assert (unpadded.low_res_logits[0] - batched.low_res_logits[0]).abs().max().item() > 1e-3
 
     # box + clicks, the shorter row padded: [tl, br, click, −1, pad] and [tl, br, click, click, pad]

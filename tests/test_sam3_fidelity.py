@@ -15,7 +15,6 @@ test_sam3_loading.py (rotation formula, pair layout, official key shapes).
 from __future__ import annotations
 
 import hashlib
-import sys
 import types
 from dataclasses import dataclass, field
 
@@ -23,6 +22,16 @@ import numpy as np
 import pytest
 import torch
 from conftest import require_shared
+from sam2_golden import (
+    GROUPS,
+    check,
+    errors,
+    group_keys,
+    load_fidelity,
+    produced,
+    prompt_kwargs,
+    prompt_outputs,
+)
 
 from evalsuite.errors import InputError
 from evalsuite.models.nn import sam3_vit
@@ -30,24 +39,13 @@ from evalsuite.models.nn.sam3_net import LOW_RES
 from evalsuite.models.sam3 import SAM3, Sam3Runner
 
 pytestmark = pytest.mark.slow
-PROMPT_NAMES = ("box", "point1", "points3", "box_point")
-MAPS = ("encoder_input", "embedding", "high_res_s0_embedding", "high_res_s1_embedding")
-GROUPS = ("sizes", *MAPS, *PROMPT_NAMES)
 # the official batched decoder path differs from one call per prompt by float32 round-off only
 BATCH_LOGITS, BATCH_IOU, BATCH_PIXELS = 2e-5, 3e-7, 5
 
 
 @pytest.fixture(scope="module")
 def fidelity() -> types.SimpleNamespace:
-    """../shared/fidelity with its ``fill`` and ``compare_golden`` modules imported from there."""
-    root = require_shared("fidelity")
-    for sub in (root, root / "tools"):
-        if str(sub) not in sys.path:
-            sys.path.insert(0, str(sub))
-    import compare_golden
-    import fill
-
-    return types.SimpleNamespace(root=root, fill=fill, tolerances=compare_golden.TOLERANCES)
+    return load_fidelity(require_shared("fidelity"))
 
 
 @dataclass
@@ -72,108 +70,10 @@ def case(fidelity: types.SimpleNamespace) -> Case:
     return Case(runner, golden, image, fidelity.fill)
 
 
-# ---------------------------------------------------------------------------------------------------------
-# helpers: arrays named like the golden file, compared with the shared tolerances
-# ---------------------------------------------------------------------------------------------------------
-def _stats(prefix: str, arr: np.ndarray, fill: types.ModuleType) -> dict[str, np.ndarray]:
-    idx, sample = fill.strided_sample(arr)
-    a64 = arr.astype(np.float64)
-    return {
-        f"{prefix}__shape": np.array(arr.shape),
-        f"{prefix}__mean": np.array(a64.mean()),
-        f"{prefix}__std": np.array(a64.std()),
-        f"{prefix}__min": np.array(arr.min()),
-        f"{prefix}__max": np.array(arr.max()),
-        f"{prefix}__sample_idx": idx,
-        f"{prefix}__sample": sample,
-    }
-
-
-def _prompt_kwargs(fill: types.ModuleType, name: str) -> dict:
-    p = fill.PROMPTS[name]
-    kw: dict = {}
-    if p["box"] is not None:
-        kw["boxes"] = np.array([p["box"]])
-    if p["points"] is not None:
-        kw["points"], kw["point_labels"] = np.array([p["points"]]), np.array([p["labels"]])
-    return kw
-
-
-def _prompt_outputs(case: Case, name: str, mm: int) -> dict[str, np.ndarray]:
-    """As the golden was made: ``return_logits=True`` for the full-resolution logits, masks = logits > 0."""
-    fill, k = case.fill, f"{name}__mm{mm}"
-    pred = case.runner.predict(multimask=bool(mm), return_logits=True, **_prompt_kwargs(fill, name))
-    full = pred.masks[0].numpy()
-    idx, sample = fill.strided_sample(full)
-    return {
-        f"{k}__low_res_logits": pred.low_res_logits[0].numpy(),
-        f"{k}__iou": pred.iou_predictions[0].numpy(),
-        f"{k}__masks_shape": np.array(full.shape),
-        f"{k}__masks_packed": fill.pack_mask(full > 0),
-        f"{k}__mask_logits_sample_idx": idx,
-        f"{k}__mask_logits_sample": sample,
-    }
-
-
 def _produced(case: Case) -> dict[str, np.ndarray]:
-    if "produced" in case.cache:
-        return case.cache["produced"]
-    fill, r = case.fill, case.runner
-    out: dict[str, np.ndarray] = {
-        "input_size": np.array([sam3_vit.IMG_SIZE, sam3_vit.IMG_SIZE]),
-        "original_size": np.array(case.image.shape[:2]),
-    }
-    out.update(_stats("encoder_input", r.encoder_input(case.image).numpy(), fill))
-    feats = r.features
-    emb = feats.embedding.numpy()
-    out.update(_stats("embedding", emb, fill))
-    out["embedding__channel_mean"] = emb[0].mean(axis=(1, 2))
-    out["embedding__spatial_mean"] = emb[0].mean(axis=0)
-    out.update(_stats("high_res_s0_embedding", feats.high_res_s0.numpy(), fill))
-    out.update(_stats("high_res_s1_embedding", feats.high_res_s1.numpy(), fill))
-    for name in PROMPT_NAMES:
-        for mm in (1, 0):
-            out.update(_prompt_outputs(case, name, mm))
-    case.cache["produced"] = out
-    return out
-
-
-def _tolerance(key: str, tolerances: dict[str, float]) -> float | None:
-    for suffix, tol in tolerances.items():
-        if key.endswith(suffix):
-            return tol
-    # summary statistics share their sample's limit; the high-res maps get the embedding limit
-    for prefix, limit in (("encoder_input", "encoder_input__sample"), ("embedding", "embedding__sample")):
-        if key.startswith(prefix + "__") or (prefix == "embedding" and "_embedding__" in key):
-            return tolerances[limit]
-    return None
-
-
-def _errors(golden: dict, produced: dict, keys: list[str], fidelity: types.SimpleNamespace) -> dict:
-    """(max |Δ| or flipped-pixel fraction, tolerance) per key; exact equality for integer arrays."""
-    out = {}
-    for k in keys:
-        g, p = golden[k], produced[k]
-        if k.endswith("masks_packed"):
-            shape = golden[k.replace("masks_packed", "masks_shape")]
-            unpack = fidelity.fill.unpack_mask
-            err = float((unpack(g, shape) != unpack(p, shape)).mean())
-        elif g.dtype.kind == "f":
-            assert g.shape == p.shape, k
-            err = float(np.abs(g.astype(np.float64) - p.astype(np.float64)).max()) if g.size else 0.0
-        else:
-            assert np.array_equal(g, p), f"{k}: {p} != {g}"
-            continue
-        tol = _tolerance(k, fidelity.tolerances)
-        assert tol is not None, f"no tolerance for {k}"
-        out[k] = (err, tol)
-    return out
-
-
-def _group_keys(golden: dict, group: str) -> list[str]:
-    if group == "sizes":
-        return ["input_size", "original_size"]
-    return sorted(k for k in golden if k.startswith(group + "__"))
+    if "produced" not in case.cache:
+        case.cache["produced"] = produced(case.runner, case.image, case.fill, sam3_vit.IMG_SIZE)
+    return case.cache["produced"]
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -187,16 +87,14 @@ def test_synthetic_image_and_fill_are_the_golden_ones(case: Case) -> None:
 
 @pytest.mark.parametrize("group", GROUPS)
 def test_golden_outputs(case: Case, fidelity: types.SimpleNamespace, group: str) -> None:
-    keys = _group_keys(case.golden, group)
+    keys = group_keys(case.golden, group)
     assert keys
-    errors = _errors(case.golden, _produced(case), keys, fidelity)
-    failures = [f"{k}: {e:.3e} > {t:.0e}" for k, (e, t) in errors.items() if e > t]
-    assert not failures, "\n".join(failures)
+    check(case.golden, _produced(case), keys, fidelity)
 
 
 def test_every_golden_array_is_checked(case: Case) -> None:
     golden = {k for k in case.golden if not k.startswith("meta__")}
-    assert {k for g in GROUPS for k in _group_keys(case.golden, g)} == golden == set(_produced(case))
+    assert {k for g in GROUPS for k in group_keys(case.golden, g)} == golden == set(_produced(case))
 
 
 def test_the_encoder_input_is_bit_exact(case: Case) -> None:
@@ -210,12 +108,12 @@ def test_hole_filling_is_what_the_golden_masks_need(case: Case, fidelity: types.
     r = case.runner
     try:
         r.max_hole_area = 0
-        off = _prompt_outputs(case, "box", 1)
+        off = prompt_outputs(case.runner, case.fill, "box", 1)
     finally:
         r.max_hole_area = 256
-    err, tol = _errors(case.golden, off, ["box__mm1__masks_packed"], fidelity)["box__mm1__masks_packed"]
+    err, tol = errors(case.golden, off, ["box__mm1__masks_packed"], fidelity)["box__mm1__masks_packed"]
     assert err > 100 * tol
-    same = _errors(case.golden, off, ["box__mm1__low_res_logits", "box__mm1__iou"], fidelity)
+    same = errors(case.golden, off, ["box__mm1__low_res_logits", "box__mm1__iou"], fidelity)
     assert all(e <= t for e, t in same.values())  # the low-res logits are returned unfilled
 
 
@@ -223,7 +121,7 @@ def test_hole_filling_is_what_the_golden_masks_need(case: Case, fidelity: types.
 # the runner around the golden network
 # ---------------------------------------------------------------------------------------------------------
 def test_lazy_masks_equal_thresholded_full_logits(case: Case) -> None:
-    kw = _prompt_kwargs(case.fill, "point1")
+    kw = prompt_kwargs(case.fill, "point1")
     lazy = case.runner.predict(**kw)
     full = case.runner.predict(return_logits=True, **kw)
     assert torch.equal(lazy.low_res_logits, full.low_res_logits)
@@ -247,7 +145,7 @@ def test_batched_prompts_equal_one_by_one(case: Case) -> None:
 
 def test_mask_input_is_the_288_low_res_logits(case: Case) -> None:
     """``mask_input`` goes through the mask encoder (refinement); its side is SAM 3's, 288."""
-    kw = _prompt_kwargs(case.fill, "box")
+    kw = prompt_kwargs(case.fill, "box")
     first = case.runner.predict(multimask=False, **kw)
     refined = case.runner.predict(multimask=False, mask_input=first.low_res_logits, **kw)
     assert refined.low_res_logits.shape == (1, 1, 288, 288)

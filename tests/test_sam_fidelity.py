@@ -8,9 +8,7 @@ so matching them within the README's tolerances proves the architecture and SamP
 
 from __future__ import annotations
 
-import importlib
 import json
-import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -18,6 +16,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import require_shared
+from sam_golden import load_fidelity
 
 from evalsuite.errors import InputError
 from evalsuite.models.nn.sam_image_encoder import Attention as ViTAttention
@@ -42,13 +41,7 @@ PROMPT_CASES = [(p, mm) for p in ("box", "point1", "points3", "box_point") for m
 @pytest.fixture(scope="module")
 def fidelity() -> SimpleNamespace:
     """``fill`` and the README's tolerances, imported from ../shared/fidelity."""
-    root = require_shared("fidelity")
-    for folder in (root, root / "tools"):
-        if str(folder) not in sys.path:
-            sys.path.insert(0, str(folder))
-    fill = importlib.import_module("fill")
-    tolerances = importlib.import_module("compare_golden").TOLERANCES
-    return SimpleNamespace(root=root, fill=fill, tol=tolerances)
+    return load_fidelity(require_shared("fidelity"))
 
 
 class GoldenRun:

@@ -7,15 +7,14 @@ limits; a single-mask request is refused.
 
 from __future__ import annotations
 
-import importlib
 import json
-import sys
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
 from conftest import require_shared
+from sam_golden import load_fidelity
 from test_sam_fidelity import GoldenRun, _max_abs
 
 from evalsuite.errors import InputError
@@ -30,12 +29,7 @@ PROMPTS = ("box", "point1", "points3", "box_point")
 
 @pytest.fixture(scope="module")
 def fidelity() -> SimpleNamespace:
-    root = require_shared("fidelity")
-    for folder in (root, root / "tools"):
-        if str(folder) not in sys.path:
-            sys.path.insert(0, str(folder))
-    fill = importlib.import_module("fill")
-    return SimpleNamespace(root=root, fill=fill, tol=importlib.import_module("compare_golden").TOLERANCES)
+    return load_fidelity(require_shared("fidelity"))
 
 
 @pytest.fixture(scope="module")

@@ -163,8 +163,15 @@ class MaskCache:
         return mask
 
 
-def select_instances(cache: MaskCache, include_crowd: bool, skip_bad: bool = False) -> GroundTruth:
-    """Instances to score: crowd excluded unless asked for, empty masks dropped; counts by reason."""
+def select_instances(
+    cache: MaskCache, include_crowd: bool, skip_bad: bool = False, score_empty: bool = False
+) -> GroundTruth:
+    """Instances to score: crowd excluded unless asked for; counts by reason.
+
+    Empty masks: by default an instance whose decoded mask is empty is dropped (SAM's rule);
+    ``score_empty`` (``empty_mask=zero``, EfficientViT-SAM's rule) scores every annotation of area >= 1,
+    an empty decoded mask included, and drops those of area < 1 before decoding them.
+    """
     kept: list[Instance] = []
     masks: list[np.ndarray] = []
     rows: list[int | None] = []
@@ -173,6 +180,9 @@ def select_instances(cache: MaskCache, include_crowd: bool, skip_bad: bool = Fal
         if inst.iscrowd and not include_crowd:
             skipped[SKIP_CROWD] += 1
             continue
+        if score_empty and not inst.area >= 1:
+            skipped[SKIP_EMPTY] += 1
+            continue
         try:
             mask = cache.get(inst)
         except InputError:
@@ -180,7 +190,7 @@ def select_instances(cache: MaskCache, include_crowd: bool, skip_bad: bool = Fal
                 raise
             skipped[SKIP_BAD_ANNOTATION] += 1
             continue
-        if not mask.any():
+        if not score_empty and not mask.any():
             skipped[SKIP_EMPTY] += 1
             continue
         kept.append(inst)

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..data.gt import SKIP_BAD_ANNOTATION, SKIP_CROWD, SKIP_EMPTY, GroundTruth, MaskCache, select_instances
+from ..data.gt import SKIP_BAD_ANNOTATION, GroundTruth, MaskCache, select_instances
 from ..data.types import Instance, Sample
 from ..errors import InputError
 from ..metrics.base import MaskBatch, Metric
@@ -72,10 +72,9 @@ class PromptedTask(Task):
         self.measurers: list[Metric] = self.measuring_metrics()
 
     def run_image(self, runner: Runner, cache: MaskCache) -> tuple[list, Counter]:
-        if self.score_empty:
-            gt = _with_empty_masks(cache, self.options["include_crowd"], self.ctx.skip_bad)
-        else:
-            gt = select_instances(cache, self.options["include_crowd"], skip_bad=self.ctx.skip_bad)
+        gt = select_instances(
+            cache, self.options["include_crowd"], skip_bad=self.ctx.skip_bad, score_empty=self.score_empty
+        )
         gt = self._promptable(cache.sample, gt)
         records: list = []
         stats = Counter(gt.skipped)
@@ -145,33 +144,6 @@ class PromptedTask(Task):
     @abstractmethod
     def records(self, sample: Sample, inp: PromptInput, rounds: Iterator[Round]) -> list[Any]:
         """The per-instance records of one batch, from its rounds (consume them all)."""
-
-
-def _with_empty_masks(cache: MaskCache, include_crowd: bool, skip_bad: bool) -> GroundTruth:
-    """``empty_mask=zero`` (EfficientViT-SAM's rule): every annotation of area >= 1 is scored, an empty
-    decoded mask included; annotations of area < 1 are not scored (counted as ``empty_mask``)."""
-    kept: list[Instance] = []
-    masks: list[np.ndarray] = []
-    skipped: Counter = Counter()
-    for inst in cache.sample.instances:
-        if inst.iscrowd and not include_crowd:
-            skipped[SKIP_CROWD] += 1
-            continue
-        if not inst.area >= 1:
-            skipped[SKIP_EMPTY] += 1
-            continue
-        try:
-            mask = cache.get(inst)
-        except InputError:
-            if not skip_bad:
-                raise
-            skipped[SKIP_BAD_ANNOTATION] += 1
-            continue
-        kept.append(inst)
-        masks.append(mask)
-    h, w = cache.sample.height, cache.sample.width
-    stack = np.stack(masks) if masks else np.zeros((0, h, w), dtype=bool)
-    return GroundTruth(kept, stack, skipped)
 
 
 def instance_fields(sample: Sample, inst: Instance) -> dict[str, Any]:

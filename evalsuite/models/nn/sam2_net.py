@@ -33,6 +33,16 @@ LOGIT_CLAMP = 32.0  # SAM2ImagePredictor clamps the low-res logits it returns to
 VARIANTS: dict[str, HieraConfig] = {"t": HIERA_T, "s": HIERA_S, "b+": HIERA_B_PLUS, "l": HIERA_L}
 
 
+def scale_to_frame(coords: torch.Tensor, size: tuple[int, int], frame: int) -> torch.Tensor:
+    """Original-image (x, y) → a square ``frame``: x/W·frame, y/H·frame in float32, normalised first as
+    SAM 2's ``transform_coords`` does (the order of the float operations is what the goldens hold)."""
+    h, w = size
+    coords = coords.to(torch.float32).clone()
+    coords[..., 0] = coords[..., 0] / w
+    coords[..., 1] = coords[..., 1] / h
+    return coords * frame
+
+
 @dataclass(frozen=True)
 class Sam2Features:
     """What ``set_image`` keeps per image: the 1×256×64×64 embedding and the two high-res maps."""
@@ -85,12 +95,8 @@ class Sam2Model(nn.Module):
 
     @staticmethod
     def scale_points(coords: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-        """Original-image (x, y) → the 1024 frame: x/W·1024, y/H·1024 in float32 (``transform_coords``)."""
-        h, w = size
-        coords = coords.to(torch.float32).clone()
-        coords[..., 0] = coords[..., 0] / w
-        coords[..., 1] = coords[..., 1] / h
-        return coords * IMG_SIZE
+        """Original-image (x, y) → the 1024 frame (``transform_coords``)."""
+        return scale_to_frame(coords, size, IMG_SIZE)
 
     def decode_all(
         self,

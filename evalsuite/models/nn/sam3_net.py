@@ -43,7 +43,7 @@ from scipy import ndimage
 from torch import nn
 
 from .sam2_heads import EMBED_DIM, MaskDecoder, PromptEncoder, select_outputs
-from .sam2_net import Sam2Features
+from .sam2_net import Sam2Features, scale_to_frame
 from .sam3_vit import DEPTH, DIM, GRID, IMG_SIZE, ViT, block_rope
 
 PIXEL_MEAN = PIXEL_STD = 0.5
@@ -148,12 +148,8 @@ class Sam3Model(nn.Module):
 
     @staticmethod
     def scale_points(coords: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-        """Original-image (x, y) → the 1008 frame: x/W·1008, y/H·1008 in float32 (``transform_coords``)."""
-        h, w = size
-        coords = coords.to(torch.float32).clone()
-        coords[..., 0] = coords[..., 0] / w
-        coords[..., 1] = coords[..., 1] / h
-        return coords * IMG_SIZE
+        """Original-image (x, y) → the 1008 frame (``transform_coords``)."""
+        return scale_to_frame(coords, size, IMG_SIZE)
 
     def decode_all(
         self,
