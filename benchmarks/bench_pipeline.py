@@ -10,7 +10,8 @@ Per model and precision, in one process, on the same synthetic COCO-like images 
     included, is reported beside it, and the record's ``timing`` part (per image: data wait,
     encoder, decoder, host) is kept;
 (b) an official-style loop, as users write it around the model's official predictor
-    (``SamPredictor``, ``SAM2ImagePredictor``, ``EfficientViTSamPredictor``): per image PIL decode,
+    (``SamPredictor`` and its forks, ``SAM2ImagePredictor`` and SAM 3's copy, ``EfficientViTSamPredictor``):
+    per image PIL decode,
     ``set_image``, then per instance one ``predict`` with one box (multimask), the outputs copied to
     the host as numpy as that predictor returns them, argmax predicted IoU, IoU with the ground
     truth in numpy;
@@ -56,11 +57,25 @@ from evalsuite.engine import PRECISIONS, RunConfig, precision_mode, run
 from evalsuite.models import build_model, get_spec
 from evalsuite.models.base import Runner
 from evalsuite.models.nn.sam2_net import Sam2Model
+from evalsuite.models.nn.sam3_net import Sam3Model
 from evalsuite.models.nn.sam_image_encoder import Attention
 from evalsuite.prompts import tight_box
 
 SAM_V1 = ("efficientsam-ti", "efficientsam-s", "mobilesam", "sam-vit-b", "sam-vit-l", "sam-vit-h")
+#: issue 20's SAM-style models: their official repositories ship forks of SAM's ``SamPredictor``
+SAM_V1_FORKS = (
+    "edgesam",
+    "edgesam-3x",
+    "repvit-sam",
+    "tinysam",
+    "sam-hq-vit-b",
+    "sam-hq-vit-l",
+    "sam-hq-vit-h",
+    "light-hq-sam",
+)
 SAM2 = ("sam2.1-hiera-t", "sam2.1-hiera-s", "sam2.1-hiera-b+", "sam2.1-hiera-l")
+#: SAM 3's interactive path: ``SAM3InteractiveImagePredictor``, SAM 2's image predictor on SAM 3's trunk
+SAM3 = ("sam3",)
 EFFICIENTVIT_SAM = (
     "efficientvit-sam-l0",
     "efficientvit-sam-l1",
@@ -68,7 +83,7 @@ EFFICIENTVIT_SAM = (
     "efficientvit-sam-xl0",
     "efficientvit-sam-xl1",
 )
-MODELS = SAM_V1 + SAM2 + EFFICIENTVIT_SAM
+MODELS = SAM_V1 + SAM_V1_FORKS + SAM2 + SAM3 + EFFICIENTVIT_SAM
 #: the deterministic weights every stage uses (no file, no download)
 WEIGHTS = "random:0"
 PROTOCOL = "coco-box"
@@ -92,6 +107,8 @@ def official_predictor(model: str) -> str:
     """The official predictor whose call pattern (b) writes out for ``model``."""
     if model in SAM2:
         return "SAM2ImagePredictor"
+    if model in SAM3:
+        return "SAM3InteractiveImagePredictor"
     if model in EFFICIENTVIT_SAM:
         return "EfficientViTSamPredictor"
     return "SamPredictor"
@@ -309,12 +326,13 @@ def official_loop(
 
     The outputs go to the host as ``predictor`` returns them: ``SamPredictor`` and
     ``EfficientViTSamPredictor`` (SAM's ``predict``) bool masks, scores and low-res logits as numpy;
-    ``SAM2ImagePredictor`` masks as float32 0/1 (``masks.squeeze(0).float().cpu().numpy()``), scores
-    and the ±32-clamped low-res logits as float32 numpy. Every output mask is upscaled to the image
-    size, as both predictors do. Returns (prompts, sum of IoUs).
+    ``SAM2ImagePredictor`` (and SAM 3's copy of it) masks as float32 0/1
+    (``masks.squeeze(0).float().cpu().numpy()``), scores and the ±32-clamped low-res logits as float32
+    numpy. Every output mask is upscaled to the image size, as both predictors do.
+    Returns (prompts, sum of IoUs).
     """
     prompts, iou_sum = 0, 0.0
-    float_masks = predictor == "SAM2ImagePredictor"
+    float_masks = predictor in ("SAM2ImagePredictor", "SAM3InteractiveImagePredictor")
     for item in items:
         with Image.open(item.path) as im:
             image = np.array(im.convert("RGB"))  # as the official examples: a writable array
@@ -348,11 +366,11 @@ def encoder_input(runner: Any, image: np.ndarray) -> torch.Tensor:
 def encoder_forward(runner: Runner) -> Callable[[torch.Tensor], Any]:
     """What ``set_image`` runs on the encoder input.
 
-    SAM 2.1: ``forward_image`` (Hiera trunk, FPN neck, ``conv_s0``/``conv_s1`` on the high-res maps)
+    SAM 2.1 and SAM 3: ``forward_image`` (trunk, neck, ``conv_s0``/``conv_s1`` on the high-res maps)
     plus ``no_mem_embed``; the others: ``image_encoder``.
     """
     model = runner.model
-    if isinstance(model, Sam2Model):
+    if isinstance(model, (Sam2Model, Sam3Model)):
         return model.encode
     return model.image_encoder
 
