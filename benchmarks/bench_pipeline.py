@@ -6,9 +6,9 @@ Per model and precision, in one process, on the same synthetic COCO-like images 
 
 (a) the suite: ``evalsuite.engine.run`` on the ``coco-box`` protocol (decode workers, encoder,
     prompt batching, decoder, IoU, logs). Images/s over the evaluator's own image loop
-    (``execution.wall_s`` of the run record); the whole ``run()`` call, model build and scoring
-    included, is reported beside it, and the record's ``timing`` part (per image: data wait,
-    encoder, decoder, host) is kept;
+    (``execution.wall_s`` of the run record), with the runner object (b) and (c) use; the whole
+    ``run()`` call, scoring included, is reported beside it, and the record's ``timing`` part (per
+    image: data wait, encoder, decoder, host) is kept;
 (b) an official-style loop, as users write it around the model's official predictor
     (``SamPredictor`` and its forks, ``SAM2ImagePredictor`` and SAM 3's copy, ``EfficientViTSamPredictor``):
     per image PIL decode,
@@ -270,19 +270,23 @@ def run_suite(
     limit: int,
     workers: int | str | None = AUTO,
     warmup: int = 0,
+    runner: Runner | None = None,
 ) -> dict[str, Any]:
     """One ``evalsuite.engine.run`` on ``coco-box``: loop and total wall, mIoU, the record's timing.
 
     ``warmup``: images the engine leaves out of the record's ``timing`` part (0: every image timed,
     like (b) and (c); the benchmark warms up with a run of its own). ``workers``: ``AUTO`` for
     ``--workers``, None for the suite's own plan, or a number of decode worker processes.
+    ``runner``: the model object (b) and (c) use, so that all three time the same warmed-up network (a
+    model built afresh by each run pays one-time costs, such as oneDNN's weight reorders, on its first
+    timed image); None builds ``model`` by name with the benchmark's weights.
     """
     cfg = RunConfig(
         [PROTOCOL],
-        model,
+        runner if runner is not None else model,
         data="real",
         data_root=root,
-        weights=WEIGHTS if get_spec(model).needs_weights else None,
+        weights=WEIGHTS if runner is None and get_spec(model).needs_weights else None,
         device=args.device,
         precision=precision,
         out=out,
@@ -627,7 +631,7 @@ def bench_one(
     predictor = official_predictor(model)
     warm = min(args.warmup, len(items))
     if warm:  # a short pass of (a) and (b), untimed
-        run_suite(model, root, args, precision, runs / "warmup", limit=warm)
+        run_suite(model, root, args, precision, runs / "warmup", limit=warm, runner=runner)
         time_official(runner, items[:warm], args, precision, predictor)
     x = fit_encoder_batch(runner, items, args, precision, warm_up=bool(warm) or device.type == "cuda")
     iters = max(1, math.ceil(len(items) / len(x)))  # (c) sees at least as many images as (a)
@@ -636,7 +640,9 @@ def bench_one(
     c_runs: list[dict] = []
     for rep in range(args.repeats):  # interleaved, so a change of machine load hits every stage alike
         _free(device)
-        a_runs.append(run_suite(model, root, args, precision, runs / f"timed{rep}", len(items)))
+        a_runs.append(
+            run_suite(model, root, args, precision, runs / f"timed{rep}", len(items), runner=runner)
+        )
         _free(device)
         b_runs.append(time_official(runner, items, args, precision, predictor))
         c_runs.append(time_encoder(runner, x, iters, args, precision))
