@@ -271,3 +271,14 @@ def test_smoke_run_with_random_weights(tmp_path, monkeypatch, capsys):
     assert record["model"]["weights"] == "random:0" and record["model"]["checkpoint_sha256"] is None
     assert record["counts"]["images"] == 1 and record["counts"]["instances"] > 0
     assert 0.0 <= record["metrics"]["mIoU"] <= 100.0
+
+    # issue 20: the model's own published numbers stand beside it with --paper-rows (EdgeSAM Tables 2 and 3:
+    # annotation boxes and SAM-rule clicks), quoted in italics with their source; the measured random-weight
+    # row gets no paper value and no Δ
+    capsys.readouterr()
+    assert main(["report", str(out), "--table", "4", "--paper-rows"]) == 0
+    text = capsys.readouterr().out
+    lines = {line.split("|")[1].strip(): line for line in text.splitlines() if line.startswith("| ")}
+    assert "*76.7* [" in lines["EdgeSAM (EdgeSAM Table 2)"]  # COCO, box_source=ann
+    assert "*48.0* [" in lines["EdgeSAM (EdgeSAM Table 3)"]  # COCO, 1 click, click_rule=sam
+    assert "[" not in lines["edgesam+random0+limit1"] and "EdgeSAM (Zhou et al." in text
