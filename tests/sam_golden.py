@@ -8,9 +8,6 @@ then say why beside it).
 
 from __future__ import annotations
 
-import importlib
-import sys
-from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -20,16 +17,6 @@ from evalsuite.models.registry import get_spec
 
 PROMPTS = ("box", "point1", "points3", "box_point")
 STATS = ("mean", "std", "min", "max")
-
-
-def load_fidelity(root: Path) -> SimpleNamespace:
-    """``fill`` and ``compare_golden.TOLERANCES`` from ../shared/fidelity."""
-    for folder in (root, root / "tools"):
-        if str(folder) not in sys.path:
-            sys.path.insert(0, str(folder))
-    fill = importlib.import_module("fill")
-    tolerances = importlib.import_module("compare_golden").TOLERANCES
-    return SimpleNamespace(root=root, fill=fill, tol=dict(tolerances))
 
 
 def max_abs(a, b) -> float:
@@ -53,7 +40,7 @@ class GoldenCase:
 
     def __init__(self, fid: SimpleNamespace, name: str, tol: dict[str, float] | None = None) -> None:
         self.fill = fid.fill
-        self.tol = dict(tol or fid.tol)
+        self.tol = dict(tol or fid.tolerances)
         with np.load(fid.root / "golden" / f"{name}.npz") as npz:
             self.golden = {k: npz[k] for k in npz.files}
         self.runner = get_spec(name).build()

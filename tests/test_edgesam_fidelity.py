@@ -19,7 +19,8 @@ import numpy as np
 import pytest
 import torch
 from conftest import require_shared
-from sam_golden import PROMPTS, GoldenCase, load_fidelity, max_abs, prompt_kwargs
+from golden_arrays import load_fidelity
+from sam_golden import PROMPTS, GoldenCase, max_abs, prompt_kwargs
 from torch import nn
 
 from evalsuite.cli import main

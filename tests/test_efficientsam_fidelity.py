@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import require_shared
+from golden_arrays import check, prompt_kwargs, stats
 
 from evalsuite.errors import InputError
 from evalsuite.models import registry
@@ -75,20 +76,6 @@ def case(request: pytest.FixtureRequest, fidelity: types.SimpleNamespace) -> Cas
 # ---------------------------------------------------------------------------------------------------------
 # helpers: produce arrays named like the golden file, compare them with the README tolerances
 # ---------------------------------------------------------------------------------------------------------
-def _stats(prefix: str, arr: np.ndarray, fill: types.ModuleType) -> dict[str, np.ndarray]:
-    idx, sample = fill.strided_sample(arr)
-    a64 = arr.astype(np.float64)
-    return {
-        f"{prefix}__shape": np.array(arr.shape),
-        f"{prefix}__mean": np.array(a64.mean()),
-        f"{prefix}__std": np.array(a64.std()),
-        f"{prefix}__min": np.array(arr.min()),
-        f"{prefix}__max": np.array(arr.max()),
-        f"{prefix}__sample_idx": idx,
-        f"{prefix}__sample": sample,
-    }
-
-
 def _batched_calls(multimask: bool) -> list[tuple[tuple[str, ...], dict]]:
     """The four golden prompts as two batched predict() calls; label -1 pads the shorter prompts.
 
@@ -118,13 +105,7 @@ def _batched_calls(multimask: bool) -> list[tuple[tuple[str, ...], dict]]:
 
 def _single_call(fill: types.ModuleType, name: str) -> list[tuple[tuple[str, ...], dict]]:
     """One golden prompt alone, as a caller without padding would pass it."""
-    p = fill.PROMPTS[name]
-    kw: dict = {}
-    if p["box"] is not None:
-        kw["boxes"] = np.array([p["box"]])
-    if p["points"] is not None:
-        kw["points"], kw["point_labels"] = np.array([p["points"]]), np.array([p["labels"]])
-    return [((name,), kw)]
+    return [((name,), prompt_kwargs(fill, name))]
 
 
 def _prompt_outputs(case: Case, calls: list[tuple[tuple[str, ...], dict]], mm: int) -> dict[str, np.ndarray]:
@@ -156,9 +137,9 @@ def _produced(case: Case) -> dict[str, np.ndarray]:
         "input_size": np.array([net.IMG_SIZE, net.IMG_SIZE]),
         "original_size": np.array(case.image.shape[:2]),
     }
-    out.update(_stats("encoder_input", r.encoder_input(case.image).numpy(), fill))
+    out.update(stats("encoder_input", r.encoder_input(case.image).numpy(), fill))
     emb = r.image_embedding.numpy()
-    out.update(_stats("embedding", emb, fill))
+    out.update(stats("embedding", emb, fill))
     out["embedding__channel_mean"] = emb[0].mean(axis=(1, 2))
     out["embedding__spatial_mean"] = emb[0].mean(axis=0)
     for mm in (1, 0):
@@ -181,27 +162,8 @@ def _tolerance(key: str, tolerances: dict[str, float]) -> float | None:
 def _check(
     golden: dict, produced: dict, keys: list[str], fidelity: types.SimpleNamespace
 ) -> dict[str, float]:
-    """Max |Δ| (or flipped-pixel fraction) per key; asserts each is within its tolerance."""
-    errors, failures = {}, []
-    unpack = fidelity.fill.unpack_mask
-    for k in keys:
-        g, p = golden[k], produced[k]
-        if k.endswith("masks_packed"):
-            shape = golden[k.replace("masks_packed", "masks_shape")]
-            err = float((unpack(g, shape) != unpack(p, shape)).mean())
-        elif g.dtype.kind == "f":
-            assert g.shape == p.shape, k
-            err = float(np.abs(g.astype(np.float64) - p.astype(np.float64)).max()) if g.size else 0.0
-        else:
-            assert np.array_equal(g, p), f"{k}: {p} != {g}"
-            continue
-        tol = _tolerance(k, fidelity.tolerances)
-        assert tol is not None, f"no tolerance for {k}"
-        errors[k] = err
-        if err > tol:
-            failures.append(f"{k}: {err:.3e} > {tol:.0e}")
-    assert not failures, "\n".join(failures)
-    return errors
+    """Max |Δ| (or flipped-pixel fraction) per key, within EfficientSAM's tolerances (asserted)."""
+    return check(golden, produced, keys, fidelity, _tolerance)
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import require_shared
-from sam_golden import load_fidelity
+from golden_arrays import load_fidelity
 from torch import nn
 
 from evalsuite.errors import InputError
@@ -96,7 +96,7 @@ def _max_abs(a, b) -> float:
 
 # -- goldens ---------------------------------------------------------------------------------------------
 def test_encoder_input_matches_golden(l0, fidelity):
-    g, tol = l0.golden, fidelity.tol["encoder_input__sample"]
+    g, tol = l0.golden, fidelity.tolerances["encoder_input__sample"]
     assert tuple(g["original_size"]) == fidelity.fill.IMAGE_HW == l0.image.shape[:2]
     x = l0.runner.encoder_input(l0.image)
     assert l0.runner.current.input_size == tuple(g["input_size"]) == (768, 1024)  # the prompts' 1024 frame
@@ -107,7 +107,7 @@ def test_encoder_input_matches_golden(l0, fidelity):
 
 
 def test_embedding_matches_golden(l0, fidelity):
-    g, tol = l0.golden, fidelity.tol
+    g, tol = l0.golden, fidelity.tolerances
     emb = l0.runner.image_embedding
     assert list(emb.shape) == list(g["embedding__shape"])
     assert (
@@ -124,7 +124,7 @@ def test_embedding_matches_golden(l0, fidelity):
 @pytest.mark.parametrize("mm", [1, 0])
 @pytest.mark.parametrize("prompt", PROMPTS)
 def test_prediction_matches_golden(l0, fidelity, prompt, mm):
-    g, tol, key = l0.golden, fidelity.tol, f"{prompt}__mm{mm}__"
+    g, tol, key = l0.golden, fidelity.tolerances, f"{prompt}__mm{mm}__"
     kw = _prompt_kwargs(fidelity.fill, prompt)
     pred = l0.runner.predict(multimask=bool(mm), **kw)
     n_out = 3 if mm else 1
@@ -348,7 +348,7 @@ def test_batched_images_equal_one_at_a_time(l0, fidelity):
         got, want = batch.predict(**kw), single.predict(**kw)
         assert _max_abs(got.low_res_logits, want.low_res_logits) <= 1e-4
         assert tuple(got.masks.shape[-2:]) == image.shape[:2]
-        assert float((got.masks != want.masks).float().mean()) <= fidelity.tol["masks_packed"]
+        assert float((got.masks != want.masks).float().mean()) <= fidelity.tolerances["masks_packed"]
 
 
 def test_batched_prompts_equal_one_by_one(l0, fidelity):
@@ -366,7 +366,10 @@ def test_batched_prompts_equal_one_by_one(l0, fidelity):
             alone = r.predict(**{k: v[i : i + 1] for k, v in kw.items()})
             assert _max_abs(together.low_res_logits[i], alone.low_res_logits[0]) <= 1e-5
             assert _max_abs(together.iou_predictions[i], alone.iou_predictions[0]) <= 1e-6
-            assert float((together.masks[i] != alone.masks[0]).float().mean()) <= fidelity.tol["masks_packed"]
+            assert (
+                float((together.masks[i] != alone.masks[0]).float().mean())
+                <= fidelity.tolerances["masks_packed"]
+            )
 
 
 def test_mask_input_is_sams_refinement_input(l0):

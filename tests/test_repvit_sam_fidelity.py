@@ -25,7 +25,8 @@ import numpy as np
 import pytest
 import torch
 from conftest import require_shared
-from sam_golden import PROMPTS, GoldenCase, load_fidelity
+from golden_arrays import load_fidelity
+from sam_golden import PROMPTS, GoldenCase
 
 from evalsuite.errors import InputError
 from evalsuite.models.nn.repvit import REPVIT_SAM as REPVIT_SAM_CONFIG
@@ -46,7 +47,7 @@ def fidelity() -> SimpleNamespace:
 
 @pytest.fixture(scope="module")
 def case(fidelity) -> GoldenCase:
-    tol = dict(fidelity.tol, embedding__sample=EMBEDDING_TOL)
+    tol = dict(fidelity.tolerances, embedding__sample=EMBEDDING_TOL)
     return GoldenCase(fidelity, "repvit-sam", tol)
 
 
@@ -57,7 +58,9 @@ def test_encoder_input_matches_golden(case):
 
 @pytest.mark.slow
 def test_embedding_matches_golden(case, fidelity):
-    assert case.tol["embedding__channel_mean"] == fidelity.tol["embedding__channel_mean"]  # not widened
+    assert (
+        case.tol["embedding__channel_mean"] == fidelity.tolerances["embedding__channel_mean"]
+    )  # not widened
     case.check_embedding()
 
 

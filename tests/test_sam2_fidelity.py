@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import require_shared
-from sam2_golden import GROUPS, PROMPT_NAMES, check, group_keys, load_fidelity, produced, prompt_kwargs
+from golden_arrays import GROUPS, PROMPT_NAMES, check, group_keys, load_fidelity, produced, prompt_kwargs
 
 from evalsuite.errors import InputError
 from evalsuite.models.nn import hiera, sam2_heads

@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import require_shared
-from sam2_golden import (
+from golden_arrays import (
     GROUPS,
     check,
     errors,

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import require_shared
-from sam_golden import load_fidelity
+from golden_arrays import load_fidelity
 
 from evalsuite.errors import InputError
 from evalsuite.models.nn.sam_image_encoder import Attention as ViTAttention
@@ -95,7 +95,7 @@ def _max_abs(a, b) -> float:
 @pytest.mark.parametrize("name", GOLDEN_MODELS)
 def test_encoder_input_matches_golden(golden_run, fidelity, name):
     run = golden_run(name)
-    g, tol = run.golden, fidelity.tol["encoder_input__sample"]
+    g, tol = run.golden, fidelity.tolerances["encoder_input__sample"]
     assert tuple(g["original_size"]) == run.fill.IMAGE_HW
     x = run.runner.encoder_input(run.image)
     input_size = run.runner.image_transform()(run.image).input_size
@@ -110,7 +110,7 @@ def test_encoder_input_matches_golden(golden_run, fidelity, name):
 @pytest.mark.parametrize("name", GOLDEN_MODELS)
 def test_embedding_matches_golden(golden_run, fidelity, name):
     run = golden_run(name)
-    g, tol = run.golden, fidelity.tol
+    g, tol = run.golden, fidelity.tolerances
     emb = run.runner.image_embedding
     assert list(emb.shape) == list(g["embedding__shape"])
     flat = emb.reshape(-1)
@@ -127,7 +127,7 @@ def test_embedding_matches_golden(golden_run, fidelity, name):
 @pytest.mark.parametrize("name", GOLDEN_MODELS)
 def test_prediction_matches_golden(golden_run, fidelity, name, prompt, mm):
     run = golden_run(name)
-    g, tol, key = run.golden, fidelity.tol, f"{prompt}__mm{mm}__"
+    g, tol, key = run.golden, fidelity.tolerances, f"{prompt}__mm{mm}__"
     kw = run.prompt_kwargs(prompt)
 
     pred = run.runner.predict(multimask=bool(mm), **kw)
@@ -198,7 +198,10 @@ def test_batched_prompts_equal_one_by_one(golden_run, fidelity):
             alone = r.predict(**{k: v[i : i + 1] for k, v in kw.items()})
             assert _max_abs(together.low_res_logits[i], alone.low_res_logits[0]) <= 1e-5
             assert _max_abs(together.iou_predictions[i], alone.iou_predictions[0]) <= 1e-6
-            assert float((together.masks[i] != alone.masks[0]).float().mean()) <= fidelity.tol["masks_packed"]
+            assert (
+                float((together.masks[i] != alone.masks[0]).float().mean())
+                <= fidelity.tolerances["masks_packed"]
+            )
 
 
 def test_mask_input_is_sams_refinement_input(golden_run):

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import require_shared
-from sam_golden import load_fidelity
+from golden_arrays import load_fidelity
 from test_sam_fidelity import GoldenRun, _max_abs
 
 from evalsuite.cli import main
@@ -65,7 +65,7 @@ def golden_run(fidelity):
 @pytest.mark.parametrize("name", GOLDEN_MODELS)
 def test_encoder_input_and_embedding_match_golden(golden_run, fidelity, name):
     run = golden_run(name)
-    g, tol = run.golden, fidelity.tol
+    g, tol = run.golden, fidelity.tolerances
     x = run.runner.encoder_input(run.image)
     assert list(x.shape) == list(g["encoder_input__shape"])
     idx = g["encoder_input__sample_idx"]
@@ -86,7 +86,7 @@ def test_encoder_input_and_embedding_match_golden(golden_run, fidelity, name):
 def test_prediction_matches_golden(golden_run, fidelity, name, prompt, mm):
     """One mask per prompt in both modes (best-IoU SAM token + HQ mask, or token 0 + HQ mask)."""
     run = golden_run(name)
-    g, tol, key = run.golden, fidelity.tol, f"{prompt}__mm{mm}__"
+    g, tol, key = run.golden, fidelity.tolerances, f"{prompt}__mm{mm}__"
     kw = run.prompt_kwargs(prompt)
     pred = run.runner.predict(multimask=bool(mm), **kw)
     assert pred.masks.dtype == torch.bool and pred.masks.shape == (1, 1, 480, 640)
@@ -122,8 +122,12 @@ def test_output_is_the_selected_sam_mask_plus_the_hq_mask(golden_run, fidelity, 
     runner, g, kw = run.runner, run.golden, run.prompt_kwargs(prompt)
     masks, iou = _all_outputs(runner, kw)
     best = int(iou[0, 1:4].argmax()) + 1
-    assert float(iou[0, best]) == pytest.approx(float(g[f"{prompt}__mm1__iou"][0]), abs=fidelity.tol["iou"])
-    assert float(iou[0, 0]) == pytest.approx(float(g[f"{prompt}__mm0__iou"][0]), abs=fidelity.tol["iou"])
+    assert float(iou[0, best]) == pytest.approx(
+        float(g[f"{prompt}__mm1__iou"][0]), abs=fidelity.tolerances["iou"]
+    )
+    assert float(iou[0, 0]) == pytest.approx(
+        float(g[f"{prompt}__mm0__iou"][0]), abs=fidelity.tolerances["iou"]
+    )
     hq = masks[0, HQ_INDEX]
     for mm, token in ((1, best), (0, 0)):
         assert _max_abs(masks[0, token] + hq, g[f"{prompt}__mm{mm}__low_res_logits"][0]) <= HQ_LOGIT_TOL
@@ -187,7 +191,7 @@ def test_batch_of_images_equals_one_at_a_time(golden_run, fidelity):
     r.use_image(1)
     together = r.predict(boxes=np.array([[200, 120, 420, 330]]))
     assert _max_abs(together.low_res_logits, alone.low_res_logits) <= HQ_LOGIT_TOL
-    assert _max_abs(together.iou_predictions, alone.iou_predictions) <= fidelity.tol["iou"]
+    assert _max_abs(together.iou_predictions, alone.iou_predictions) <= fidelity.tolerances["iou"]
     r.set_image(run.image)  # leave the module's shared run as it was
 
 

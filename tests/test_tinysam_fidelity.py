@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import require_shared
-from sam_golden import load_fidelity
+from golden_arrays import load_fidelity
 from test_sam_fidelity import GoldenRun, _max_abs
 
 from evalsuite.errors import InputError
@@ -40,7 +40,7 @@ def run(fidelity) -> GoldenRun:
 
 
 def test_encoder_input_and_embedding_match_golden(run, fidelity):
-    g, tol = run.golden, fidelity.tol
+    g, tol = run.golden, fidelity.tolerances
     x = run.runner.encoder_input(run.image)
     assert list(x.shape) == list(g["encoder_input__shape"])
     idx = g["encoder_input__sample_idx"]
@@ -56,7 +56,7 @@ def test_encoder_input_and_embedding_match_golden(run, fidelity):
 
 @pytest.mark.parametrize("prompt", PROMPTS)
 def test_prediction_matches_golden(run, fidelity, prompt):
-    g, tol, key = run.golden, fidelity.tol, f"{prompt}__mm1__"
+    g, tol, key = run.golden, fidelity.tolerances, f"{prompt}__mm1__"
     assert f"{prompt}__mm0__iou" not in g.files  # the official predictor has no single-mask mode
     kw = run.prompt_kwargs(prompt)
     pred = run.runner.predict(multimask=True, **kw)

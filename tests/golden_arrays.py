@@ -1,16 +1,17 @@
-"""Golden checks shared by the SAM2ImagePredictor-style models (SAM 2.1, SAM 3's interactive path).
+"""Golden arrays: the runner's outputs named like the golden files, compared with compare_golden's limits.
 
-Both goldens hold the same arrays (NEW_MODELS.md §2, NEW_MODELS3.md §2): the encoder input, the embedding
-and the two high-resolution maps as summary statistics and a strided sample, then, per golden prompt and
-``multimask_output`` 1 / 0, the low-res logits, the IoU predictions and the full-resolution masks. The
-helpers here name the runner's outputs like the golden file and compare them with the limits of
-``tools/compare_golden.py``.
+``errors`` / ``check`` compare any golden file (EfficientSAM's, SAM 2.1's, SAM 3's); ``produced`` names the
+outputs of the SAM2ImagePredictor-style models (SAM 2.1, SAM 3's interactive path), whose goldens hold the
+same arrays (NEW_MODELS.md §2, NEW_MODELS3.md §2): the encoder input, the embedding and the two
+high-resolution maps as summary statistics and a strided sample, then, per golden prompt and
+``multimask_output`` 1 / 0, the low-res logits, the IoU predictions and the full-resolution masks.
 """
 
 from __future__ import annotations
 
 import sys
 import types
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +29,7 @@ def load_fidelity(root: Path) -> types.SimpleNamespace:
     import compare_golden
     import fill
 
-    return types.SimpleNamespace(root=root, fill=fill, tolerances=compare_golden.TOLERANCES)
+    return types.SimpleNamespace(root=root, fill=fill, tolerances=dict(compare_golden.TOLERANCES))
 
 
 def stats(prefix: str, arr: np.ndarray, fill: types.ModuleType) -> dict[str, np.ndarray]:
@@ -107,7 +108,13 @@ def tolerance(key: str, tolerances: dict[str, float]) -> float | None:
     return None
 
 
-def errors(golden: dict, produced: dict, keys: list[str], fidelity: types.SimpleNamespace) -> dict:
+def errors(
+    golden: dict,
+    produced: dict,
+    keys: list[str],
+    fidelity: types.SimpleNamespace,
+    tolerance_of: Callable[[str, dict[str, float]], float | None] = tolerance,
+) -> dict:
     """(max |Δ| or flipped-pixel fraction, tolerance) per key; integer arrays must be equal (asserted)."""
     out = {}
     unpack = fidelity.fill.unpack_mask
@@ -122,15 +129,21 @@ def errors(golden: dict, produced: dict, keys: list[str], fidelity: types.Simple
         else:
             assert np.array_equal(g, p), f"{k}: {p} != {g}"
             continue
-        tol = tolerance(k, fidelity.tolerances)
+        tol = tolerance_of(k, fidelity.tolerances)
         assert tol is not None, f"no tolerance for {k}"
         out[k] = (err, tol)
     return out
 
 
-def check(golden: dict, produced: dict, keys: list[str], fidelity: types.SimpleNamespace) -> dict[str, float]:
+def check(
+    golden: dict,
+    produced: dict,
+    keys: list[str],
+    fidelity: types.SimpleNamespace,
+    tolerance_of: Callable[[str, dict[str, float]], float | None] = tolerance,
+) -> dict[str, float]:
     """Max |Δ| (or flipped-pixel fraction) per key; asserts each is within its tolerance."""
-    found = errors(golden, produced, keys, fidelity)
+    found = errors(golden, produced, keys, fidelity, tolerance_of)
     failures = [f"{k}: {e:.3e} > {t:.0e}" for k, (e, t) in found.items() if e > t]
     assert not failures, "\n".join(failures)
     return {k: e for k, (e, _) in found.items()}
