@@ -39,11 +39,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .sam_image_encoder import LayerNorm2d
+from .efficientvit import OpSequential
+from .sam_image_encoder import OUT_CHANS, make_neck
 from .tiny_vit import Conv2d_BN
 
 IMG_SIZE = 1024
-NECK_DIM = 256
+NECK_DIM = OUT_CHANS  # SAM's neck width
 SE_RATIO = 0.25
 
 #: one row of a RepViT configuration table: kernel, expansion, channels, SE, "HS" (GELU either way), stride
@@ -210,35 +211,12 @@ def build_features(cfg: RepViTConfig) -> tuple[nn.ModuleList, list[int]]:
     return nn.ModuleList(layers), stage_ends
 
 
-def make_neck(in_channels: int) -> nn.Sequential:
-    """1×1 conv → LayerNorm2d → 3×3 conv → LayerNorm2d to 256 channels, bias-free convs (``neck.0..3``)."""
-    return nn.Sequential(
-        nn.Conv2d(in_channels, NECK_DIM, kernel_size=1, bias=False),
-        LayerNorm2d(NECK_DIM),
-        nn.Conv2d(NECK_DIM, NECK_DIM, kernel_size=3, padding=1, bias=False),
-        LayerNorm2d(NECK_DIM),
-    )
-
-
 class BicubicUp2(nn.Module):
     """EdgeSAM's ``UpSampleLayer(factor=2, mode="bicubic")``: ``F.interpolate(scale_factor=2,
     align_corners=False)``."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.interpolate(x, scale_factor=2, mode="bicubic", align_corners=False)
-
-
-class OpSequential(nn.Module):
-    """EdgeSAM's ``OpSequential``: the ops in order, under the key ``op_list``."""
-
-    def __init__(self, *ops: nn.Module) -> None:
-        super().__init__()
-        self.op_list = nn.ModuleList(ops)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for op in self.op_list:
-            x = op(x)
-        return x
 
 
 class EdgeSamEncoder(nn.Module):
@@ -254,7 +232,8 @@ class EdgeSamEncoder(nn.Module):
         self.stage2_end, self.stage3_end = ends[2], ends[3]
         self.fuse_stage2 = nn.Conv2d(make_divisible(cfg.rows[ends[2] - 1][2]), NECK_DIM, 1, bias=False)
         stage3 = make_divisible(cfg.rows[ends[3] - 1][2])
-        self.fuse_stage3 = OpSequential(nn.Conv2d(stage3, NECK_DIM, 1, bias=False), BicubicUp2())
+        # EdgeSAM's OpSequential is EfficientViT's (the ops under the key ``op_list``)
+        self.fuse_stage3 = OpSequential([nn.Conv2d(stage3, NECK_DIM, 1, bias=False), BicubicUp2()])
         self.neck = make_neck(NECK_DIM)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
